@@ -1,0 +1,139 @@
+"""Decoding image files to uint8 RGB arrays, and the up-front scan that finds
+unreadable files before training starts.
+
+Every file-based dataset goes through :func:`decode_image`, so the pixels a model
+sees do not depend on whether images were cached in memory or streamed from disk.
+
+Conversions (documented behaviour):
+
+- EXIF orientation is applied (camera JPEGs are stored rotated).
+- Grayscale, palette, CMYK, RGBA... are converted to RGB; alpha is dropped (an image
+  sensor has no alpha). 16-bit grayscale is scaled to 8 bits (``v // 257``).
+- An image that is not ``image_size`` x ``image_size`` is centre-cropped to a square
+  (the largest one) and resized with PIL's antialiased bilinear filter. Square images
+  are only resized, so nothing is cropped from MLPerf VWW images.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+log = logging.getLogger("larq_glt.data")
+
+# Files with other extensions are ignored (README.txt, .DS_Store...), not reported
+# as corrupt: only a file that claims to be an image and cannot be read is an error.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+)
+
+# PIL refuses huge images (decompression bombs); its warning for merely large ones
+# is turned into an error during the scan so such files are counted and skipped.
+_BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def is_image_file(name: str) -> bool:
+    return not os.path.basename(name).startswith(".") and (
+        os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        arr = np.asarray(img, dtype=np.uint16) // 257
+        img = Image.fromarray(arr.astype(np.uint8), mode="L")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def _fit(img: Image.Image, image_size: int) -> Image.Image:
+    w, h = img.size
+    if (w, h) == (image_size, image_size):
+        return img
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    box = (left, top, left + side, top + side)
+    return img.resize((image_size, image_size), Image.BILINEAR, box=box)
+
+
+def decode_image(path: str, image_size: int) -> np.ndarray:
+    """Read one file to a ``uint8`` array of shape ``[image_size, image_size, 3]``.
+
+    Raises whatever PIL raises for an unreadable file (OSError, ValueError, ...);
+    :func:`scan_images` turns that into a skipped-file record.
+    """
+    with Image.open(path) as img:
+        img.load()  # full decode: truncated files fail here, not mid-epoch
+        img = ImageOps.exif_transpose(img) or img
+        img = _fit(_to_rgb(img), image_size)
+        arr = np.asarray(img, dtype=np.uint8)
+    if arr.shape != (image_size, image_size, 3):  # defensive: odd PIL modes
+        raise ValueError(f"decoded to shape {arr.shape}")
+    return arr
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+@dataclass
+class ScanResult:
+    """Outcome of decoding a list of files.
+
+    ``ok`` indexes the readable files in the input order; ``images`` holds their
+    pixels (``None`` when the scan was asked not to keep them); ``skipped`` lists
+    ``(path, reason)`` for every unreadable file.
+    """
+
+    ok: np.ndarray
+    images: np.ndarray | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan_images(paths: Sequence[str], image_size: int, keep: bool = True) -> ScanResult:
+    """Decode every file once; never raises for a bad file.
+
+    With ``keep`` the decoded pixels are returned (one ``uint8`` array), otherwise
+    only validity is recorded (the streaming pipeline decodes again per epoch).
+    Decoding a 96x96 JPEG takes ~0.3 ms, so a 13k-image tree scans in a few seconds.
+    """
+    n = len(paths)
+    images = np.empty((n, image_size, image_size, 3), np.uint8) if keep else None
+    ok = np.zeros(n, bool)
+    skipped: list[tuple[str, str]] = []
+    start = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        for i, path in enumerate(paths):
+            try:
+                arr = decode_image(path, image_size)
+            except (Exception,) + _BOMB_ERRORS as exc:  # noqa: BLE001 - any bad file is skipped
+                skipped.append((str(path), _describe(exc)))
+                continue
+            ok[i] = True
+            if keep:
+                images[i] = arr
+    if images is not None and skipped:
+        images = images[ok]
+    if n >= 2000:
+        log.info("decoded %d images in %.1f s", n, time.monotonic() - start)
+    return ScanResult(ok=np.flatnonzero(ok), images=images, skipped=skipped)
+
+
+def report_skipped(skipped: Sequence[tuple[str, str]], where: str, show: int = 5) -> None:
+    """Log how many files were unreadable, with the first few names and reasons."""
+    if not skipped:
+        return
+    examples = "; ".join(f"{os.path.basename(p)} ({r})" for p, r in skipped[:show])
+    more = f" and {len(skipped) - show} more" if len(skipped) > show else ""
+    log.warning(
+        "skipped %d unreadable image file(s) in %s: %s%s", len(skipped), where, examples, more
+    )

@@ -1,0 +1,200 @@
+"""The compact fully-binarized topology.
+
+Raw ``uint8`` image → input encoder (binary planes) → binary stem convolution →
+light-weight grouped binary ``QuantConv2D`` blocks with batch norm and max
+pooling → binary convolutional classifier → logits. Every convolution, the
+first and the last included, has binary weights and binary inputs, so the LCE
+converter turns each one into ``LceBconv2d``.
+
+```python
+import larq_glt
+from larq_glt import models
+
+model = models.compact(num_classes=2, encoding="glt")
+model.summary()
+```
+
+LCE keeps a grouped convolution binary only when every group has a multiple of
+32 input channels (one or more whole bit-packed words); otherwise it silently
+falls back to a float convolution on ±1 values. ``compact`` checks this at build
+time and raises :class:`ModelConfigError` instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import larq_glt  # noqa: F401
+import larq as lq
+import tf_keras as keras
+
+from larq_glt import encoders
+
+__all__ = ["ModelConfig", "ModelConfigError", "Block", "compact", "check_binary_groups"]
+
+
+class ModelConfigError(ValueError):
+    """A topology that cannot be deployed as a fully-binarized network."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One grouped binary conv: ``filters`` outputs, ``groups`` groups, then
+    an optional 2×2 max pool."""
+
+    filters: int
+    groups: int = 1
+    pool: bool = True
+    kernel: int = 3
+
+
+#: Default body for 96×96 inputs: 24×24 after the stem, 3×3 at the end.
+DEFAULT_BLOCKS = (
+    Block(64, groups=1, pool=True),
+    Block(128, groups=2, pool=True),
+    Block(256, groups=4, pool=False),
+    Block(256, groups=8, pool=False),
+)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Everything that defines the topology (saved with each run).
+
+    # Arguments
+    input_size: square input side in pixels (96 for VWW and STL-10).
+    channels: colour channels of the raw image.
+    num_classes: classifier outputs.
+    encoding: ``glt``, ``thermo``, ``nbc`` or ``float``.
+    levels: thermometer levels K per colour channel (``glt``/``thermo``).
+    per_channel: GLT thresholds per colour channel (else shared).
+    stem_filters, stem_kernel, stem_stride: the first binary conv; the default
+        4×4 stride-4 "patchify" stem reads every pixel once, which keeps the
+        costliest layer (full resolution) cheap on a microcontroller.
+    stem_pool: 2×2 max pool after the stem.
+    blocks: the grouped body (see :class:`Block`).
+    width: multiplier on every block's filters (the stem's too).
+    pad_values: value binary convs pad with; 1.0 ("one-padding") costs nothing
+        on the MCU, 0.0 needs LCE's zero-padding correction.
+    momentum: batch-norm momentum.
+    """
+
+    input_size: int = 96
+    channels: int = 3
+    num_classes: int = 2
+    encoding: str = "glt"
+    levels: int = encoders.DEFAULT_LEVELS
+    per_channel: bool = True
+    stem_filters: int = 32
+    stem_kernel: int = 4
+    stem_stride: int = 4
+    stem_pool: bool = True
+    blocks: Sequence[Block] = DEFAULT_BLOCKS
+    width: float = 1.0
+    pad_values: float = 1.0
+    momentum: float = 0.9
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["blocks"] = [dataclasses.asdict(b) for b in self.blocks]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        if "blocks" in d:
+            d["blocks"] = tuple(Block(**b) for b in d["blocks"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ModelConfigError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _scaled(filters: int, width: float) -> int:
+    return max(1, int(round(filters * width)))
+
+
+def _bconv(filters, kernel, name, pad_values, strides=1, groups=1, padding="same"):
+    return lq.layers.QuantConv2D(
+        filters,
+        kernel,
+        strides=strides,
+        groups=groups,
+        padding=padding,
+        pad_values=pad_values,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        name=name,
+    )
+
+
+def check_binary_groups(in_channels: int, groups: int, layer: str) -> None:
+    """Raise unless a grouped binary conv stays binary after LCE conversion."""
+    if groups < 1 or in_channels % groups:
+        raise ModelConfigError(
+            f"{layer}: {in_channels} input channels cannot be split into {groups} groups"
+        )
+    per_group = in_channels // groups
+    if groups > 1 and per_group % 32:
+        raise ModelConfigError(
+            f"{layer}: grouped binary conv with {groups} groups has {per_group} input "
+            f"channels per group; LCE keeps a grouped conv binary (LceBconv2d) only when "
+            f"each group has a multiple of 32 input channels, otherwise it falls back to a "
+            f"float convolution. Use groups dividing {in_channels} into multiples of 32 "
+            f"(e.g. groups={max(1, in_channels // 32)} or fewer)."
+        )
+
+
+def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
+    """Build the compact fully-binarized model (see the module docstring)."""
+    config = dataclasses.replace(config or ModelConfig(), **overrides)
+    if config.input_size < config.stem_stride:
+        raise ModelConfigError(f"input_size {config.input_size} is smaller than the stem stride")
+
+    inputs = keras.Input((config.input_size, config.input_size, config.channels), dtype="uint8", name="image")
+    encoder = encoders.get(
+        config.encoding, levels=config.levels, per_channel=config.per_channel, name="encoder"
+    )
+    x = encoder(inputs)
+
+    stem_filters = _scaled(config.stem_filters, config.width)
+    if encoder.binary:
+        stem = _bconv(stem_filters, config.stem_kernel, "stem_conv", config.pad_values, strides=config.stem_stride)
+    else:
+        # The accuracy reference: a full-precision first conv on the float image
+        # (binary weights elsewhere), as in conventional BNNs.
+        stem = keras.layers.Conv2D(
+            stem_filters, config.stem_kernel, strides=config.stem_stride, padding="same",
+            use_bias=False, name="stem_conv",
+        )
+    x = stem(x)
+    x = keras.layers.BatchNormalization(momentum=config.momentum, name="stem_bn")(x)
+    if config.stem_pool:
+        x = keras.layers.MaxPool2D(2, name="stem_pool")(x)
+
+    channels = stem_filters
+    for i, block in enumerate(config.blocks):
+        name = f"block{i + 1}"
+        filters = _scaled(block.filters, config.width)
+        check_binary_groups(channels, block.groups, f"{name}_conv")
+        if filters % block.groups:
+            raise ModelConfigError(f"{name}_conv: {filters} filters not divisible by {block.groups} groups")
+        x = _bconv(filters, block.kernel, f"{name}_conv", config.pad_values, groups=block.groups)(x)
+        x = keras.layers.BatchNormalization(momentum=config.momentum, name=f"{name}_bn")(x)
+        if block.pool:
+            if x.shape[1] < 2:
+                raise ModelConfigError(f"{name}: the feature map is already 1×1, cannot pool")
+            x = keras.layers.MaxPool2D(2, name=f"{name}_pool")(x)
+        channels = filters
+
+    # Binary classifier: a VALID conv spanning the whole final map (a binary
+    # fully-connected layer that LCE converts to LceBconv2d with float output).
+    h, w = int(x.shape[1]), int(x.shape[2])
+    x = _bconv(config.num_classes, (h, w), "classifier", config.pad_values, padding="valid")(x)
+    x = keras.layers.BatchNormalization(momentum=config.momentum, name="classifier_bn")(x)
+    logits = keras.layers.Flatten(name="logits")(x)
+    model = keras.Model(inputs, logits, name=f"compact_{config.encoding}")
+    return model

@@ -1,0 +1,79 @@
+"""Run directories: where a training run keeps everything it produces.
+
+```
+runs/NAME/
+  config.json          the training and model configuration (for --resume and export)
+  model.keras          the trained model (custom objects register on import)
+  metrics.json         per-epoch and final validation accuracy
+  summary.txt          weight bits and MACs per layer, and Larq's summary
+  summary.json         the same as data
+  transfer_curve.png   GLT/thermometer code value against pixel value
+  checkpoints/epoch-NNNN/   model + optimizer state after each epoch
+  state.json           last completed epoch (written after its checkpoint)
+  logs/                TensorBoard
+```
+
+```python
+from larq_glt import runs
+model = runs.load_model("runs/vww-glt")
+```
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["RunError", "RunDir", "load_model"]
+
+
+class RunError(RuntimeError):
+    """A run directory that is missing, incomplete or inconsistent."""
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    model = property(lambda self: self.path / "model.keras")
+    config = property(lambda self: self.path / "config.json")
+    metrics = property(lambda self: self.path / "metrics.json")
+    state = property(lambda self: self.path / "state.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    logs = property(lambda self: self.path / "logs")
+    summary_txt = property(lambda self: self.path / "summary.txt")
+    summary_json = property(lambda self: self.path / "summary.json")
+    transfer_curve = property(lambda self: self.path / "transfer_curve.png")
+
+    def checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch-{epoch:04d}"
+
+    def read_json(self, path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{path} does not exist: is {self.path} a finished larq-glt run directory?") from None
+        except json.JSONDecodeError as e:
+            raise RunError(f"{path} is not valid JSON ({e})") from None
+
+    def last_epoch(self) -> int:
+        """Number of completed epochs recorded (0 when none)."""
+        if not self.state.exists():
+            return 0
+        return int(self.read_json(self.state)["completed_epochs"])
+
+
+def load_model(run_dir_or_file):
+    """Load a trained model from a run directory (or a ``.keras`` file)."""
+    from larq_glt import encoders  # noqa: F401  registers the custom layers
+    import larq  # noqa: F401  registers larq's layers and quantizers
+    import tf_keras as keras
+
+    path = Path(run_dir_or_file)
+    if path.is_dir():
+        path = RunDir(path).model
+    if not path.exists():
+        raise RunError(f"no trained model at {path}: train one with `python -m larq_glt.train --out {path.parent}`")
+    try:
+        return keras.models.load_model(path)
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot load the model {path}: {e}") from None

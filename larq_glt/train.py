@@ -1,0 +1,120 @@
+"""Command line: ``python -m larq_glt.train --dataset vww [options]``.
+
+Trains the compact fully-binarized network with the chosen input encoding and
+writes a run directory (model, metrics, checkpoints, TensorBoard logs, size
+summary, GLT transfer curve). ``--resume`` continues an interrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import larq_glt  # noqa: F401
+
+DATASETS = ("vww", "stl10", "folder", "synthetic")
+ENCODINGS = ("glt", "thermo", "nbc", "float")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m larq_glt.train",
+        description="Train a fully-binarized network with a Generic Learned Thermometer (or baseline) input encoding.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", choices=DATASETS, required=True,
+                   help="vww: MLPerf Tiny vw_coco2014_96 layout (person/, non_person/); stl10: tensorflow-datasets; "
+                        "folder: class-per-subfolder tree with train/ and val/; synthetic: generated in memory")
+    d.add_argument("--data-dir", help="dataset root (vww, folder) or tensorflow-datasets data dir (stl10)")
+    d.add_argument("--image-size", type=int, default=96, help="square input side in pixels; images are resized to it")
+    d.add_argument("--limit", type=int, help="use at most this many training images (smoke runs)")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="validation share for datasets without a split (vww)")
+    d.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="disable flips, shifts and brightness/contrast/gamma jitter")
+    m = p.add_argument_group("model")
+    m.add_argument("--encoding", choices=ENCODINGS, default="glt",
+                   help="input encoding: glt (learned thermometer), thermo (uniform thermometer), "
+                        "nbc (8 bit-planes), float (full-precision first conv)")
+    m.add_argument("--levels", type=int, default=8,
+                   help="thermometer levels K per colour channel (glt, thermo); 8 = the bit budget of nbc")
+    m.add_argument("--shared-thresholds", dest="per_channel", action="store_false",
+                   help="GLT: one threshold set shared by all colour channels (default: one per channel)")
+    m.add_argument("--glt-init", choices=("uniform", "quantile"), default="uniform",
+                   help="GLT threshold initialisation: uniform thermometer or training-data quantiles")
+    m.add_argument("--width", type=float, default=1.0, help="multiplier on every conv's filter count")
+    m.add_argument("--model-config", help="JSON object of larq_glt.models.ModelConfig overrides, e.g. '{\"stem_filters\": 64}'")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=30, help="training epochs")
+    t.add_argument("--batch-size", type=int, default=64, help="batch size")
+    t.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (cosine decay to 1%%)")
+    t.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation")
+    t.add_argument("--out", help="run directory (default: runs/<dataset>-<encoding>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--distribute", choices=("mirrored", "multiworker"),
+                   help="tf.distribute strategy: mirrored (all local GPUs) or multiworker (cluster from TF_CONFIG)")
+    t.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars")
+    return p
+
+
+def config_from_args(args):
+    from larq_glt.training import TrainConfig
+
+    model = {}
+    if args.model_config:
+        try:
+            model = json.loads(args.model_config)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"error: --model-config is not a JSON object: {e}")
+        if not isinstance(model, dict):
+            raise SystemExit("error: --model-config must be a JSON object")
+    if args.width != 1.0:
+        model["width"] = args.width
+    return TrainConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        out=args.out or f"runs/{args.dataset}-{args.encoding}",
+        encoding=args.encoding,
+        levels=args.levels,
+        per_channel=args.per_channel,
+        glt_init=args.glt_init,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        augment=args.augment,
+        limit=args.limit,
+        val_fraction=args.val_fraction,
+        distribute=args.distribute,
+        progress=args.progress,
+        model=model,
+    )
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("epochs", "batch_size", "image_size", "levels"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be at least 1")
+    from larq_glt.data import DatasetError
+    from larq_glt.models import ModelConfigError
+    from larq_glt.runs import RunError
+    from larq_glt.training import TrainingError, train
+
+    cfg = config_from_args(args)
+    try:
+        metrics = train(cfg, resume=args.resume)
+    except (DatasetError, ModelConfigError, RunError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    final = metrics["final"]
+    print(
+        f"done: {cfg.out}  val_accuracy {final['val_accuracy']:.4f}  "
+        f"weight bits {final['weight_bits']:,}  binary MACs {final['binary_macs']:,}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
