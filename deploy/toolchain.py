@@ -14,6 +14,7 @@ PACKAGES = {
     "arm-none-eabi-size": "binutils-arm-none-eabi",
     "arm-none-eabi-nm": "binutils-arm-none-eabi",
     "arm-none-eabi-objcopy": "binutils-arm-none-eabi",
+    "arm-none-eabi-readelf": "binutils-arm-none-eabi",
     "qemu-system-arm": "qemu-system-arm",
     "make": "make",
 }

@@ -143,8 +143,12 @@ def _write_summaries(run: RunDir, model: keras.Model) -> dict:
     return cost
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
-    """Train (or resume) a run; returns the final metrics dictionary."""
+def train(cfg: TrainConfig, resume: bool = False, _interrupt_after: int | None = None) -> dict:
+    """Train (or resume) a run; returns the final metrics dictionary.
+
+    ``_interrupt_after`` (tests only) stops as an interruption would, right
+    after that epoch's checkpoint, without the end-of-run artifacts.
+    """
     run = RunDir(cfg.out)
     cfg = _check_resume(run, cfg, resume)
     keras.utils.set_random_seed(cfg.seed)
@@ -163,10 +167,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     )
     mcfg = model_config_for(cfg, splits.num_classes)
 
-    steps_per_epoch = int(splits.info.get("train_batches") or 0) or None
     with strategy.scope():
         model = models.compact(mcfg)
-        total_steps = max(1, (steps_per_epoch or 100) * cfg.epochs)
+        total_steps = max(1, splits.steps_per_epoch * cfg.epochs)
         schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.01)
         optimizer = keras.optimizers.Adam(schedule)
         model.compile(
@@ -185,8 +188,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     else:
         run.path.mkdir(parents=True, exist_ok=True)
         if cfg.encoding == "glt" and cfg.glt_init == "quantile":
-            model.get_layer("encoder").init_from_data(data.sample_images(splits, 2048))
-    atomic.write_json(run.config, {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": splits.class_names})
+            model.get_layer("encoder").init_from_data(splits.arrays("train", limit=2048)[0])
+    atomic.write_json(run.config, {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": list(splits.class_names)})
 
     verbose = (1 if sys.stdout.isatty() else 2) if cfg.progress else 0
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, profile_batch=0)
@@ -215,13 +218,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
         _save_checkpoint(run, ckpt, epoch + 1)
         atomic.write_json(run.metrics, metrics)
         atomic.write_json(run.state, {"completed_epochs": epoch + 1})
+        if _interrupt_after is not None and epoch + 1 >= _interrupt_after:
+            return metrics
 
     last = metrics["epochs"][-1] if metrics["epochs"] else {}
     metrics["final"] = {
         "val_accuracy": last.get("val_accuracy"),
         "val_loss": last.get("val_loss"),
         "epochs": cfg.epochs,
-        "data": splits.info,
+        "data": splits.info.to_dict(),
     }
     with atomic.replace_file(run.model) as tmp:
         model.save(tmp)

@@ -1,9 +1,10 @@
 """Training augmentation for image-sensor data: uint8 in, uint8 out.
 
-Geometric: horizontal flip, and a random shift (pad by ``shift * size`` pixels,
-then crop back at a random offset: the sensor's field of view moving).
-Tone (what GLT's learned thresholds should absorb), applied in this order on
-float32 and rounded once at the end:
+Geometric: horizontal flip, and a random shift of up to ``shift * size`` pixels
+in each direction (the sensor's field of view moving; the uncovered border is
+filled per ``pad_mode``, reflection by default).
+Tone (what GLT's learned thresholds should absorb), composed in this order into
+one per-image curve, evaluated in float32 and rounded once:
 
 - gamma: ``255 * (x / 255) ** g`` with ``g`` log-uniform in ``[1/(1+s), 1+s]``;
 - brightness: exposure gain ``x * f``, ``f`` uniform in ``[max(0, 1-s), 1+s]``
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import tensorflow as tf
 
-_PAD_MODES = {"reflect": "REFLECT", "symmetric": "SYMMETRIC", "constant": "CONSTANT"}
+_PAD_MODES = ("reflect", "symmetric", "edge", "constant")
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,14 @@ class AugmentConfig:
 
     flip: bool = True  # horizontal flip with probability 1/2
     shift: float = 0.125  # max shift, as a fraction of the image side (12 px at 96)
-    pad_mode: str = "reflect"  # how the uncovered border is filled: reflect|symmetric|constant
+    pad_mode: str = "reflect"  # uncovered border: reflect | symmetric | edge | constant (0)
     brightness: float = 0.3
     contrast: float = 0.3
     gamma: float = 0.3
 
     def __post_init__(self):
         if self.pad_mode not in _PAD_MODES:
-            raise ValueError(f"pad_mode must be one of {sorted(_PAD_MODES)}, got {self.pad_mode!r}")
+            raise ValueError(f"pad_mode must be one of {_PAD_MODES}, got {self.pad_mode!r}")
         for name in ("shift", "brightness", "contrast", "gamma"):
             value = getattr(self, name)
             if not value >= 0:
@@ -56,44 +57,93 @@ def _uniform(shape, seed, low, high):
     return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
 
 
-def _shift(x: tf.Tensor, pad: int, mode: str, seed) -> tf.Tensor:
-    """Per-image random crop of the padded batch, vectorised with batched gathers."""
+def _source_index(i, size: int, mode: str):
+    """Map padded coordinates (-pad..size-1+pad) to source coordinates, like the
+    padding modes of ``numpy.pad``; ``constant`` clamps here and is masked later."""
+    last = size - 1
+    if mode == "reflect":
+        i = tf.abs(i)
+        return last - tf.abs(last - i)
+    if mode == "symmetric":
+        i = tf.where(i < 0, -i - 1, i)
+        return tf.where(i > last, 2 * last + 1 - i, i)
+    return tf.clip_by_value(i, 0, last)  # edge, constant
+
+
+def _geometry(x, seed, flip: bool, pad: int, mode: str):
+    """Flip and shift as two batched row gathers: rows, then (after a transpose) columns.
+    Padding is folded into the indices, so no padded copy is made."""
+    b, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    rows = tf.range(h)[None, :]
+    cols = tf.range(w)[None, :]
+    if flip:
+        flipped = tf.random.stateless_uniform([b, 1], seed=seeds[0]) < 0.5
+        cols = tf.where(flipped, w - 1 - cols, cols)
+    else:
+        cols = tf.tile(cols, [b, 1])
+    if pad:
+        offsets = tf.random.stateless_uniform(
+            [2, b, 1], seed=seeds[1], minval=-pad, maxval=pad + 1, dtype=tf.int32
+        )
+        rows, cols = rows + offsets[0], cols + offsets[1]
+    else:
+        rows = tf.tile(rows, [b, 1])
+    y = tf.gather(x, _source_index(rows, h, mode), axis=1, batch_dims=1)
+    y = tf.transpose(y, [0, 2, 1, 3])
+    y = tf.gather(y, _source_index(cols, w, mode), axis=1, batch_dims=1)
+    y = tf.transpose(y, [0, 2, 1, 3])
+    if pad and mode == "constant":
+        inside_r = (rows >= 0) & (rows < h)
+        inside_c = (cols >= 0) & (cols < w)
+        inside = inside_r[:, :, None, None] & inside_c[:, None, :, None]
+        y = tf.where(inside, y, tf.zeros_like(y))
+    return y
+
+
+def _tone(x, seeds, config: "AugmentConfig"):
+    """Per-image tone curve applied as a 256-entry lookup table.
+
+    gamma and gain are per-pixel maps; the contrast pivot (the mean after them) is
+    computed from each image's histogram, so the whole change is one LUT per image,
+    evaluated in float32 on 256 values and rounded once.
+    """
     b = tf.shape(x)[0]
-    h, w = x.shape[1], x.shape[2]
-    padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode=_PAD_MODES[mode])
-    offsets = tf.random.stateless_uniform(
-        [2, b], seed=seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32
-    )
-    rows = offsets[0][:, None] + tf.range(h)[None, :]
-    cols = offsets[1][:, None] + tf.range(w)[None, :]
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
+    v = tf.range(256, dtype=tf.float32)[None, :]
+    f = tf.tile(v, [b, 1])
+    if config.gamma:
+        log_g = math.log1p(config.gamma)
+        g = tf.exp(_uniform([b, 1], seeds[0], -log_g, log_g))
+        f = 255.0 * tf.pow(v / 255.0, g)
+    if config.brightness:
+        s = config.brightness
+        f = f * _uniform([b, 1], seeds[1], max(0.0, 1 - s), 1 + s)
+    # Flat indices into the stacked [b * 256] tables: faster than batch_dims gathers.
+    flat = tf.cast(tf.reshape(x, [b, -1]), tf.int32) + 256 * tf.range(b)[:, None]
+    if config.contrast:
+        s = config.contrast
+        c = _uniform([b, 1], seeds[2], max(0.0, 1 - s), 1 + s)
+        hist = tf.math.bincount(
+            tf.reshape(flat, [-1]), minlength=256 * b, maxlength=256 * b, dtype=tf.float32
+        )
+        hist = tf.reshape(hist, [b, 256])
+        m = tf.reduce_sum(hist * f, axis=1, keepdims=True) / tf.cast(tf.shape(flat)[1], tf.float32)
+        f = m + (f - m) * c
+    lut = tf.cast(tf.clip_by_value(tf.round(f), 0.0, 255.0), tf.uint8)
+    return tf.reshape(tf.gather(tf.reshape(lut, [-1]), flat), tf.shape(x))
 
 
 def augment_batch(images: tf.Tensor, seed, config: AugmentConfig = AugmentConfig()) -> tf.Tensor:
     """Augment a batch ``uint8 [B, H, W, C]`` with per-image random parameters."""
     if images.dtype != tf.uint8:
         raise ValueError(f"augment_batch takes uint8 images, got {images.dtype.name}")
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
+    if images.shape.rank != 4 or images.shape[1] is None or images.shape[2] is None:
+        raise ValueError(f"augment_batch needs [B, H, W, C] with static H, W, got {images.shape}")
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
     x = images
-    b = tf.shape(x)[0]
-    if config.flip:
-        flip = tf.random.stateless_uniform([b], seed=seeds[0]) < 0.5
-        x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
-    pad = int(round(config.shift * images.shape[1])) if images.shape[1] else 0
-    if pad > 0:
-        x = _shift(x, pad, config.pad_mode, seeds[1])
-    if not (config.gamma or config.brightness or config.contrast):
-        return x
-    y = tf.cast(x, tf.float32)
-    if config.gamma:
-        log_g = math.log1p(config.gamma)
-        g = tf.exp(_uniform([b, 1, 1, 1], seeds[2], -log_g, log_g))
-        y = 255.0 * tf.pow(y / 255.0, g)
-    if config.brightness:
-        y = y * _uniform([b, 1, 1, 1], seeds[3], max(0.0, 1 - config.brightness), 1 + config.brightness)
-    if config.contrast:
-        c = _uniform([b, 1, 1, 1], seeds[4], max(0.0, 1 - config.contrast), 1 + config.contrast)
-        m = tf.reduce_mean(y, axis=[1, 2, 3], keepdims=True)
-        y = m + (y - m) * c
-    return tf.cast(tf.clip_by_value(tf.round(y), 0.0, 255.0), tf.uint8)
+    pad = int(round(config.shift * min(images.shape[1], images.shape[2])))
+    if config.flip or pad:
+        x = _geometry(x, seeds[0], config.flip, pad, config.pad_mode)
+    if config.gamma or config.brightness or config.contrast:
+        x = _tone(x, seeds[1:], config)
+    return x

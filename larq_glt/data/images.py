@@ -33,9 +33,6 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
 
-# PIL refuses huge images (decompression bombs); its warning for merely large ones
-# is turned into an error during the scan so such files are counted and skipped.
-_BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def is_image_file(name: str) -> bool:
@@ -53,7 +50,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def _fit(img: Image.Image, image_size: int) -> Image.Image:
+def fit_square(img: Image.Image, image_size: int) -> Image.Image:
+    """Centre-crop to the largest square and resize to ``image_size`` (bilinear, antialiased)."""
     w, h = img.size
     if (w, h) == (image_size, image_size):
         return img
@@ -71,8 +69,11 @@ def decode_image(path: str, image_size: int) -> np.ndarray:
     """
     with Image.open(path) as img:
         img.load()  # full decode: truncated files fail here, not mid-epoch
-        img = ImageOps.exif_transpose(img) or img
-        img = _fit(_to_rgb(img), image_size)
+        try:
+            img = ImageOps.exif_transpose(img) or img
+        except Exception:  # noqa: BLE001 - a broken EXIF block does not spoil the pixels
+            pass
+        img = fit_square(_to_rgb(img), image_size)
         arr = np.asarray(img, dtype=np.uint8)
     if arr.shape != (image_size, image_size, 3):  # defensive: odd PIL modes
         raise ValueError(f"decoded to shape {arr.shape}")
@@ -111,11 +112,13 @@ def scan_images(paths: Sequence[str], image_size: int, keep: bool = True) -> Sca
     skipped: list[tuple[str, str]] = []
     start = time.monotonic()
     with warnings.catch_warnings():
+        # PIL refuses decompression bombs and only warns for very large images: make
+        # that an error too, so such files are counted and skipped like broken ones.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         for i, path in enumerate(paths):
             try:
                 arr = decode_image(path, image_size)
-            except (Exception,) + _BOMB_ERRORS as exc:  # noqa: BLE001 - any bad file is skipped
+            except Exception as exc:  # noqa: BLE001 - any bad file is skipped, never raised
                 skipped.append((str(path), _describe(exc)))
                 continue
             ok[i] = True

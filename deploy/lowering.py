@@ -1,0 +1,726 @@
+"""Lower a flatbuffer model (deploy.flatbuffer.Model) to plain-data kernel calls.
+
+Each :class:`KernelCall` says which C function of ``deploy/runtime`` to call, with
+which parameter struct (scalar fields in ``params``, const array fields in
+``arrays``), on which activation tensors. Everything LCE computes at prepare time
+(padding, fused output multipliers/biases, clamps, zero-padding data, thresholds)
+is computed here, bit for bit as LCE does, so the C hot paths only compute.
+
+Every kernel has the C signature ``void fn(const <params_type> *p, const void *in,
+void *out)``. A params field named ``scratch`` (see ``scratch_bytes``) points to
+RAM the optimized kernel may use; absent array fields are NULL.
+
+The uint8 input encoder (CAST/TILE/SUB/... ending in LceQuantize) is fused into
+one front-end call whose per-channel tables are obtained by evaluating those ops
+on probe frames (:func:`frontend_lut`).
+
+Example (a 3x3 binary conv writing bit-packed output)::
+
+    KernelCall(op_indices=(3,), op_name='LceBconv2d', function='glt_bconv2d_opt',
+               reference_function='glt_bconv2d_ref', header='glt_bconv2d.h',
+               params_type='glt_bconv2d_params',
+               params={'in_h': 8, 'in_w': 8, 'in_words': 1, 'out_h': 8, 'out_w': 8,
+                       'out_c': 64, 'filter_h': 3, 'filter_w': 3, 'group_words': 1,
+                       'groups': 1, 'stride_h': 1, ..., 'output_type': 2, ...},
+               arrays={'filter': uint32[64*3*3*1], 'thresholds': int32[64]},
+               inputs=(14,), outputs=(15,), input_bytes=(256,), output_bytes=(512,),
+               scratch_bytes=36, binary_macs=1179648)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from deploy.flatbuffer import Model, Operator, Tensor
+
+__all__ = [
+    "UnsupportedOpError",
+    "KernelCall",
+    "lower_model",
+    "lower_operator",
+    "frontend_lut",
+    "bitpack",
+    "C_TYPES",
+    "OUT_FLOAT",
+    "OUT_INT8",
+    "OUT_BITS",
+]
+
+OUT_FLOAT, OUT_INT8, OUT_BITS = 0, 1, 2  # GLT_OUT_* in glt_common.h
+FLT_MAX = float(np.finfo(np.float32).max)
+THRESHOLD_MIN, THRESHOLD_MAX = -1, 1 << 30  # range glt_bconv2d_opt needs (see header)
+MAX_TAPS = 64  # GLT_MAX_TAPS in glt_bconv2d_opt.c
+
+# numpy dtype -> C element type of a const array
+C_TYPES = {
+    np.dtype(np.uint32): "uint32_t",
+    np.dtype(np.int32): "int32_t",
+    np.dtype(np.uint16): "uint16_t",
+    np.dtype(np.float32): "float",
+    np.dtype(np.int8): "int8_t",
+    np.dtype(np.uint8): "uint8_t",
+}
+
+# Padding and activation enums (flatbuffer schema; LCE custom options use the same).
+_SAME, _VALID = 0, 1
+_ACT_NONE, _ACT_RELU, _ACT_RELU_N1_TO_1, _ACT_RELU6 = 0, 1, 2, 3
+
+
+class UnsupportedOpError(Exception):
+    """An operator (or a use of one) that the firmware runtime cannot execute."""
+
+
+@dataclass
+class KernelCall:
+    op_indices: tuple[int, ...]  # flatbuffer operators this call implements
+    op_name: str  # opcode, or "FRONTEND" for the fused input encoder
+    function: str  # optimized C function
+    reference_function: str  # readable C twin, same signature and results
+    header: str
+    params_type: str
+    params: dict[str, int | float]  # scalar fields of the params struct
+    arrays: dict[str, np.ndarray]  # const array fields (element type: C_TYPES[a.dtype])
+    inputs: tuple[int, ...]  # activation tensors read
+    outputs: tuple[int, ...]  # activation tensors written
+    input_bytes: tuple[int, ...]
+    output_bytes: tuple[int, ...]
+    scratch_bytes: int = 0  # RAM for the `scratch` field, 0: none
+    binary_macs: int = 0  # for cost reports
+    notes: list[str] = field(default_factory=list)
+
+
+def lower_model(model: Model) -> list[KernelCall]:
+    """Kernel calls for the whole model, in execution order."""
+    calls: list[KernelCall] = []
+    fused: set[int] = set()
+    front = _find_frontend(model)
+    if front is not None:
+        calls.append(front)
+        fused.update(front.op_indices)
+    for op in model.operators:
+        if op.index not in fused:
+            calls.append(lower_operator(model, op))
+    return calls
+
+
+def lower_operator(model: Model, op: Operator) -> KernelCall:
+    """The kernel call for one operator; UnsupportedOpError if there is none."""
+    lower = _LOWERINGS.get(op.opcode)
+    if lower is None:
+        hint = ""
+        if op.opcode in _ENCODER_OPS:
+            hint = " (allowed only inside the uint8 input encoder that ends in LceQuantize)"
+        raise UnsupportedOpError(
+            f"operator {op.index} ({op.opcode}) is not supported by the firmware runtime{hint}; "
+            f"supported: {', '.join(sorted(_LOWERINGS))}"
+        )
+    return lower(model, op)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fail(op: Operator, what: str) -> None:
+    raise UnsupportedOpError(f"operator {op.index} ({op.opcode}): {what}")
+
+
+def _tensor(model: Model, op: Operator, k: int, role: str) -> Tensor:
+    if k >= len(op.inputs) or op.inputs[k] < 0:
+        _fail(op, f"missing {role} input")
+    return model.tensors[op.inputs[k]]
+
+
+def _const(model: Model, op: Operator, k: int, role: str) -> np.ndarray:
+    t = _tensor(model, op, k, role)
+    if t.data is None:
+        _fail(op, f"{role} (tensor {t.index}) must be a constant")
+    return t.data
+
+
+def _optional_const(model: Model, op: Operator, k: int) -> np.ndarray | None:
+    if k >= len(op.inputs) or op.inputs[k] < 0:
+        return None
+    return model.tensors[op.inputs[k]].data
+
+
+def _out(model: Model, op: Operator) -> Tensor:
+    if len(op.outputs) != 1:
+        _fail(op, f"expected one output, got {len(op.outputs)}")
+    return model.tensors[op.outputs[0]]
+
+
+def _hwc(op: Operator, t: Tensor, role: str) -> tuple[int, int, int]:
+    if len(t.shape) != 4 or t.shape[0] != 1:
+        _fail(op, f"{role} shape {list(t.shape)} is not [1, H, W, C] (batch 1 only)")
+    return t.shape[1], t.shape[2], t.shape[3]
+
+
+def _words(channels: int) -> int:
+    return (channels + 31) // 32
+
+
+def _same_valid(
+    op: Operator, padding: int, size: int, filt: int, stride: int, dilation: int
+) -> tuple[int, int]:
+    """Output size and padding before the input (TFLite ComputePaddingHeightWidth)."""
+    if stride < 1 or dilation < 1 or filt < 1:
+        _fail(op, f"invalid filter {filt} / stride {stride} / dilation {dilation}")
+    eff = (filt - 1) * dilation + 1
+    if padding == _SAME:
+        out = (size + stride - 1) // stride
+    elif padding == _VALID:
+        out = (size - eff + stride) // stride
+    else:
+        _fail(op, f"unknown padding {padding}")
+    total = max((out - 1) * stride + eff - size, 0)
+    return out, total // 2
+
+
+def _activation_float(op: Operator, act: int) -> tuple[float, float]:
+    ranges = {
+        _ACT_NONE: (-FLT_MAX, FLT_MAX),
+        _ACT_RELU: (0.0, FLT_MAX),
+        _ACT_RELU_N1_TO_1: (-1.0, 1.0),
+        _ACT_RELU6: (0.0, 6.0),
+    }
+    if act not in ranges:
+        _fail(op, f"fused activation {act} is not supported")
+    return ranges[act]
+
+
+def _call(op: Operator, model: Model, name: str, header: str, **kw) -> KernelCall:
+    inputs = kw.pop("inputs")
+    outputs = kw.pop("outputs")
+    return KernelCall(
+        op_indices=(op.index,),
+        op_name=op.opcode,
+        function=kw.pop("function", f"{name}_opt"),
+        reference_function=kw.pop("reference_function", f"{name}_ref"),
+        header=header,
+        params_type=kw.pop("params_type", f"{name}_params"),
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        input_bytes=tuple(model.tensors[i].nbytes for i in inputs),
+        output_bytes=tuple(model.tensors[i].nbytes for i in outputs),
+        **kw,
+    )
+
+
+def bitpack(bits: np.ndarray) -> np.ndarray:
+    """LCE bit-packing of a boolean array along its last axis (True = bit 1 = -1)."""
+    bits = np.asarray(bits, dtype=bool)
+    cols = bits.shape[-1]
+    words = _words(cols)
+    padded = np.zeros(bits.shape[:-1] + (words * 32,), dtype=bool)
+    padded[..., :cols] = bits
+    weights = (np.uint64(1) << np.arange(32, dtype=np.uint64)).astype(np.uint64)
+    grouped = padded.reshape(bits.shape[:-1] + (words, 32)).astype(np.uint64)
+    return (grouped * weights).sum(axis=-1).astype(np.uint32)
+
+
+# --------------------------------------------------------------------------- LCE ops
+
+
+def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
+    opts = op.custom_options or {}
+    for key in ("channels_in", "stride_height", "stride_width", "dilation_height_factor",
+                "dilation_width_factor", "padding", "pad_values", "fused_activation_function"):
+        if key not in opts:
+            _fail(op, f"custom option {key!r} missing")
+    inp = _tensor(model, op, 0, "input")
+    if inp.type_name != "INT32":
+        _fail(op, f"input must be bit-packed INT32, got {inp.type_name}")
+    in_h, in_w, in_words = _hwc(op, inp, "input")
+    filt = _const(model, op, 1, "filter")
+    if filt.ndim != 4 or filt.dtype != np.int32:
+        _fail(op, f"filter must be a bit-packed INT32 [O, H, W, I] tensor, got {filt.dtype} {list(filt.shape)}")
+    out_c, fh, fw, gw = (int(d) for d in filt.shape)
+    cin = int(opts["channels_in"])
+    if in_words != _words(cin):
+        _fail(op, f"input has {in_words} words per pixel, channels_in={cin} needs {_words(cin)}")
+    if gw == _words(cin):
+        groups = 1
+    else:
+        if gw == 0 or _words(cin) % gw != 0:
+            _fail(op, f"filter depth {gw} words does not divide the {_words(cin)} input words")
+        groups = _words(cin) // gw
+        if (cin // groups) % 32 != 0 or out_c % groups != 0:
+            _fail(op, f"groups={groups} needs channels per group multiple of 32 and out channels divisible")
+    if fh * fw > MAX_TAPS:
+        _fail(op, f"filter {fh}x{fw} has more than {MAX_TAPS} taps")
+    padding, pad_value = int(opts["padding"]), int(opts["pad_values"])
+    if pad_value not in (0, 1):
+        _fail(op, f"pad_values must be 0 or 1, got {pad_value}")
+    sh, sw = int(opts["stride_height"]), int(opts["stride_width"])
+    dh, dw = int(opts["dilation_height_factor"]), int(opts["dilation_width_factor"])
+    out_h, pad_top = _same_valid(op, padding, in_h, fh, sh, dh)
+    out_w, pad_left = _same_valid(op, padding, in_w, fw, sw, dw)
+    out = _out(model, op)
+    o_h, o_w, o_c = _hwc(op, out, "output")
+    out_type = {"INT32": OUT_BITS, "FLOAT32": OUT_FLOAT, "INT8": OUT_INT8}.get(out.type_name)
+    if out_type is None:
+        _fail(op, f"output type {out.type_name} is not supported")
+    expected_c = _words(out_c) if out_type == OUT_BITS else out_c
+    if (o_h, o_w, o_c) != (out_h, out_w, expected_c):
+        _fail(op, f"output shape {list(out.shape)} differs from the computed [1, {out_h}, {out_w}, {expected_c}]")
+
+    cin_group = cin // groups
+    zero_padding = padding == _SAME and pad_value == 0
+    backtransform_add = fh * fw * cin_group  # LCE: filter H * W * channels in per group
+    filter_words = np.ascontiguousarray(filt).view(np.uint32).reshape(-1).copy()
+    params: dict[str, int | float] = dict(
+        in_h=in_h, in_w=in_w, in_words=in_words, out_h=out_h, out_w=out_w, out_c=out_c,
+        filter_h=fh, filter_w=fw, group_words=gw, groups=groups, stride_h=sh, stride_w=sw,
+        dilation_h=dh, dilation_w=dw, pad_top=pad_top, pad_left=pad_left,
+        zero_padding=int(zero_padding), binary_zero_point=cin_group // 2,
+        output_type=out_type, clamp_min=0, clamp_max=0,
+    )
+    arrays: dict[str, np.ndarray] = {"filter": filter_words}
+    notes: list[str] = []
+    if out_type == OUT_BITS:
+        thr = _const(model, op, 4, "thresholds").astype(np.int64).reshape(-1)
+        if thr.size != out_c:
+            _fail(op, f"{thr.size} thresholds for {out_c} output channels")
+        # acc lies in [0, 2^30): clamping LCE's +-inf thresholds keeps `acc > t`
+        arrays["thresholds"] = np.clip(thr, THRESHOLD_MIN, THRESHOLD_MAX).astype(np.int32)
+    else:
+        mul = _const(model, op, 2, "post_activation_multiplier").astype(np.float32).reshape(-1)
+        bias = _const(model, op, 3, "post_activation_bias").astype(np.float32).reshape(-1)
+        if mul.size != out_c or bias.size != out_c:
+            _fail(op, f"multiplier/bias sizes {mul.size}/{bias.size} for {out_c} output channels")
+        scale, zp = 1.0, 0.0
+        if out_type == OUT_INT8:
+            if out.scale is None or out.zero_point is None:
+                _fail(op, "int8 output without quantization parameters")
+            scale, zp = float(out.scale[0]), float(out.zero_point[0])
+        # LCE OneTimeSetup: fused in double, stored as float
+        fused_mul = np.array([-1 * float(m) / scale for m in mul], dtype=np.float32)
+        fused_bias = np.array(
+            [(float(b) + float(backtransform_add) * float(m)) / scale + zp for m, b in zip(mul, bias)],
+            dtype=np.float32,
+        )
+        arrays["multiplier"] = fused_mul
+        arrays["bias"] = fused_bias
+        act = int(opts["fused_activation_function"])
+        nominal = {
+            _ACT_NONE: (-(2**31), 2**31 - 1),
+            _ACT_RELU: (0, 2**31 - 1),
+            _ACT_RELU_N1_TO_1: (-1, 1),
+            _ACT_RELU6: (0, 6),
+        }.get(act, (-(2**31), 2**31 - 1))  # LCE treats other activations as none
+        nmin = max(nominal[0], -backtransform_add)
+        nmax = min(nominal[1], backtransform_add)
+        params["clamp_min"] = -nmax + backtransform_add
+        params["clamp_max"] = -nmin + backtransform_add
+    taps = fh * fw
+    if zero_padding:
+        per_tap = np.unpackbits(
+            filter_words.reshape(out_c, taps, gw).view(np.uint8), axis=-1
+        ).sum(axis=-1)
+        arrays["tap_popcount"] = per_tap.reshape(-1).astype(np.uint16)
+    if zero_padding and cin_group % 2:
+        notes.append("zero-padding with an odd number of channels per group (LCE's reference kernel refuses it)")
+    return _call(
+        op, model, "glt_bconv2d", "glt_bconv2d.h",
+        params=params, arrays=arrays, inputs=[inp.index], outputs=[out.index],
+        scratch_bytes=4 * taps * gw if taps > 1 else 0,
+        binary_macs=out_h * out_w * out_c * taps * cin_group, notes=notes,
+    )
+
+
+def _lower_bmaxpool(model: Model, op: Operator) -> KernelCall:
+    opts = op.custom_options or {}
+    for key in ("filter_height", "filter_width", "stride_height", "stride_width", "padding"):
+        if key not in opts:
+            _fail(op, f"custom option {key!r} missing")
+    inp = _tensor(model, op, 0, "input")
+    if inp.type_name != "INT32":
+        _fail(op, f"input must be bit-packed INT32, got {inp.type_name}")
+    in_h, in_w, words = _hwc(op, inp, "input")
+    fh, fw = int(opts["filter_height"]), int(opts["filter_width"])
+    sh, sw = int(opts["stride_height"]), int(opts["stride_width"])
+    out_h, pad_top = _same_valid(op, int(opts["padding"]), in_h, fh, sh, 1)
+    out_w, pad_left = _same_valid(op, int(opts["padding"]), in_w, fw, sw, 1)
+    out = _out(model, op)
+    if _hwc(op, out, "output") != (out_h, out_w, words):
+        _fail(op, f"output shape {list(out.shape)} differs from the computed [1, {out_h}, {out_w}, {words}]")
+    params = dict(in_h=in_h, in_w=in_w, words=words, out_h=out_h, out_w=out_w, filter_h=fh,
+                  filter_w=fw, stride_h=sh, stride_w=sw, pad_top=pad_top, pad_left=pad_left)
+    return _call(op, model, "glt_bmaxpool", "glt_bmaxpool.h", params=params, arrays={},
+                 inputs=[inp.index], outputs=[out.index])
+
+
+def _rows_cols(t: Tensor) -> tuple[int, int]:
+    cols = t.shape[-1] if t.shape else 1
+    return (t.size // cols if cols else 0), cols
+
+
+def _lower_quantize(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    rows, cols = _rows_cols(inp)
+    if out.type_name != "INT32" or out.shape[:-1] != inp.shape[:-1] or out.shape[-1] != _words(cols):
+        _fail(op, f"output {out.type_name} {list(out.shape)} is not the bit-packed {list(inp.shape)}")
+    kind = {"FLOAT32": "float", "INT8": "int8", "BOOL": "bool"}.get(inp.type_name)
+    if kind is None:
+        _fail(op, f"input type {inp.type_name} is not supported")
+    zp = 0
+    if kind == "int8" and inp.zero_point is not None:
+        zp = int(inp.zero_point[0])
+    return _call(op, model, f"glt_quantize_{kind}", "glt_quantize.h", params_type="glt_quantize_params",
+                 params=dict(rows=rows, cols=cols, zero_point=zp), arrays={},
+                 inputs=[inp.index], outputs=[out.index])
+
+
+def _tflite_round(x: float) -> int:
+    """std::round on a float value: half away from zero."""
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def _lower_dequantize(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    rows, cols = _rows_cols(out)
+    if inp.type_name != "INT32" or inp.shape[:-1] != out.shape[:-1] or inp.shape[-1] != _words(cols):
+        _fail(op, f"input {inp.type_name} {list(inp.shape)} is not the bit-packed {list(out.shape)}")
+    kind = {"FLOAT32": "float", "INT8": "int8"}.get(out.type_name)
+    if kind is None:
+        _fail(op, f"output type {out.type_name} is not supported")
+    zero_bit, one_bit = 1, -1
+    if kind == "int8":
+        if out.scale is None:
+            _fail(op, "int8 output without quantization parameters")
+        zp = int(out.zero_point[0]) if out.zero_point is not None else 0
+        offset = _tflite_round(float(np.float32(1.0) / np.float32(out.scale[0])))
+        zero_bit, one_bit = min(127, zp + offset), max(-128, zp - offset)
+    return _call(op, model, f"glt_dequantize_{kind}", "glt_quantize.h", params_type="glt_dequantize_params",
+                 params=dict(rows=rows, cols=cols, zero_bit_value=zero_bit, one_bit_value=one_bit),
+                 arrays={}, inputs=[inp.index], outputs=[out.index])
+
+
+# --------------------------------------------------------------------------- builtins
+
+
+def _lower_copy(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    if inp.nbytes != out.nbytes or inp.dtype != out.dtype:
+        _fail(op, f"{inp.type_name} {list(inp.shape)} -> {out.type_name} {list(out.shape)} is not a pure reshape")
+    return _call(op, model, "glt_copy", "glt_copy.h", function="glt_copy_ref",
+                 params=dict(bytes=inp.nbytes), arrays={}, inputs=[inp.index], outputs=[out.index],
+                 notes=["no data movement: the planner may alias input and output"])
+
+
+def _lower_mean(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    axes = sorted(int(a) % 4 for a in np.asarray(_const(model, op, 1, "axis")).reshape(-1)) if len(inp.shape) == 4 else []
+    if inp.type_name != "FLOAT32" or len(inp.shape) != 4 or inp.shape[0] != 1 or axes != [1, 2]:
+        _fail(op, f"only float spatial mean of [1, H, W, C] is supported (got {inp.type_name} {list(inp.shape)}, axes {axes})")
+    _, h, w, c = inp.shape
+    return _call(op, model, "glt_mean", "glt_mean.h", function="glt_mean_ref",
+                 params=dict(pixels=h * w, channels=c), arrays={},
+                 inputs=[inp.index], outputs=[out.index])
+
+
+def _lower_avgpool(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    if inp.type_name != "FLOAT32":
+        _fail(op, f"only float input is supported, got {inp.type_name}")
+    in_h, in_w, c = _hwc(op, inp, "input")
+    o = op.builtin_options
+    fh, fw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
+    out_h, pad_top = _same_valid(op, o["padding"], in_h, fh, sh, 1)
+    out_w, pad_left = _same_valid(op, o["padding"], in_w, fw, sw, 1)
+    if _hwc(op, out, "output") != (out_h, out_w, c):
+        _fail(op, f"output shape {list(out.shape)} differs from the computed [1, {out_h}, {out_w}, {c}]")
+    lo, hi = _activation_float(op, o.get("fused_activation_function", 0))
+    params = dict(in_h=in_h, in_w=in_w, channels=c, out_h=out_h, out_w=out_w, filter_h=fh, filter_w=fw,
+                  stride_h=sh, stride_w=sw, pad_top=pad_top, pad_left=pad_left, act_min=lo, act_max=hi)
+    return _call(op, model, "glt_avgpool", "glt_avgpool.h", function="glt_avgpool_ref",
+                 params=params, arrays={}, inputs=[inp.index], outputs=[out.index])
+
+
+def _lower_fully_connected(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    weights = _const(model, op, 1, "weights")
+    if inp.type_name != "FLOAT32" or weights.dtype != np.float32 or weights.ndim != 2:
+        _fail(op, f"only float input and float [O, I] weights are supported ({inp.type_name}, {weights.dtype})")
+    n_out, n_in = weights.shape
+    if inp.size % n_in:
+        _fail(op, f"input of {inp.size} values is not a multiple of {n_in} features")
+    bias = _optional_const(model, op, 2)
+    lo, hi = _activation_float(op, op.builtin_options.get("fused_activation_function", 0))
+    arrays = {"weights": np.ascontiguousarray(weights).reshape(-1).copy()}
+    if bias is not None:
+        arrays["bias"] = bias.astype(np.float32).reshape(-1).copy()
+    notes = []
+    if not np.all(np.abs(weights) == 1.0):
+        notes.append("float weights: sums may differ from TFLite's GEMM in the last bits")
+    return _call(op, model, "glt_fully_connected", "glt_fully_connected.h",
+                 function="glt_fully_connected_ref",
+                 params=dict(batches=inp.size // n_in, in_features=n_in, out_features=n_out,
+                             act_min=lo, act_max=hi),
+                 arrays=arrays, inputs=[inp.index], outputs=[out.index], notes=notes)
+
+
+def _lower_softmax(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    if inp.type_name != "FLOAT32":
+        _fail(op, f"only float softmax is supported, got {inp.type_name}")
+    rows, cols = _rows_cols(inp)
+    return _call(op, model, "glt_softmax", "glt_softmax.h", function="glt_softmax_ref",
+                 params=dict(rows=rows, cols=cols, beta=float(op.builtin_options.get("beta", 1.0))),
+                 arrays={}, inputs=[inp.index], outputs=[out.index],
+                 notes=["exp without libm: last-bit differences from TFLite are possible"])
+
+
+def _lower_argmax(model: Model, op: Operator) -> KernelCall:
+    inp, out = _tensor(model, op, 0, "input"), _out(model, op)
+    axis = int(np.asarray(_const(model, op, 1, "axis")).reshape(-1)[0])
+    if inp.type_name != "FLOAT32" or axis % len(inp.shape) != len(inp.shape) - 1:
+        _fail(op, f"only float argmax over the last axis is supported ({inp.type_name}, axis {axis})")
+    if out.type_name not in ("INT32", "INT64"):
+        _fail(op, f"output type {out.type_name} is not supported")
+    rows, cols = _rows_cols(inp)
+    return _call(op, model, "glt_argmax", "glt_argmax.h", function="glt_argmax_ref",
+                 params=dict(rows=rows, cols=cols, output_int64=int(out.type_name == "INT64")),
+                 arrays={}, inputs=[inp.index], outputs=[out.index])
+
+
+_LOWERINGS: dict[str, Callable[[Model, Operator], KernelCall]] = {
+    "LceBconv2d": _lower_bconv2d,
+    "LceBMaxPool2d": _lower_bmaxpool,
+    "LceQuantize": _lower_quantize,
+    "LceDequantize": _lower_dequantize,
+    "RESHAPE": _lower_copy,
+    "SQUEEZE": _lower_copy,
+    "EXPAND_DIMS": _lower_copy,
+    "MEAN": _lower_mean,
+    "AVERAGE_POOL_2D": _lower_avgpool,
+    "FULLY_CONNECTED": _lower_fully_connected,
+    "SOFTMAX": _lower_softmax,
+    "ARG_MAX": _lower_argmax,
+}
+
+
+# --------------------------------------------------------------------------- input front end
+
+
+def _apply_activation(x: np.ndarray, act: int) -> np.ndarray:
+    if act == _ACT_RELU:
+        return np.maximum(x, np.float32(0))
+    if act == _ACT_RELU6:
+        return np.clip(x, np.float32(0), np.float32(6))
+    if act == _ACT_RELU_N1_TO_1:
+        return np.clip(x, np.float32(-1), np.float32(1))
+    return x
+
+
+def _binary(fn):
+    def run(op, args):
+        a, b = args[0], args[1]
+        if a.dtype == np.float32 or b.dtype == np.float32:
+            a, b = a.astype(np.float32), b.astype(np.float32)
+        return _apply_activation(fn(a, b), op.builtin_options.get("fused_activation_function", 0))
+    return run
+
+
+_CAST_TYPES = {"FLOAT32": np.float32, "INT32": np.int32, "UINT8": np.uint8, "INT8": np.int8,
+               "BOOL": np.bool_, "INT16": np.int16, "INT64": np.int64}
+
+
+def _eval_gather(op, args):
+    axis = op.builtin_options.get("axis", 0)
+    return np.take(args[0], args[1].astype(np.int64), axis=axis)
+
+
+# numpy twins of the elementwise/layout builtins an input encoder may use; each
+# reproduces TFLite's float32 arithmetic exactly (IEEE single, same broadcasting).
+_ENCODER_OPS: dict[str, Callable] = {
+    "CAST": None,  # needs the output type: handled in _eval_op
+    "TILE": lambda op, a: np.tile(a[0], tuple(int(m) for m in a[1].reshape(-1))),
+    "SUB": _binary(np.subtract),
+    "ADD": _binary(np.add),
+    "MUL": _binary(np.multiply),
+    "DIV": _binary(np.divide),
+    "MAXIMUM": _binary(np.maximum),
+    "MINIMUM": _binary(np.minimum),
+    "GREATER_EQUAL": lambda op, a: a[0] >= a[1],
+    "GREATER": lambda op, a: a[0] > a[1],
+    "LESS": lambda op, a: a[0] < a[1],
+    "LESS_EQUAL": lambda op, a: a[0] <= a[1],
+    "EQUAL": lambda op, a: a[0] == a[1],
+    "NOT_EQUAL": lambda op, a: a[0] != a[1],
+    "LOGICAL_NOT": lambda op, a: np.logical_not(a[0]),
+    "LOGICAL_AND": lambda op, a: np.logical_and(a[0], a[1]),
+    "LOGICAL_OR": lambda op, a: np.logical_or(a[0], a[1]),
+    "SELECT": lambda op, a: np.where(a[0], a[1], a[2]),
+    "SELECT_V2": lambda op, a: np.where(a[0], a[1], a[2]),
+    "FLOOR": lambda op, a: np.floor(a[0]),
+    "NEG": lambda op, a: -a[0],
+    "CONCATENATION": lambda op, a: _apply_activation(
+        np.concatenate(a, axis=op.builtin_options.get("axis", -1)),
+        op.builtin_options.get("fused_activation_function", 0)),
+    "GATHER": _eval_gather,
+    "BROADCAST_TO": lambda op, a: np.broadcast_to(a[0], tuple(int(d) for d in a[1].reshape(-1))),
+}
+
+
+def _find_frontend(model: Model) -> KernelCall | None:
+    """Fuses uint8 input -> encoder ops -> LceQuantize into one front-end call."""
+    if len(model.inputs) != 1:
+        return None
+    src = model.tensors[model.inputs[0]]
+    if src.type_name != "UINT8":
+        return None
+    derived = {src.index}
+    chain: list[Operator] = []
+    quantize: Operator | None = None
+    for op in model.operators:
+        activations = [i for i in op.inputs if i >= 0 and model.tensors[i].data is None]
+        if not activations or not all(i in derived for i in activations):
+            if any(i in derived for i in activations):
+                _fail(op, "mixes the raw uint8 input with other activations; "
+                          "the input encoder must end in LceQuantize")
+            continue
+        if op.opcode == "LceQuantize":
+            if quantize is not None:
+                _fail(op, "the input encoder feeds more than one LceQuantize")
+            quantize = op
+            chain.append(op)
+            continue
+        if op.opcode not in _ENCODER_OPS:
+            _fail(op, "is not supported in the uint8 input encoder (it must be elementwise "
+                      f"ops ending in LceQuantize; supported there: {', '.join(sorted(_ENCODER_OPS))})")
+        chain.append(op)
+        derived.update(op.outputs)
+    if quantize is None:
+        raise UnsupportedOpError(
+            f"the uint8 model input (tensor {src.index}) never reaches an LceQuantize: "
+            "the firmware needs a binary input encoder")
+    for t in derived:
+        for consumer in model.consumers(t):
+            if consumer not in chain:
+                _fail(consumer, f"reads encoder tensor {t}; only LceQuantize may consume the encoder")
+    if src.index in model.outputs or any(t in model.outputs for t in derived):
+        raise UnsupportedOpError("an input encoder tensor is a model output")
+    out = model.tensors[quantize.outputs[0]]
+    h, w, c = _hwc(chain[0], src, "model input")
+    lut = frontend_lut(model, chain, src, out)
+    words = lut.shape[2]
+    return KernelCall(
+        op_indices=tuple(op.index for op in chain),
+        op_name="FRONTEND",
+        function="glt_frontend_opt",
+        reference_function="glt_frontend_ref",
+        header="glt_frontend.h",
+        params_type="glt_frontend_params",
+        params=dict(pixels=h * w, channels=c, words=words),
+        arrays={"lut": lut.reshape(-1)},
+        inputs=(src.index,),
+        outputs=(out.index,),
+        input_bytes=(src.nbytes,),
+        output_bytes=(out.nbytes,),
+        notes=[f"fuses {' -> '.join(op.opcode for op in chain)}"],
+    )
+
+
+def _eval_op(model: Model, op: Operator, values: dict[int, np.ndarray]) -> np.ndarray:
+    args = []
+    for i in op.inputs:
+        t = model.tensors[i]
+        args.append(values[i] if i in values else np.asarray(t.data))
+    if op.opcode == "LceQuantize":
+        x = args[0]
+        t = model.tensors[op.inputs[0]]
+        if x.dtype == np.bool_:
+            bits = ~x
+        elif x.dtype == np.int8:
+            bits = x.astype(np.int32) < (int(t.zero_point[0]) if t.zero_point is not None else 0)
+        else:
+            bits = x.astype(np.float32) < np.float32(0)
+        return bitpack(bits)
+    if op.opcode == "CAST":
+        out_t = model.tensors[op.outputs[0]]
+        dtype = _CAST_TYPES.get(out_t.type_name)
+        if dtype is None:
+            _fail(op, f"cast to {out_t.type_name} is not supported")
+        return args[0] != 0 if dtype is np.bool_ else args[0].astype(dtype)
+    result = _ENCODER_OPS[op.opcode](op, args)
+    out_t = model.tensors[op.outputs[0]]
+    if out_t.dtype is not None and result.dtype != out_t.dtype:
+        result = result.astype(out_t.dtype)
+    return np.asarray(result)
+
+
+def _run_chain(model: Model, chain: list[Operator], src: Tensor, frame: np.ndarray) -> np.ndarray:
+    values = {src.index: frame}
+    for op in chain:
+        values[op.outputs[0]] = _eval_op(model, op, values)
+    out = values[chain[-1].outputs[0]]
+    return out.reshape(-1, out.shape[-1])  # [pixels, words]
+
+
+def frontend_lut(model: Model, chain: list[Operator], src: Tensor, out: Tensor) -> np.ndarray:
+    """Per-channel tables [C, 256, words] (uint32) such that OR-ing the entries of a
+    pixel's channel values gives the encoder's bit-packed output for that pixel.
+
+    Obtained by evaluating the encoder ops on probe frames (each channel in turn
+    takes every value 0..255), then verified on random and extreme frames; an
+    encoder that is not a per-pixel, per-channel function raises UnsupportedOpError.
+    """
+    shape = src.shape
+    _, h, w, c = shape
+    pixels = h * w
+    expected_words = out.shape[-1]
+    zero = np.zeros(shape, dtype=np.uint8)
+    base = _run_chain(model, chain, src, zero)
+    if base.shape != (pixels, expected_words):
+        _fail(chain[-1], f"encoder output {list(base.shape)} is not one row of words per pixel")
+    if not np.all(base == base[0]):
+        _fail(chain[-1], "encoder output depends on the pixel position")
+    per_channel = np.zeros((c, 256, expected_words), dtype=np.uint32)
+    rounds = -(-256 // pixels)
+    for ch in range(c):
+        seen = np.zeros(256, dtype=bool)
+        for r in range(rounds + 1):  # one extra, shifted round checks position independence
+            if r < rounds:
+                values = (np.arange(pixels) + r * pixels) % 256
+            else:  # values move to other pixels
+                values = (np.arange(pixels) * 7 + 100) % 256
+            frame = zero.copy()
+            frame[0, :, :, ch] = values.reshape(h, w).astype(np.uint8)
+            got = _run_chain(model, chain, src, frame)
+            for v in np.unique(values):
+                rows = got[values == v]
+                if not np.all(rows == rows[0]):
+                    _fail(chain[-1], "encoder output depends on the pixel position")
+                if seen[v] and not np.array_equal(per_channel[ch, v], rows[0]):
+                    _fail(chain[-1], "encoder output depends on the pixel position")
+                per_channel[ch, v] = rows[0]
+                seen[v] = True
+        if not seen.all():
+            _fail(chain[-1], "probe frames did not cover every input value")
+    depends = [np.bitwise_or.reduce(per_channel[ch] ^ base[0], axis=0) for ch in range(c)]
+    for a in range(c):
+        for b in range(a + 1, c):
+            if np.any(depends[a] & depends[b]):
+                _fail(chain[-1], f"an encoder bit depends on both input channels {a} and {b}; "
+                                 "it cannot be a per-channel lookup table")
+    lut = np.zeros_like(per_channel)
+    for ch in range(c):
+        lut[ch] = per_channel[ch] & depends[ch]
+    lut[0] |= base[0] & ~np.bitwise_or.reduce(np.stack(depends), axis=0)  # constant bits
+    rng = np.random.default_rng(0)
+    checks = [rng.integers(0, 256, size=shape, dtype=np.uint8) for _ in range(3)]
+    checks.append(np.full(shape, 255, dtype=np.uint8))
+    for frame in checks:
+        direct = _run_chain(model, chain, src, frame)
+        pix = frame.reshape(pixels, c)
+        combined = np.zeros_like(direct)
+        for ch in range(c):
+            combined |= lut[ch][pix[:, ch]]
+        if not np.array_equal(direct, combined):
+            _fail(chain[-1], "the input encoder is not separable per channel (lookup tables disagree "
+                             "with the encoder ops on a test frame)")
+    return lut

@@ -1,0 +1,217 @@
+"""Renode files generated per build, and the Renode runners.
+
+render_renode_files() writes, from firmware_templates/renode/:
+  <board>.repl   platform: `using "platforms/cpus/stm32f746.repl"` + DWT + LD1 for
+                 nucleo; a self-contained description for nucleo-l4r5zi (Renode 1.15
+                 has no STM32L4R5 platform)
+  <board>.resc   creates the machine, loads the platform and the ELF, showAnalyzer on the UART
+  <board>.robot  renode-test suite: boot line, then the first result lines (built-in
+                 frames) or ping/stats answers (UART frame source)
+
+Renode is not installable on the development machines: these files are checked
+here for syntax and peripheral names (tests/test_renode_files.py) and run where
+Renode 1.15 is installed (run_renode / RenodeSession).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import jinja2
+
+from deploy.boards import Board, load_board
+from deploy.emulator import EmulatorError, EmulatorTimeout, RunResult
+from deploy import toolchain
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "firmware_templates" / "renode"
+BOOT_PREFIX = "larq-glt boot: board"
+
+
+class RenodeError(EmulatorError):
+    """Renode files cannot be generated for this input, or Renode failed."""
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _renode_path(p: Path) -> str:
+    s = str(Path(p).resolve())
+    if any(c.isspace() for c in s) or '"' in s:
+        raise RenodeError(f"Renode's @path syntax cannot take whitespace or quotes: {s}")
+    return s
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def render_renode_files(board: "str | Board", elf: "str | os.PathLike", out_dir: "str | os.PathLike", *,
+                        model_name: str = "model", frame_source: str = "builtin",
+                        result_count: int = 2, led_expect: bool | None = None,
+                        uart_port: int | None = None, boot_timeout: int = 10,
+                        result_timeout: int = 60) -> dict[str, Path]:
+    """Write <board>.repl/.resc/.robot into out_dir; returns {"repl", "resc", "robot"} paths.
+
+    frame_source: the firmware's ("builtin": the test waits for `result_count` result
+      lines; "uart": it checks the command console with ping/stats instead).
+    led_expect: if not None, the test asserts LD1's state after the results.
+    uart_port: also expose the UART on this TCP port (frame streaming; see RenodeSession).
+    """
+    board = load_board(board)
+    if board.renode is None:
+        raise RenodeError(f"board {board.name} has no [renode] section (it runs in {board.emulator})")
+    if frame_source not in ("builtin", "uart"):
+        raise RenodeError(f"frame_source {frame_source!r} not one of builtin, uart")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {k: out_dir / f"{board.name}.{k}" for k in ("repl", "resc", "robot")}
+    ctx = {
+        "board": board.template_context(),
+        "model_name": model_name,
+        "machine_name": f"glt-{board.name}",
+        "repl_path": _renode_path(paths["repl"]),
+        "resc_path": _renode_path(paths["resc"]),
+        "elf_path": _renode_path(Path(elf)),
+        "uart_port": uart_port,
+        "boot_line": f"{BOOT_PREFIX} {board.name} model {model_name}",
+        "result_count": result_count if frame_source == "builtin" else 0,
+        "frame_source": frame_source,
+        "led_expect": led_expect,
+        "boot_timeout": boot_timeout,
+        "result_timeout": result_timeout,
+    }
+    env = _env()
+    for kind, tpl in (("repl", "platform.repl.j2"), ("resc", "machine.resc.j2"), ("robot", "test.robot.j2")):
+        _write_atomic(paths[kind], env.get_template(tpl).render(ctx))
+    return paths
+
+
+def run_renode(elf, board: "str | Board", *, timeout: float = 300.0, out_dir=None, **render_kwargs) -> RunResult:
+    """Run the generated Robot suite with renode-test; exit code 0 = all waits passed."""
+    board = load_board(board)
+    exe = toolchain.renode_test()
+    if exe is None:
+        raise RenodeError("renode-test not found: install Renode 1.15 (with its test dependencies)")
+    out_dir = Path(out_dir or Path(elf).parent / "renode")
+    paths = render_renode_files(board, elf, out_dir, **render_kwargs)
+    t0 = time.monotonic()
+    cmd = [exe, str(paths["robot"]), "--results-dir", str(out_dir / "results")]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        return RunResult("timeout", None, out.splitlines(), "renode", time.monotonic() - t0, cmd)
+    lines = proc.stdout.splitlines()
+    return RunResult("exited", proc.returncode, lines, "renode", time.monotonic() - t0, cmd, proc.stderr)
+
+
+class RenodeSession:
+    """Renode running the generated .resc headless, its UART on a local TCP socket
+    (CreateServerSocketTerminal): the same write()/read_line() interface as QemuSession,
+    for streaming frames with deploy.protocol.FrameClient."""
+
+    def __init__(self, elf, board: "str | Board", *, timeout: float = 300.0, port: int = 0,
+                 out_dir=None, model_name: str = "model"):
+        self.board = load_board(board)
+        self.timeout = timeout
+        self.port = port or _free_port()
+        self.out_dir = Path(out_dir or Path(elf).parent / "renode")
+        self.paths = render_renode_files(self.board, elf, self.out_dir, model_name=model_name,
+                                         frame_source="uart", uart_port=self.port)
+        self.lines: list[str] = []
+        self._buf = b""
+        self._proc = None
+        self._sock = None
+        self.result: RunResult | None = None
+
+    def start(self) -> "RenodeSession":
+        exe = toolchain.renode()
+        if exe is None:
+            raise RenodeError("renode not found: install Renode 1.15")
+        self.command = [exe, "--disable-gui", "--console", "-p", str(self.paths["resc"]), "-e", "start"]
+        self._proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self._t0 = time.monotonic()
+        self._deadline = self._t0 + self.timeout
+        while self._sock is None:
+            try:
+                self._sock = socket.create_connection(("127.0.0.1", self.port), timeout=1.0)
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > self._t0 + 60:
+                    self.close()
+                    raise RenodeError(f"Renode did not open the UART socket on port {self.port}")
+                time.sleep(0.5)
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def read_line(self, timeout: float | None = None) -> str | None:
+        end = min(self._deadline, time.monotonic() + (timeout if timeout is not None else self.timeout))
+        while b"\n" not in self._buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(4096)
+            except socket.timeout:
+                return None
+            if not chunk:
+                return None
+            self._buf += chunk
+        raw, self._buf = self._buf.split(b"\n", 1)
+        line = raw.decode("ascii", errors="replace").rstrip("\r")
+        self.lines.append(line)
+        return line
+
+    def wait_for(self, pattern: str, timeout: float | None = None):
+        import re
+        rx = re.compile(pattern)
+        end = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            line = self.read_line(max(0.0, end - time.monotonic()))
+            if line is None:
+                raise EmulatorTimeout(f"timed out waiting for a line matching {pattern!r}", self.lines[-20:])
+            m = rx.search(line)
+            if m:
+                return m
+
+    def close(self) -> RunResult:
+        if self.result is not None:
+            return self.result
+        if self._sock is not None:
+            self._sock.close()
+        status = "stopped"
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, 9)
+            self._proc.wait()
+        elif self._proc is not None:
+            status = "exited"
+        fatal = any(l.startswith("fatal:") for l in self.lines)
+        self.result = RunResult("crash" if fatal else status,
+                                None if self._proc is None else self._proc.returncode,
+                                list(self.lines), "renode", time.monotonic() - getattr(self, "_t0", time.monotonic()),
+                                getattr(self, "command", []))
+        return self.result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,58 @@
+/*
+ * Binary 2D convolution with the semantics of Larq Compute Engine's LceBconv2d
+ * (reference kernel: larq_compute_engine/core/bconv2d/reference.h).
+ *
+ * For output pixel (oy, ox) and output channel oc of group g, the accumulator is
+ *   acc = sum over filter taps (ky, kx) of
+ *           - binary_zero_point                      if the tap is outside the input
+ *                                                    and zero_padding is set,
+ *           - popcount(in[iy][ix][g] ^ filter[oc][ky][kx])   otherwise, where an
+ *             outside tap reads 0 words (one-padding: +1 values).
+ * Output (LCE's OutputTransform):
+ *   GLT_OUT_BITS : bit oc = acc > thresholds[oc]
+ *   GLT_OUT_FLOAT: x = clamp(2*acc, clamp_min, clamp_max);
+ *                  y = (float)x * multiplier[oc] + bias[oc]   (two roundings)
+ *   GLT_OUT_INT8 : round-half-away(y) saturated to int8
+ * multiplier/bias/clamps are LCE's fused values (back-transformation, batch norm,
+ * activation, int8 scale) computed by deploy/lowering.py.
+ */
+#ifndef GLT_BCONV2D_H
+#define GLT_BCONV2D_H
+
+#include <stdint.h>
+
+#include "glt_common.h"
+
+typedef struct {
+    int32_t in_h, in_w;            /* input pixels */
+    int32_t in_words;              /* packed words per input pixel (all groups) */
+    int32_t out_h, out_w;          /* output pixels */
+    int32_t out_c;                 /* output channels (unpacked count) */
+    int32_t filter_h, filter_w;
+    int32_t group_words;           /* packed input words per group = filter dim 3 */
+    int32_t groups;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_top, pad_left;     /* TF SAME padding before the input, 0 for VALID */
+    int32_t zero_padding;          /* 1: SAME with pad value 0 (LCE zero-padding correction) */
+    int32_t binary_zero_point;     /* (channels_in / groups) / 2 */
+    int32_t output_type;           /* GLT_OUT_FLOAT, GLT_OUT_INT8 or GLT_OUT_BITS */
+    int32_t clamp_min, clamp_max;  /* float/int8 output: clamp of 2*acc */
+    const uint32_t *filter;        /* [out_c][filter_h][filter_w][group_words] */
+    const float *multiplier;       /* [out_c], float/int8 output, else NULL */
+    const float *bias;             /* [out_c], float/int8 output, else NULL */
+    const int32_t *thresholds;     /* [out_c], bits output, else NULL */
+    const uint16_t *tap_popcount;  /* [out_c][filter_h*filter_w] popcount of each filter
+                                      tap; optimized kernel with zero_padding, else NULL */
+    uint32_t *scratch;             /* optimized kernel: filter_h*filter_w*group_words
+                                      words of RAM (unused when the filter is 1x1) */
+} glt_bconv2d_params;
+
+/* Readable reference: a direct transcription of the semantics above. */
+void glt_bconv2d_ref(const glt_bconv2d_params *p, const uint32_t *input, void *output);
+
+/* Optimized: im2col window + carry-save SWAR popcount (no popcount instruction on
+ * Cortex-M). Bit-identical to glt_bconv2d_ref. */
+void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
+
+#endif /* GLT_BCONV2D_H */
