@@ -299,7 +299,7 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         # LCE OneTimeSetup: fused in double, stored as float
         fused_mul = np.array([-1 * float(m) / scale for m in mul], dtype=np.float32)
         fused_bias = np.array(
-            [(float(b) + float(backtransform_add) * float(m)) / scale + zp for m, b in zip(mul, bias)],
+            [np.float32(b) + np.float32(backtransform_add) * np.float32(m) for m, b in zip(mul, bias)],
             dtype=np.float32,
         )
         arrays["multiplier"] = fused_mul
@@ -580,8 +580,8 @@ def _find_frontend(model: Model) -> KernelCall | None:
         activations = [i for i in op.inputs if i >= 0 and model.tensors[i].data is None]
         if not activations or not all(i in derived for i in activations):
             if any(i in derived for i in activations):
-                _fail(op, "mixes the raw uint8 input with other activations; "
-                          "the input encoder must end in LceQuantize")
+                _fail(op, "mixes the uint8 input encoder with other activations; "
+                          "the encoder must end in LceQuantize")
             continue
         if op.opcode == "LceQuantize":
             if quantize is not None:
@@ -590,8 +590,10 @@ def _find_frontend(model: Model) -> KernelCall | None:
             chain.append(op)
             continue
         if op.opcode not in _ENCODER_OPS:
-            _fail(op, "is not supported in the uint8 input encoder (it must be elementwise "
-                      f"ops ending in LceQuantize; supported there: {', '.join(sorted(_ENCODER_OPS))})")
+            raise UnsupportedOpError(
+                f"operator {op.index} ({op.opcode}) is not supported in the uint8 input encoder "
+                "(it must be elementwise ops ending in LceQuantize; supported there: "
+                f"{', '.join(sorted(_ENCODER_OPS))})")
         chain.append(op)
         derived.update(op.outputs)
     if quantize is None:

@@ -18,6 +18,11 @@ LCE keeps a grouped convolution binary only when every group has a multiple of
 32 input channels (one or more whole bit-packed words); otherwise it silently
 falls back to a float convolution on ±1 values. ``compact`` checks this at build
 time and raises :class:`ModelConfigError` instead.
+
+``precision="float"`` builds the full-precision counterpart of the same
+topology (float weights, ReLU activations where the binary model takes the
+sign of its input): the knowledge-distillation teacher of
+:mod:`larq_glt.distillation`.
 """
 from __future__ import annotations
 
@@ -77,6 +82,9 @@ class ModelConfig:
     pad_values: value binary convs pad with; 1.0 ("one-padding") costs nothing
         on the MCU, 0.0 needs LCE's zero-padding correction.
     momentum: batch-norm momentum.
+    precision: ``binary`` (every conv binary, the deployed model) or
+        ``float`` (the same topology in full precision: float kernels, ReLU
+        in place of the input sign; a distillation teacher, not deployable).
     """
 
     input_size: int = 96
@@ -93,6 +101,7 @@ class ModelConfig:
     width: float = 1.0
     pad_values: float = 1.0
     momentum: float = 0.9
+    precision: str = "binary"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -131,6 +140,21 @@ def _bconv(filters, kernel, name, pad_values, strides=1, groups=1, padding="same
     )
 
 
+def _conv(config: ModelConfig, filters, kernel, name, groups=1, padding="same"):
+    """A body/classifier conv: binary, or its full-precision counterpart."""
+    if config.precision == "binary":
+        return _bconv(filters, kernel, name, config.pad_values, groups=groups, padding=padding)
+    return keras.layers.Conv2D(filters, kernel, groups=groups, padding=padding, use_bias=False, name=name)
+
+
+def _activation(config: ModelConfig, x, name):
+    # Binary convs binarize their own input (ste_sign); the float counterpart
+    # needs an explicit nonlinearity at the same place.
+    if config.precision == "binary":
+        return x
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
 def check_binary_groups(in_channels: int, groups: int, layer: str) -> None:
     """Raise unless a grouped binary conv stays binary after LCE conversion."""
     if groups < 1 or in_channels % groups:
@@ -151,6 +175,8 @@ def check_binary_groups(in_channels: int, groups: int, layer: str) -> None:
 def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     """Build the compact fully-binarized model (see the module docstring)."""
     config = dataclasses.replace(config or ModelConfig(), **overrides)
+    if config.precision not in ("binary", "float"):
+        raise ModelConfigError(f"precision must be 'binary' or 'float', got {config.precision!r}")
     if config.input_size < config.stem_stride:
         raise ModelConfigError(f"input_size {config.input_size} is smaller than the stem stride")
 
@@ -161,7 +187,7 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     x = encoder(inputs)
 
     stem_filters = _scaled(config.stem_filters, config.width)
-    if encoder.binary:
+    if encoder.binary and config.precision == "binary":
         stem = _bconv(stem_filters, config.stem_kernel, "stem_conv", config.pad_values, strides=config.stem_stride)
     else:
         # The accuracy reference: a full-precision first conv on the float image
@@ -182,7 +208,8 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
         check_binary_groups(channels, block.groups, f"{name}_conv")
         if filters % block.groups:
             raise ModelConfigError(f"{name}_conv: {filters} filters not divisible by {block.groups} groups")
-        x = _bconv(filters, block.kernel, f"{name}_conv", config.pad_values, groups=block.groups)(x)
+        x = _activation(config, x, name)
+        x = _conv(config, filters, block.kernel, f"{name}_conv", groups=block.groups)(x)
         x = keras.layers.BatchNormalization(momentum=config.momentum, name=f"{name}_bn")(x)
         if block.pool:
             if x.shape[1] < 2:
@@ -193,8 +220,10 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     # Binary classifier: a VALID conv spanning the whole final map (a binary
     # fully-connected layer that LCE converts to LceBconv2d with float output).
     h, w = int(x.shape[1]), int(x.shape[2])
-    x = _bconv(config.num_classes, (h, w), "classifier", config.pad_values, padding="valid")(x)
+    x = _activation(config, x, "classifier")
+    x = _conv(config, config.num_classes, (h, w), "classifier", padding="valid")(x)
     x = keras.layers.BatchNormalization(momentum=config.momentum, name="classifier_bn")(x)
     logits = keras.layers.Flatten(name="logits")(x)
-    model = keras.Model(inputs, logits, name=f"compact_{config.encoding}")
+    suffix = "" if config.precision == "binary" else f"_{config.precision}"
+    model = keras.Model(inputs, logits, name=f"compact_{config.encoding}{suffix}")
     return model

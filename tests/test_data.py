@@ -143,7 +143,10 @@ def test_vww_download_and_extract(tmp_path, monkeypatch):
 
 
 def test_vww_damaged_archive_is_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(download, "fetch", lambda url, dest, timeout=30.0: dest.write_bytes(b"junk"))
+    def junk(url, dest, timeout=30.0):
+        dest.write_bytes(b"junk")
+
+    monkeypatch.setattr(download, "fetch", junk)
     with pytest.raises(DatasetError, match="cannot extract"):
         data.load("vww", data_dir=tmp_path / "d")
     assert not (tmp_path / "d" / "vw_coco2014_96.tar.gz").exists()
@@ -172,8 +175,6 @@ def test_folder_layout_corrupt_resize_and_modes(tmp_path, caplog):
     assert s.info.train_class_counts == [5, 5, 5] and s.info.val_class_counts == [3, 3, 3]
     x, y = s.arrays("val")
     assert x.shape == (9, S, S, 3) and x.dtype == np.uint8
-    names = sorted(p.name for c in ("apple", "mango", "zebra") for p in (root / "val" / c).iterdir())
-    assert len(names) == 9
     # Val order is the listing order: class by class, sorted file names.
     by_name = {}
     i = 0

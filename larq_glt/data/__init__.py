@@ -114,7 +114,8 @@ def load(
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise DatasetError(
-            f"dataset {name!r} has no option(s) {unknown}; its options: {sorted(accepted) or 'none'}"
+            f"dataset {name!r} has no option(s) {unknown}; "
+            f"its options: {sorted(accepted) or 'none'}"
         )
     prepared = prepare(
         data_dir,

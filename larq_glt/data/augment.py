@@ -44,7 +44,9 @@ class AugmentConfig:
             if not value >= 0:
                 raise ValueError(f"augmentation strength {name} must be >= 0, got {value}")
         if self.shift >= 0.5:
-            raise ValueError(f"shift is a fraction of the image side and must be < 0.5, got {self.shift}")
+            raise ValueError(
+                f"shift is a fraction of the image side and must be < 0.5, got {self.shift}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -172,7 +172,7 @@ class DatasetSplits:
     def arrays(self, split: str = "val", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 [N, S, S, 3], labels int32 [N])`` as NumPy, fixed order, not
         augmented; the first ``limit`` examples if given. In-memory data is returned
-        without a copy: do not modify it."""
+        as a read-only view, without a copy."""
         source = self._source(split)
         n = len(source) if limit is None else min(int(limit), len(source))
         if isinstance(source, ArraySource):

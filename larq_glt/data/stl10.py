@@ -58,7 +58,8 @@ def _to_numpy(tfds, ds, limit, image_size):
     images = np.concatenate(images) if images else np.zeros((0, 96, 96, 3), np.uint8)
     labels = np.concatenate(labels).astype(np.int32) if labels else np.zeros(0, np.int32)
     if images.shape[1:3] != (image_size, image_size):
-        images = np.stack([np.asarray(fit_square(Image.fromarray(im), image_size)) for im in images])
+        resized = [np.asarray(fit_square(Image.fromarray(im), image_size)) for im in images]
+        images = np.stack(resized)
     return images.astype(np.uint8, copy=False), labels
 
 

@@ -1,0 +1,404 @@
+"""deploy/runtime C kernels on the host: optimized == reference == an independent
+numpy model of LCE's semantics, on randomized shapes (odd channel counts, groups,
+strides, dilation, SAME/VALID, zero- and one-padding, every output type).
+
+The optimized bconv's Cortex-M assembly path is checked on the M7 in
+test_kernels_qemu.py; here both kernels run their portable C.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from deploy.lowering import OUT_BITS, OUT_FLOAT, OUT_INT8, bitpack
+from tests.kernels import hostlib
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return hostlib.build(tmp_path_factory.mktemp("glt_runtime"))
+
+
+def words(c: int) -> int:
+    return (c + 31) // 32
+
+
+def unpack(packed: np.ndarray, channels: int) -> np.ndarray:
+    """bit-packed words [..., W] -> bool [..., channels] (True = bit 1 = -1)."""
+    b = np.unpackbits(packed.astype("<u4").view(np.uint8), axis=-1, bitorder="little")
+    return b[..., :channels].astype(bool)
+
+
+def same_valid(size, filt, stride, dilation, same):
+    eff = (filt - 1) * dilation + 1
+    out = (size + stride - 1) // stride if same else (size - eff + stride) // stride
+    return out, max((out - 1) * stride + eff - size, 0) // 2
+
+
+def round_half_away(y: np.ndarray) -> np.ndarray:
+    return np.sign(y) * np.floor(np.abs(y.astype(np.float64)) + 0.5)
+
+
+# ------------------------------------------------------------------ binary conv
+
+
+def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_value, out_type,
+               in_h, in_w):
+    gw = words(cin // groups)
+    in_words = words(cin)
+    out_h, pad_top = same_valid(in_h, fh, sh, dh, same)
+    out_w, pad_left = same_valid(in_w, fw, sw, dw, same)
+    # activations and filters with LCE's zero padding bits
+    x = rng.random((in_h, in_w, cin)) < 0.5
+    filt_bits = rng.random((cout, fh, fw, cin // groups)) < 0.5
+    if groups == 1:
+        x_packed = bitpack(x)
+    else:
+        x_packed = np.concatenate(
+            [bitpack(x[..., g * (cin // groups):(g + 1) * (cin // groups)]) for g in range(groups)], axis=-1)
+    filt = bitpack(filt_bits)  # [cout, fh, fw, gw]
+    taps = fh * fw
+    acc_max = taps * (cin // groups)
+    params = dict(in_h=in_h, in_w=in_w, in_words=in_words, out_h=out_h, out_w=out_w, out_c=cout,
+                  filter_h=fh, filter_w=fw, group_words=gw, groups=groups, stride_h=sh, stride_w=sw,
+                  dilation_h=dh, dilation_w=dw, pad_top=pad_top, pad_left=pad_left,
+                  zero_padding=int(same and pad_value == 0), binary_zero_point=(cin // groups) // 2,
+                  output_type=out_type, clamp_min=0, clamp_max=0)
+    arrays = {"filter": filt.reshape(-1)}
+    if out_type == OUT_BITS:
+        thr = rng.integers(-3, acc_max + 3, size=cout)
+        thr[rng.random(cout) < 0.1] = -1  # LCE's -inf, clamped by lowering
+        thr[rng.random(cout) < 0.1] = 1 << 30  # +inf
+        arrays["thresholds"] = thr.astype(np.int32)
+    else:
+        lo = int(rng.integers(0, acc_max + 1))
+        hi = int(rng.integers(lo, 2 * acc_max + 1))
+        params["clamp_min"], params["clamp_max"] = (lo, hi) if rng.random() < 0.7 else (0, 2 * acc_max)
+        arrays["multiplier"] = rng.normal(0, 0.3, cout).astype(np.float32)
+        arrays["bias"] = rng.normal(0, 5, cout).astype(np.float32)
+    if params["zero_padding"]:
+        tap_bits = filt_bits.reshape(cout, taps, -1).sum(axis=-1)
+        arrays["tap_popcount"] = tap_bits.reshape(-1).astype(np.uint16)
+    scratch = 4 * taps * gw if taps > 1 else 0
+    return params, arrays, scratch, x, filt_bits
+
+
+def bconv_numpy(params, arrays, x, filt_bits):
+    """LCE BConv2DReference in numpy, from unpacked bits."""
+    p = params
+    cout, fh, fw, cg = filt_bits.shape
+    groups = p["groups"]
+    acc = np.zeros((p["out_h"], p["out_w"], cout), dtype=np.int64)
+    for oy in range(p["out_h"]):
+        for ox in range(p["out_w"]):
+            for oc in range(cout):
+                g = oc // (cout // groups)
+                a = 0
+                for ky in range(fh):
+                    for kx in range(fw):
+                        iy = oy * p["stride_h"] - p["pad_top"] + ky * p["dilation_h"]
+                        ix = ox * p["stride_w"] - p["pad_left"] + kx * p["dilation_w"]
+                        inside = 0 <= iy < p["in_h"] and 0 <= ix < p["in_w"]
+                        if not inside and p["zero_padding"]:
+                            a += p["binary_zero_point"]
+                            continue
+                        xin = x[iy, ix, g * cg:(g + 1) * cg] if inside else np.zeros(cg, bool)
+                        a += int(np.count_nonzero(xin ^ filt_bits[oc, ky, kx]))
+                acc[oy, ox, oc] = a
+    if p["output_type"] == OUT_BITS:
+        return bitpack(acc > arrays["thresholds"].astype(np.int64)).astype(np.uint32)
+    v = np.clip(2 * acc, p["clamp_min"], p["clamp_max"]).astype(np.float32)
+    y = (v * arrays["multiplier"]).astype(np.float32) + arrays["bias"]  # two float32 roundings
+    if p["output_type"] == OUT_FLOAT:
+        return y.astype(np.float32)
+    return np.clip(round_half_away(y), -128, 127).astype(np.int8)
+
+
+def run_bconv(lib, function, params, arrays, scratch, x_packed):
+    p = hostlib.Params("glt_bconv2d_params", params, arrays, scratch)
+    if params["output_type"] == OUT_BITS:
+        out = np.full((params["out_h"], params["out_w"], words(params["out_c"])), 0xDEADBEEF, np.uint32)
+    elif params["output_type"] == OUT_FLOAT:
+        out = np.full((params["out_h"], params["out_w"], params["out_c"]), np.nan, np.float32)
+    else:
+        out = np.full((params["out_h"], params["out_w"], params["out_c"]), 77, np.int8)
+    hostlib.call(lib, function, p, np.ascontiguousarray(x_packed, dtype=np.uint32), out)
+    return out
+
+
+def random_bconv_config(rng):
+    groups = int(rng.choice([1, 1, 1, 2, 3]))
+    if groups == 1:
+        cin = int(rng.choice([1, 3, 31, 32, 33, 64, 65, 96, 130, 200]))
+    else:
+        cin = groups * 32 * int(rng.integers(1, 3))
+    cout = groups * int(rng.choice([1, 5, 11, 16, 31, 33, 65])) if groups > 1 else int(
+        rng.choice([1, 7, 31, 32, 33, 64, 65]))
+    same = bool(rng.random() < 0.6)
+    fh, fw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    dh, dw = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if rng.random() < 0.3 else (1, 1)
+    sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    in_h = int(rng.integers((fh - 1) * dh + 1, 9))
+    in_w = int(rng.integers((fw - 1) * dw + 1, 9))
+    return dict(cin=cin, cout=cout, groups=groups, fh=fh, fw=fw, sh=sh, sw=sw, dh=dh, dw=dw,
+                same=same, pad_value=int(rng.integers(0, 2)),
+                out_type=int(rng.choice([OUT_FLOAT, OUT_INT8, OUT_BITS])), in_h=in_h, in_w=in_w)
+
+
+def packed_input(x, cin, groups):
+    if groups == 1:
+        return bitpack(x)
+    cg = cin // groups
+    return np.concatenate([bitpack(x[..., g * cg:(g + 1) * cg]) for g in range(groups)], axis=-1)
+
+
+def test_bconv2d_opt_equals_ref_equals_numpy_random_shapes(lib):
+    rng = np.random.default_rng(1234)
+    for case in range(250):
+        cfg = random_bconv_config(rng)
+        params, arrays, scratch, x, filt_bits = bconv_case(rng, **cfg)
+        xp = packed_input(x, cfg["cin"], cfg["groups"])
+        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+        opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+        assert ref.tobytes() == opt.tobytes(), f"case {case}: opt != ref for {cfg}"
+        if case < 80:  # the numpy model is slow; fewer cases
+            expected = bconv_numpy(params, arrays, x, filt_bits)
+            assert ref.tobytes() == expected.tobytes(), f"case {case}: ref != numpy for {cfg}"
+
+
+@pytest.mark.parametrize("n_words", [1, 2, 3, 4, 5, 6, 7, 9, 12, 29, 30, 31, 36, 37, 66, 67])
+def test_bconv2d_reduction_lengths(lib, n_words):
+    """Every split of the N-word reduction (head words, lone triple, hexad blocks,
+    more than 5 hexads) on a 1x1 conv (window read in place) and a 3x1 conv (window
+    gathered into scratch)."""
+    rng = np.random.default_rng(n_words)
+    for fh in (1, 3):
+        cin = 32 * n_words
+        cfg = dict(cin=cin, cout=40, groups=1, fh=fh, fw=1, sh=1, sw=1, dh=1, dw=1, same=True,
+                   pad_value=1, out_type=OUT_BITS, in_h=4, in_w=3)
+        params, arrays, scratch, x, filt_bits = bconv_case(rng, **cfg)
+        # all-ones words: the largest counts (1024 per tap here) must not overflow
+        x[0, 0, :] = True
+        xp = bitpack(x)
+        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+        opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+        assert ref.tobytes() == opt.tobytes()
+        params["output_type"] = OUT_FLOAT
+        params["clamp_max"] = 2 * fh * cin
+        arrays = dict(filter=arrays["filter"], multiplier=np.ones(40, np.float32),
+                      bias=np.zeros(40, np.float32))
+        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+        opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+        assert ref.tobytes() == opt.tobytes()
+        assert np.array_equal(ref, bconv_numpy(params, arrays, x, filt_bits))
+
+
+def test_int8_rounding_is_half_away_from_zero(lib):
+    """y = x * m + b landing exactly on .5 must round like std::round."""
+    params, arrays, scratch, x, filt_bits = bconv_case(
+        np.random.default_rng(5), cin=32, cout=4, groups=1, fh=1, fw=1, sh=1, sw=1, dh=1, dw=1,
+        same=False, pad_value=1, out_type=OUT_INT8, in_h=2, in_w=2)
+    params["clamp_min"], params["clamp_max"] = 0, 64
+    arrays["multiplier"] = np.array([0.25, -0.25, 4.0, -4.0], np.float32)
+    arrays["bias"] = np.array([0.5, -0.5, -200.5, 200.5], np.float32)
+    xp = bitpack(x)
+    for fn in ("glt_bconv2d_ref", "glt_bconv2d_opt"):
+        out = run_bconv(lib, fn, params, arrays, scratch, xp)
+        assert out.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes()
+
+
+# ------------------------------------------------------------------ binary max pool
+
+
+def test_bmaxpool_opt_equals_ref_equals_numpy(lib):
+    rng = np.random.default_rng(7)
+    for case in range(150):
+        in_h, in_w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+        nw = int(rng.integers(1, 5))
+        fh, fw = int(rng.integers(1, min(in_h, 4) + 1)), int(rng.integers(1, min(in_w, 4) + 1))
+        sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        same = bool(rng.random() < 0.5)
+        out_h, pt = same_valid(in_h, fh, sh, 1, same)
+        out_w, pl = same_valid(in_w, fw, sw, 1, same)
+        x = rng.integers(0, 2**32, size=(in_h, in_w, nw), dtype=np.uint32)
+        params = dict(in_h=in_h, in_w=in_w, words=nw, out_h=out_h, out_w=out_w, filter_h=fh,
+                      filter_w=fw, stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl)
+        expected = np.zeros((out_h, out_w, nw), np.uint32)
+        for oy in range(out_h):
+            for ox in range(out_w):
+                y0, x0 = oy * sh - pt, ox * sw - pl
+                win = x[max(y0, 0):y0 + fh, max(x0, 0):x0 + fw].reshape(-1, nw)
+                expected[oy, ox] = np.bitwise_and.reduce(win, axis=0)
+        for fn in ("glt_bmaxpool_ref", "glt_bmaxpool_opt"):
+            out = np.zeros_like(expected)
+            hostlib.call(lib, fn, hostlib.Params("glt_bmaxpool_params", params, {}), x, out)
+            assert np.array_equal(out, expected), f"{fn} case {case}"
+
+
+# ------------------------------------------------------------------ quantize / dequantize
+
+
+@pytest.mark.parametrize("cols", [1, 5, 31, 32, 33, 64, 65, 100])
+def test_quantize_dequantize(lib, cols):
+    rng = np.random.default_rng(cols)
+    rows = 3
+    xf = rng.normal(size=(rows, cols)).astype(np.float32)
+    specials = np.array([0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1e-45, -1e-45], np.float32)
+    xf.reshape(-1)[: min(len(specials), xf.size)] = specials[: xf.size]
+    xi = rng.integers(-128, 128, size=(rows, cols)).astype(np.int8)
+    xb = (rng.random((rows, cols)) < 0.5).astype(np.uint8) * rng.integers(1, 256, size=(rows, cols)).astype(np.uint8)
+    zp = int(rng.integers(-128, 128))
+    cases = [
+        ("float", xf, 0, bitpack(xf < 0)),
+        ("int8", xi, zp, bitpack(xi.astype(np.int32) < zp)),
+        ("bool", xb, 0, bitpack(xb == 0)),
+    ]
+    for kind, x, z, expected in cases:
+        for variant in ("ref", "opt"):
+            out = np.full((rows, words(cols)), 0xFFFFFFFF, np.uint32)
+            p = hostlib.Params("glt_quantize_params", dict(rows=rows, cols=cols, zero_point=z), {})
+            hostlib.call(lib, f"glt_quantize_{kind}_{variant}", p, x, out)
+            assert np.array_equal(out, expected), f"quantize {kind} {variant}"
+    packed = rng.integers(0, 2**32, size=(rows, words(cols)), dtype=np.uint32)
+    packed = bitpack(unpack(packed, cols))  # unused bits 0
+    bits = unpack(packed, cols)
+    for variant in ("ref", "opt"):
+        p = hostlib.Params("glt_dequantize_params",
+                           dict(rows=rows, cols=cols, zero_bit_value=1, one_bit_value=-1), {})
+        out = np.zeros((rows, cols), np.float32)
+        hostlib.call(lib, f"glt_dequantize_float_{variant}", p, packed, out)
+        assert np.array_equal(out, np.where(bits, -1.0, 1.0).astype(np.float32))
+        p = hostlib.Params("glt_dequantize_params",
+                           dict(rows=rows, cols=cols, zero_bit_value=100, one_bit_value=-90), {})
+        out8 = np.zeros((rows, cols), np.int8)
+        hostlib.call(lib, f"glt_dequantize_int8_{variant}", p, packed, out8)
+        assert np.array_equal(out8, np.where(bits, -90, 100).astype(np.int8))
+
+
+# ------------------------------------------------------------------ front end
+
+
+@pytest.mark.parametrize("channels,n_words", [(3, 1), (3, 2), (1, 1), (4, 3), (2, 1)])
+def test_frontend_opt_equals_ref_equals_numpy(lib, channels, n_words):
+    rng = np.random.default_rng(channels * 10 + n_words)
+    pixels = 37
+    lut = rng.integers(0, 2**32, size=(channels, 256, n_words), dtype=np.uint32)
+    frame = rng.integers(0, 256, size=(pixels, channels), dtype=np.uint8)
+    expected = np.zeros((pixels, n_words), np.uint32)
+    for c in range(channels):
+        expected |= lut[c][frame[:, c]]
+    p = hostlib.Params("glt_frontend_params", dict(pixels=pixels, channels=channels, words=n_words),
+                       {"lut": lut.reshape(-1)})
+    for fn in ("glt_frontend_ref", "glt_frontend_opt"):
+        out = np.zeros_like(expected)
+        hostlib.call(lib, fn, p, frame, out)
+        assert np.array_equal(out, expected), fn
+
+
+# ------------------------------------------------------------------ float head ops
+
+
+def test_mean_matches_sequential_float_sum(lib):
+    rng = np.random.default_rng(3)
+    h, w, c = 5, 7, 9
+    x = rng.normal(0, 100, size=(h * w, c)).astype(np.float32)
+    expected = np.zeros(c, np.float32)
+    for px in range(h * w):
+        expected = (expected + x[px]).astype(np.float32)
+    expected = (expected / np.float32(h * w)).astype(np.float32)
+    out = np.zeros(c, np.float32)
+    hostlib.call(lib, "glt_mean_ref", hostlib.Params("glt_mean_params", dict(pixels=h * w, channels=c), {}), x, out)
+    assert out.tobytes() == expected.tobytes()
+
+
+def test_avgpool_clipped_windows_and_clamp(lib):
+    rng = np.random.default_rng(4)
+    in_h, in_w, c, fh, fw, s = 5, 6, 3, 3, 2, 2
+    out_h, pt = same_valid(in_h, fh, s, 1, True)
+    out_w, pl = same_valid(in_w, fw, s, 1, True)
+    x = rng.normal(0, 5, size=(in_h, in_w, c)).astype(np.float32)
+    expected = np.zeros((out_h, out_w, c), np.float32)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            y0, x0 = oy * s - pt, ox * s - pl
+            win = x[max(y0, 0):y0 + fh, max(x0, 0):x0 + fw].reshape(-1, c)
+            total = np.zeros(c, np.float32)
+            for v in win:
+                total = (total + v).astype(np.float32)
+            expected[oy, ox] = np.clip(total / np.float32(len(win)), 0.0, 6.0)
+    params = dict(in_h=in_h, in_w=in_w, channels=c, out_h=out_h, out_w=out_w, filter_h=fh, filter_w=fw,
+                  stride_h=s, stride_w=s, pad_top=pt, pad_left=pl, act_min=0.0, act_max=6.0)
+    out = np.zeros_like(expected)
+    hostlib.call(lib, "glt_avgpool_ref", hostlib.Params("glt_avgpool_params", params, {}), x, out)
+    assert out.tobytes() == expected.tobytes()
+
+
+def test_fully_connected_binary_weights_exact(lib):
+    rng = np.random.default_rng(5)
+    b, n_in, n_out = 2, 70, 9
+    x = rng.choice([-1.0, 1.0], size=(b, n_in)).astype(np.float32)
+    wts = rng.choice([-1.0, 1.0], size=(n_out, n_in)).astype(np.float32)
+    bias = rng.normal(size=n_out).astype(np.float32)
+    expected = (x @ wts.T).astype(np.float32) + bias  # integer sums are exact
+    params = dict(batches=b, in_features=n_in, out_features=n_out, act_min=-3e38, act_max=3e38)
+    out = np.zeros((b, n_out), np.float32)
+    hostlib.call(lib, "glt_fully_connected_ref",
+                 hostlib.Params("glt_fully_connected_params", params, {"weights": wts.reshape(-1), "bias": bias}),
+                 x, out)
+    assert out.tobytes() == expected.astype(np.float32).tobytes()
+
+
+def test_softmax_and_argmax(lib):
+    rng = np.random.default_rng(6)
+    rows, cols = 4, 11
+    x = rng.normal(0, 8, size=(rows, cols)).astype(np.float32)
+    x[1, 3] = x[1, 7] = x[1].max() + 1  # tie: the first maximum wins
+    e = np.exp((x - x.max(axis=1, keepdims=True)).astype(np.float64))
+    expected = e / e.sum(axis=1, keepdims=True)
+    out = np.zeros_like(x)
+    hostlib.call(lib, "glt_softmax_ref",
+                 hostlib.Params("glt_softmax_params", dict(rows=rows, cols=cols, beta=1.0), {}), x, out)
+    np.testing.assert_allclose(out, expected, rtol=2e-6, atol=1e-30)
+    for int64 in (0, 1):
+        idx = np.zeros(rows, np.int64 if int64 else np.int32)
+        hostlib.call(lib, "glt_argmax_ref",
+                     hostlib.Params("glt_argmax_params", dict(rows=rows, cols=cols, output_int64=int64), {}),
+                     x, idx)
+        assert list(idx) == list(np.argmax(x, axis=1))
+        assert idx[1] == 3
+
+
+# ------------------------------------------------------------------ compilers
+
+
+ARM_TARGETS = [
+    ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"],
+    ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+    ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+    ["-mcpu=cortex-m33", "-mthumb"],
+    ["-mcpu=cortex-m0plus", "-mthumb"],
+]
+
+
+@pytest.mark.parametrize("target", ARM_TARGETS, ids=lambda t: t[0][6:] + ("-" + t[-1][7:] if "fpu" in t[-1] else ""))
+@pytest.mark.parametrize("opt", ["-O2", "-Os"])
+def test_runtime_compiles_warning_free_for_cortex_m(tmp_path, target, opt):
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed (Debian package gcc-arm-none-eabi)")
+    for src in sorted(hostlib.RUNTIME.glob("*.c")):
+        subprocess.run(
+            ["arm-none-eabi-gcc", *target, opt, "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", str(src),
+             "-o", str(tmp_path / (src.stem + ".o"))],
+            check=True, capture_output=True, text=True)
+
+
+def test_runtime_uses_no_libc_beyond_string_h():
+    allowed = {"stdint.h", "string.h", "arm_acle.h", "stddef.h"}
+    for src in list(hostlib.RUNTIME.glob("*.c")) + list(hostlib.RUNTIME.glob("*.h")):
+        for line in src.read_text().splitlines():
+            if line.startswith("#include <"):
+                header = line.split("<")[1].split(">")[0]
+                assert header in allowed, f"{src.name} includes <{header}>"
