@@ -1,4 +1,4 @@
-"""Lower a flatbuffer model (deploy.flatbuffer.Model) to plain-data kernel calls.
+"""Lower a flatbuffer model (larq_glt.flatbuffer.Model) to plain-data kernel calls.
 
 Each :class:`KernelCall` says which C function of ``deploy/runtime`` to call, with
 which parameter struct (scalar fields in ``params``, const array fields in
@@ -16,15 +16,23 @@ on probe frames (:func:`frontend_lut`).
 
 Example (a 3x3 binary conv writing bit-packed output)::
 
-    KernelCall(op_indices=(3,), op_name='LceBconv2d', function='glt_bconv2d_opt',
+    KernelCall(op_indices=(4,), op_name='LceBconv2d', function='glt_bconv2d_opt',
                reference_function='glt_bconv2d_ref', header='glt_bconv2d.h',
                params_type='glt_bconv2d_params',
-               params={'in_h': 8, 'in_w': 8, 'in_words': 1, 'out_h': 8, 'out_w': 8,
-                       'out_c': 64, 'filter_h': 3, 'filter_w': 3, 'group_words': 1,
-                       'groups': 1, 'stride_h': 1, ..., 'output_type': 2, ...},
-               arrays={'filter': uint32[64*3*3*1], 'thresholds': int32[64]},
-               inputs=(14,), outputs=(15,), input_bytes=(256,), output_bytes=(512,),
-               scratch_bytes=36, binary_macs=1179648)
+               params={'in_h': 9, 'in_w': 7, 'in_words': 2, 'out_h': 9, 'out_w': 7,
+                       'out_c': 32, 'filter_h': 3, 'filter_w': 3, 'group_words': 2,
+                       'groups': 1, 'stride_h': 1, 'stride_w': 1, 'dilation_h': 1,
+                       'dilation_w': 1, 'pad_top': 1, 'pad_left': 1, 'zero_padding': 0,
+                       'binary_zero_point': 16, 'output_type': 2, 'clamp_min': 0,
+                       'clamp_max': 0, 'lane_groups': 1},
+               arrays={'filter': uint32[576], 'thresholds': int32[32],
+                       'lane_filter': uint32[577], 'lane_thresholds': uint32[17]},
+               inputs=(18,), outputs=(19,), input_bytes=(504,), output_bytes=(252,),
+               scratch_bytes=1256, binary_macs=598752)
+
+The C side is then: ``static const glt_bconv2d_params p4 = {.in_h = 9, ...,
+.filter = p4_filter, .lane_filter = p4_lane_filter, ..., .scratch = scratch};``
+and ``glt_bconv2d_opt(&p4, arena + off_in, arena + off_out);``.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 
-from deploy.flatbuffer import Model, Operator, Tensor
+from larq_glt.flatbuffer import Model, Operator, Tensor
 
 __all__ = [
     "UnsupportedOpError",
@@ -43,6 +51,8 @@ __all__ = [
     "lower_operator",
     "frontend_lut",
     "bitpack",
+    "lane_tables",
+    "bconv_scratch_bytes",
     "C_TYPES",
     "OUT_FLOAT",
     "OUT_INT8",
@@ -53,6 +63,7 @@ OUT_FLOAT, OUT_INT8, OUT_BITS = 0, 1, 2  # GLT_OUT_* in glt_common.h
 FLT_MAX = float(np.finfo(np.float32).max)
 THRESHOLD_MIN, THRESHOLD_MAX = -1, 1 << 30  # range glt_bconv2d_opt needs (see header)
 MAX_TAPS = 64  # GLT_MAX_TAPS in glt_bconv2d_opt.c
+LANES_ACC_MAX = 21000  # bit-sliced counters are 16 planes: 1.5 * acc_max < 2^15
 
 # numpy dtype -> C element type of a const array
 C_TYPES = {
@@ -209,6 +220,46 @@ def _call(op: Operator, model: Model, name: str, header: str, **kw) -> KernelCal
     )
 
 
+def bconv_scratch_bytes(n_words: int, taps: int, lanes: bool) -> int:
+    """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h)."""
+    window = 4 * n_words if (taps > 1 or lanes) else 0
+    return window + (2 * (n_words * 32 + 16) if lanes else 0)
+
+
+def lane_tables(filter_words: np.ndarray, thresholds: np.ndarray, groups: int,
+                acc_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tables of glt_bconv2d_opt's bit-sliced algorithm (see glt_bconv2d.h).
+
+    filter_words: [out_c, N] packed filter rows; thresholds: LCE's (any int range).
+    Returns lane_filter [groups * lane_groups * (N * 32 + 1)] (each table ends with a
+    zero word, the column padded set-bit lists point to) and lane_thresholds
+    [groups * lane_groups * 17], both uint32.
+    """
+    out_c, n = filter_words.shape
+    ocg = out_c // groups
+    lane_groups = (ocg + 31) // 32
+    bits = np.unpackbits(
+        np.ascontiguousarray(filter_words, dtype="<u4").view(np.uint8), axis=1, bitorder="little"
+    ).astype(np.uint64)  # [out_c, N * 32]
+    popcount = bits.sum(axis=1).astype(np.int64)
+    # count lies in [0, acc_max]: this clamp keeps `count > threshold` unchanged
+    thr = np.clip(np.asarray(thresholds, dtype=np.int64).reshape(-1), -1, acc_max)
+    t = thr - popcount
+    half, odd = t >> 1, t & 1  # floor division; odd in {0, 1}
+    lane_filter = np.zeros((groups, lane_groups, n * 32 + 1), dtype=np.uint64)
+    lane_thr = np.zeros((groups, lane_groups, 17), dtype=np.uint64)
+    planes = np.arange(16, dtype=np.int64)
+    for g in range(groups):
+        for lane_group in range(lane_groups):
+            for j in range(min(32, ocg - 32 * lane_group)):
+                oc = g * ocg + 32 * lane_group + j
+                lane_filter[g, lane_group, : n * 32] |= bits[oc] << np.uint64(j)
+                plane_bits = ((half[oc] & 0xFFFF) >> planes) & 1
+                lane_thr[g, lane_group, :16] |= plane_bits.astype(np.uint64) << np.uint64(j)
+                lane_thr[g, lane_group, 16] |= np.uint64(int(odd[oc])) << np.uint64(j)
+    return lane_filter.astype(np.uint32).reshape(-1), lane_thr.astype(np.uint32).reshape(-1)
+
+
 def bitpack(bits: np.ndarray) -> np.ndarray:
     """LCE bit-packing of a boolean array along its last axis (True = bit 1 = -1)."""
     bits = np.asarray(bits, dtype=bool)
@@ -276,7 +327,7 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         filter_h=fh, filter_w=fw, group_words=gw, groups=groups, stride_h=sh, stride_w=sw,
         dilation_h=dh, dilation_w=dw, pad_top=pad_top, pad_left=pad_left,
         zero_padding=int(zero_padding), binary_zero_point=cin_group // 2,
-        output_type=out_type, clamp_min=0, clamp_max=0,
+        output_type=out_type, clamp_min=0, clamp_max=0, lane_groups=0,
     )
     arrays: dict[str, np.ndarray] = {"filter": filter_words}
     notes: list[str] = []
@@ -286,6 +337,12 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
             _fail(op, f"{thr.size} thresholds for {out_c} output channels")
         # acc lies in [0, 2^30): clamping LCE's +-inf thresholds keeps `acc > t`
         arrays["thresholds"] = np.clip(thr, THRESHOLD_MIN, THRESHOLD_MAX).astype(np.int32)
+        acc_max = fh * fw * cin_group
+        if not zero_padding and acc_max <= LANES_ACC_MAX:
+            lane_filter, lane_thr = lane_tables(filter_words.reshape(out_c, -1), thr, groups, acc_max)
+            arrays["lane_filter"] = lane_filter
+            arrays["lane_thresholds"] = lane_thr
+            params["lane_groups"] = lane_thr.size // (groups * 17)
     else:
         mul = _const(model, op, 2, "post_activation_multiplier").astype(np.float32).reshape(-1)
         bias = _const(model, op, 3, "post_activation_bias").astype(np.float32).reshape(-1)
@@ -299,7 +356,7 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         # LCE OneTimeSetup: fused in double, stored as float
         fused_mul = np.array([-1 * float(m) / scale for m in mul], dtype=np.float32)
         fused_bias = np.array(
-            [np.float32(b) + np.float32(backtransform_add) * np.float32(m) for m, b in zip(mul, bias)],
+            [(float(b) + float(backtransform_add) * float(m)) / scale + zp for m, b in zip(mul, bias)],
             dtype=np.float32,
         )
         arrays["multiplier"] = fused_mul
@@ -326,7 +383,7 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
     return _call(
         op, model, "glt_bconv2d", "glt_bconv2d.h",
         params=params, arrays=arrays, inputs=[inp.index], outputs=[out.index],
-        scratch_bytes=4 * taps * gw if taps > 1 else 0,
+        scratch_bytes=bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays),
         binary_macs=out_h * out_w * out_c * taps * cin_group, notes=notes,
     )
 
@@ -563,7 +620,17 @@ _ENCODER_OPS: dict[str, Callable] = {
         op.builtin_options.get("fused_activation_function", 0)),
     "GATHER": _eval_gather,
     "BROADCAST_TO": lambda op, a: np.broadcast_to(a[0], tuple(int(d) for d in a[1].reshape(-1))),
+    # Layout only: the per-channel LUT probing below verifies the result is still
+    # a per-pixel, per-channel function (the GLT encoder reshapes to channel-major planes).
+    "RESHAPE": lambda op, a: a[0].reshape(_new_shape(op, a)),
+    "EXPAND_DIMS": lambda op, a: np.expand_dims(a[0], int(np.asarray(a[1]).reshape(-1)[0])),
 }
+
+
+def _new_shape(op: Operator, args) -> tuple[int, ...]:
+    if len(args) > 1 and args[1] is not None:
+        return tuple(int(d) for d in np.asarray(args[1]).reshape(-1))
+    return tuple(int(d) for d in op.builtin_options.get("new_shape", ()))
 
 
 def _find_frontend(model: Model) -> KernelCall | None:

@@ -3,6 +3,13 @@
 Trains the compact fully-binarized network with the chosen input encoding and
 writes a run directory (model, metrics, checkpoints, TensorBoard logs, size
 summary, GLT transfer curve). ``--resume`` continues an interrupted run.
+
+Block pruning and knowledge distillation (see :mod:`larq_glt.pruning`,
+:mod:`larq_glt.distillation` and :mod:`larq_glt.training`)::
+
+    python -m larq_glt.train --dataset folder --data-dir ../shared/data/imagenette96 \
+        --width 4 --epochs 20 --prune-ratio 0.5 --prune-epochs 5 --finetune-epochs 5 \
+        --kd-teacher auto --max-model-bits 1000000
 """
 from __future__ import annotations
 
@@ -54,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distribute", choices=("mirrored", "multiworker"),
                    help="tf.distribute strategy: mirrored (all local GPUs) or multiworker (cluster from TF_CONFIG)")
     t.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars")
+    r = p.add_argument_group("block pruning (after the --epochs of dense training)")
+    r.add_argument("--prune-ratio", type=float, default=0.0,
+                   help="share of every prunable conv's output channels to remove (0 <= R < 1), in whole blocks "
+                        "balanced across groups; the model is then physically shrunk")
+    r.add_argument("--prune-block", type=int, default=32,
+                   help="channels per pruned block: a multiple of 32 (one bit-packed word of the next conv's input)")
+    r.add_argument("--prune-epochs", type=int, default=0,
+                   help="epochs over which the masks ramp (cubic schedule) to --prune-ratio; 0 prunes in one shot")
+    r.add_argument("--finetune-epochs", type=int,
+                   help="epochs of fine-tuning the shrunk model; unset: as many as --prune-epochs")
+    r.add_argument("--prune-learning-rate", type=float,
+                   help="learning rate of the ramp (constant) and fine-tuning (cosine decay); unset: half --learning-rate")
+    r.add_argument("--max-model-bits", type=int,
+                   help="fail (before training) unless the final model's weights fit in this many bits, "
+                        "e.g. 1000000 for a 1 Mbit budget")
+    k = p.add_argument_group("knowledge distillation")
+    k.add_argument("--kd-teacher", metavar="PATH|auto",
+                   help="teacher for distillation: 'auto' trains the full-precision counterpart first in OUT/teacher/, "
+                        "or a run directory / .keras file of a model with the same classes and image size")
+    k.add_argument("--kd-alpha", type=float, default=0.5,
+                   help="weight of the label cross-entropy; 1 - alpha weighs T^2 * KL(teacher || student)")
+    k.add_argument("--kd-temperature", type=float, default=4.0, help="softmax temperature T of the distillation term")
+    k.add_argument("--kd-teacher-epochs", type=int, help="epochs of the 'auto' teacher; unset: --epochs")
     return p
 
 
@@ -89,6 +119,16 @@ def config_from_args(args):
         distribute=args.distribute,
         progress=args.progress,
         model=model,
+        prune_ratio=args.prune_ratio,
+        prune_block=args.prune_block,
+        prune_epochs=args.prune_epochs,
+        finetune_epochs=args.finetune_epochs,
+        prune_learning_rate=args.prune_learning_rate,
+        kd_teacher=args.kd_teacher,
+        kd_alpha=args.kd_alpha,
+        kd_temperature=args.kd_temperature,
+        kd_teacher_epochs=args.kd_teacher_epochs,
+        max_model_bits=args.max_model_bits,
     )
 
 
@@ -97,21 +137,31 @@ def main(argv=None) -> int:
     for name in ("epochs", "batch_size", "image_size", "levels"):
         if getattr(args, name) < 1:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be at least 1")
+    if not 0.0 <= args.prune_ratio < 1.0:
+        raise SystemExit(f"error: --prune-ratio must be in [0, 1), got {args.prune_ratio}")
+    for name in ("prune_epochs", "finetune_epochs"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be 0 or more")
     from larq_glt.data import DatasetError
+    from larq_glt.distillation import DistillationError
     from larq_glt.models import ModelConfigError
+    from larq_glt.pruning import PruningError
     from larq_glt.runs import RunError
     from larq_glt.training import TrainingError, train
 
     cfg = config_from_args(args)
     try:
         metrics = train(cfg, resume=args.resume)
-    except (DatasetError, ModelConfigError, RunError, TrainingError) as e:
+    except (DatasetError, DistillationError, ModelConfigError, PruningError, RunError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     final = metrics["final"]
+    before = ""
+    if "weight_bits_before_pruning" in final:
+        before = f" (before pruning {final['weight_bits_before_pruning']:,})"
     print(
         f"done: {cfg.out}  val_accuracy {final['val_accuracy']:.4f}  "
-        f"weight bits {final['weight_bits']:,}  binary MACs {final['binary_macs']:,}"
+        f"weight bits {final['weight_bits']:,}{before}  binary MACs {final['binary_macs']:,}"
     )
     return 0
 

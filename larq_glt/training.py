@@ -11,25 +11,52 @@ written ``state.json``; ``resume=True`` restores the last one and continues.
 The data order and augmentation of epoch *e* depend only on ``(seed, e)``, so a
 run interrupted and resumed on the CPU gives the same weights as one that was
 not interrupted. See :mod:`larq_glt.runs` for the directory layout.
+
+# Block pruning (``prune_ratio``/``prune_epochs``, see :mod:`larq_glt.pruning`)
+
+A pruning run has three phases, numbered on one epoch axis so checkpoints,
+``state.json`` and ``--resume`` work across them:
+
+1. ``dense``: ``epochs`` epochs (Adam, cosine decay from ``learning_rate``);
+   the consumer convs already carry all-ones channel masks.
+2. ``ramp``: ``prune_epochs`` epochs at the constant ``prune_learning_rate``;
+   before each, blocks are masked up to the cubic ramp's share of the target.
+3. ``finetune``: at its start the masks are set to the target and the model is
+   *physically shrunk* (bit-identical outputs), then trained for
+   ``finetune_epochs`` epochs (cosine decay from ``prune_learning_rate``).
+
+Each phase starts with a fresh optimizer, so a run resumed at a phase
+boundary (model restored, optimizer new) is the same as one that was not
+interrupted; inside a phase the optimizer state is restored as well. The masks
+are variables of the model, hence in every checkpoint. The run directory
+records the size before and after pruning (``size.json``, and a table in
+``summary.txt``), the accuracy after each phase (``metrics.json: stages``) and
+the surviving blocks (``pruning.json``; block ``b`` is channels ``b·B`` to
+``b·B + B − 1``). ``max_model_bits`` is checked before any training: the
+final size depends only on the plan, not on which blocks are chosen.
+
+# Knowledge distillation (``kd_teacher``, see :mod:`larq_glt.distillation`)
+
+``kd_teacher="auto"`` first trains the student's full-precision counterpart
+as an ordinary run in ``<out>/teacher/`` (resumable like any run; skipped when
+finished); a path loads a saved model instead. Every phase of the student then
+trains on ``α·CE + (1−α)·T²·KL(teacher ‖ student)``.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import larq_glt  # noqa: F401
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from larq_glt import atomic, data, encoders, models, plots, summary
+from larq_glt import atomic, data, distillation, encoders, models, plots, pruning, summary
 from larq_glt.runs import RunDir, RunError
 
-__all__ = ["TrainConfig", "train", "TrainingError"]
+__all__ = ["TrainConfig", "train", "TrainingError", "teacher_config", "load_data"]
 
 
 class TrainingError(RuntimeError):
@@ -43,6 +70,15 @@ class TrainConfig:
     ``model`` holds :class:`larq_glt.models.ModelConfig` overrides (width,
     blocks, ...); ``encoding``, ``levels``, ``image_size`` and the dataset's
     class count are applied on top.
+
+    Pruning (``prune_ratio > 0`` or ``prune_epochs > 0`` turns the phases on):
+    ``prune_ratio`` share of each prunable conv's output channels removed,
+    ``prune_block`` channels per block (multiple of 32), ``prune_epochs`` ramp
+    epochs, ``finetune_epochs`` (default: ``prune_epochs``),
+    ``prune_learning_rate`` (default: half ``learning_rate``).
+    Distillation: ``kd_teacher`` (``"auto"`` or a run dir / ``.keras`` path),
+    ``kd_alpha``, ``kd_temperature``, ``kd_teacher_epochs`` (auto teacher;
+    default ``epochs``). ``max_model_bits``: weight-bit budget of the final model.
     """
 
     dataset: str = "synthetic"
@@ -63,9 +99,34 @@ class TrainConfig:
     distribute: str | None = None
     progress: bool = True
     model: dict = dataclasses.field(default_factory=dict)
+    prune_ratio: float = 0.0
+    prune_block: int = pruning.DEFAULT_BLOCK
+    prune_epochs: int = 0
+    finetune_epochs: int | None = None
+    prune_learning_rate: float | None = None
+    kd_teacher: str | None = None
+    kd_alpha: float = 0.5
+    kd_temperature: float = 4.0
+    kd_teacher_epochs: int | None = None
+    max_model_bits: int | None = None
 
     # Options that define the run: a resumed run must agree on these.
-    _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size")
+    _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
+                 "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs")
+    # ... and a pruning run on these too (they place the phase boundaries).
+    _PHASE_IDENTITY = ("epochs", "prune_epochs")
+
+    @property
+    def pruning(self) -> bool:
+        return self.prune_ratio > 0 or self.prune_epochs > 0
+
+    @property
+    def finetune(self) -> int:
+        return self.prune_epochs if self.finetune_epochs is None else self.finetune_epochs
+
+    @property
+    def prune_lr(self) -> float:
+        return self.learning_rate / 2 if self.prune_learning_rate is None else self.prune_learning_rate
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -74,6 +135,20 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Phase:
+    name: str  # dense | ramp | finetune
+    begin: int  # epochs completed before the phase
+    end: int
+
+
+def _phases(cfg: TrainConfig) -> list[_Phase]:
+    d, e, f = cfg.epochs, cfg.prune_epochs, cfg.finetune
+    if not cfg.pruning:
+        return [_Phase("dense", 0, d)]
+    return [_Phase("dense", 0, d), _Phase("ramp", d, d + e), _Phase("finetune", d + e, d + e + f)]
 
 
 def _strategy(name: str | None):
@@ -101,8 +176,60 @@ def model_config_for(cfg: TrainConfig, num_classes: int) -> models.ModelConfig:
     )
 
 
+def load_data(cfg: TrainConfig):
+    """The train/validation splits of a run (what ``train`` loads)."""
+    return data.load(
+        cfg.dataset,
+        data_dir=cfg.data_dir,
+        image_size=cfg.image_size,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        augment=cfg.augment,
+        val_fraction=cfg.val_fraction,
+        limit=cfg.limit,
+    )
+
+
+def teacher_config(cfg: TrainConfig) -> TrainConfig:
+    """The run that ``kd_teacher="auto"`` trains first, in ``<out>/teacher``:
+    the student's full-precision counterpart on the same data."""
+    return dataclasses.replace(
+        cfg,
+        out=str(Path(cfg.out) / "teacher"),
+        encoding=distillation.TEACHER_ENCODING,
+        glt_init="uniform",
+        model=distillation.teacher_model_overrides(cfg.model),
+        epochs=cfg.kd_teacher_epochs or cfg.epochs,
+        prune_ratio=0.0,
+        prune_epochs=0,
+        finetune_epochs=None,
+        kd_teacher=None,
+        kd_teacher_epochs=None,
+        max_model_bits=None,
+    )
+
+
+def _check_options(cfg: TrainConfig) -> None:
+    if cfg.prune_epochs < 0 or (cfg.finetune_epochs is not None and cfg.finetune_epochs < 0):
+        raise TrainingError("--prune-epochs and --finetune-epochs must be 0 or more")
+    if cfg.max_model_bits is not None and cfg.max_model_bits < 1:
+        raise TrainingError(f"--max-model-bits must be a positive number of bits, got {cfg.max_model_bits}")
+    if not 0.0 <= cfg.prune_ratio < 1.0:
+        raise TrainingError(f"--prune-ratio must be in [0, 1), got {cfg.prune_ratio}")
+    if cfg.prune_block < 32 or cfg.prune_block % 32:
+        raise TrainingError(
+            f"--prune-block must be a positive multiple of 32 channels (one bit-packed word), got {cfg.prune_block}"
+        )
+    if cfg.kd_teacher is not None:
+        try:
+            distillation.check_options(cfg.kd_alpha, cfg.kd_temperature)
+        except distillation.DistillationError as e:
+            raise TrainingError(str(e)) from None
+
+
 def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:
-    has_state = run.state.exists() or run.model.exists()
+    teacher_state = run.path / "teacher" / "state.json"
+    has_state = run.state.exists() or run.model.exists() or teacher_state.exists()
     if not resume:
         if has_state:
             raise TrainingError(
@@ -112,14 +239,31 @@ def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:
     if not run.config.exists():
         raise TrainingError(f"--resume: {run.path} has no config.json, so there is no run to resume")
     saved = TrainConfig.from_dict(run.read_json(run.config))
+    keys = TrainConfig._IDENTITY + (TrainConfig._PHASE_IDENTITY if (saved.pruning or cfg.pruning) else ())
     clashes = [
         f"{k}: saved {getattr(saved, k)!r}, given {getattr(cfg, k)!r}"
-        for k in TrainConfig._IDENTITY
+        for k in keys
         if getattr(saved, k) != getattr(cfg, k)
     ]
     if clashes:
         raise TrainingError("--resume with options that differ from the saved run: " + "; ".join(clashes))
     return cfg
+
+
+def _check_budget(cfg: TrainConfig, cost: dict) -> None:
+    """Refuse a final model over ``max_model_bits``, naming the big layers."""
+    limit = cfg.max_model_bits
+    bits = cost["total"]["weight_bits"]
+    if limit is None or bits <= limit:
+        return
+    top = sorted(cost["layers"], key=lambda r: -r["weight_bits"])[:3]
+    dominant = ", ".join(f"{r['layer']} {r['weight_bits']:,} ({r['weight_bits'] / bits:.0%})" for r in top)
+    what = f"after pruning at --prune-ratio {cfg.prune_ratio:g}" if cfg.pruning else "without pruning"
+    raise TrainingError(
+        f"the final model ({what}) has {bits:,} weight bits ({bits / 1e6:.3f} Mbit), over the "
+        f"--max-model-bits budget of {limit:,} by {bits - limit:,} bits; largest layers: {dominant}. "
+        f"Raise --prune-ratio, lower --width, or use narrower blocks."
+    )
 
 
 def _save_checkpoint(run: RunDir, ckpt: tf.train.Checkpoint, epoch: int) -> None:
@@ -135,107 +279,218 @@ def _restore_checkpoint(run: RunDir, ckpt: tf.train.Checkpoint, epoch: int) -> N
     ckpt.read(str(path / "ckpt")).expect_partial()
 
 
-def _write_summaries(run: RunDir, model: keras.Model) -> dict:
+def _write_summaries(run: RunDir, model: keras.Model, before: dict | None = None) -> dict:
     cost = summary.model_cost(model)
     text = summary.format_table(cost) + "\n" + summary.larq_summary_text(model)
+    if before is not None:
+        text = pruning.format_size_table(before, cost) + "\n" + text
     atomic.write_text(run.summary_txt, text)
     atomic.write_json(run.summary_json, cost)
     return cost
 
 
-def train(cfg: TrainConfig, resume: bool = False, _interrupt_after: int | None = None) -> dict:
+def _optimizer(phase: _Phase, cfg: TrainConfig, steps_per_epoch: int):
+    steps = max(1, steps_per_epoch * (phase.end - phase.begin))
+    if phase.name == "dense":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.01)
+    elif phase.name == "ramp":
+        lr = cfg.prune_lr  # constant while the masks move
+    else:
+        lr = keras.optimizers.schedules.CosineDecay(cfg.prune_lr, steps, alpha=0.01)
+    return keras.optimizers.Adam(lr)
+
+
+def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
+    """Compile ``model`` (for evaluate/save); return what ``fit`` trains."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    if teacher is None:
+        return model
+    distiller = distillation.Distiller(model, teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature)
+    distiller.compile(optimizer=optimizer, metrics=["accuracy"])
+    return distiller
+
+
+def _teacher(cfg: TrainConfig, run: RunDir, splits) -> tuple[keras.Model, dict]:
+    """Load (``auto``: train first, or finish training) the distillation teacher."""
+    if cfg.kd_teacher == "auto":
+        tcfg = teacher_config(cfg)
+        trun = RunDir(tcfg.out)
+        if not (trun.model.exists() and trun.last_epoch() >= tcfg.epochs):
+            if cfg.progress:
+                print(f"training the distillation teacher in {trun.path}", file=sys.stderr)
+            train(tcfg, resume=trun.config.exists(), splits=splits)
+        path = trun.path
+    else:
+        path = Path(cfg.kd_teacher)
+    teacher = distillation.load_teacher(path, splits.num_classes, cfg.image_size)
+    teacher.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    _, acc = teacher.evaluate(splits.val, verbose=0)
+    return teacher, {"path": str(path), "val_accuracy": float(acc), "alpha": cfg.kd_alpha,
+                     "temperature": cfg.kd_temperature}
+
+
+def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_after: int | None = None) -> dict:
     """Train (or resume) a run; returns the final metrics dictionary.
 
     ``_interrupt_after`` (tests only) stops as an interruption would, right
     after that epoch's checkpoint, without the end-of-run artifacts.
+    ``splits`` reuses already loaded data (:func:`larq_glt.data.load` with this
+    config's data options; the auto teacher and benchmarks use it).
     """
     run = RunDir(cfg.out)
+    _check_options(cfg)
     cfg = _check_resume(run, cfg, resume)
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
     strategy = _strategy(cfg.distribute)
 
-    splits = data.load(
-        cfg.dataset,
-        data_dir=cfg.data_dir,
-        image_size=cfg.image_size,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        augment=cfg.augment,
-        val_fraction=cfg.val_fraction,
-        limit=cfg.limit,
-    )
+    if splits is None:
+        splits = load_data(cfg)
     mcfg = model_config_for(cfg, splits.num_classes)
+    phases = _phases(cfg)
+    total = phases[-1].end
+    plan = pruning.plan(mcfg, cfg.prune_ratio, cfg.prune_block) if cfg.pruning else None
 
     with strategy.scope():
-        model = models.compact(mcfg)
-        total_steps = max(1, splits.steps_per_epoch * cfg.epochs)
-        schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.01)
-        optimizer = keras.optimizers.Adam(schedule)
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        base = models.compact(mcfg)
+    size_before = summary.model_cost(base)
+    final_cfg = plan.pruned_config(mcfg) if plan else mcfg
+    _check_budget(cfg, summary.model_cost(models.compact(final_cfg)) if plan else size_before)
 
     start = run.last_epoch() if resume else 0
     metrics = run.read_json(run.metrics) if (resume and run.metrics.exists()) else {"epochs": []}
     metrics["epochs"] = [e for e in metrics["epochs"] if e["epoch"] <= start]
+    stages = metrics.setdefault("stages", {})
+    if plan and start <= phases[-1].begin:
+        stages.pop("after_ramp", None)
     if start:
-        _restore_checkpoint(run, ckpt, start)
         print(f"resuming {run.path} after epoch {start}", file=sys.stderr)
     else:
         run.path.mkdir(parents=True, exist_ok=True)
         if cfg.encoding == "glt" and cfg.glt_init == "quantile":
-            model.get_layer("encoder").init_from_data(splits.arrays("train", limit=2048)[0])
-    atomic.write_json(run.config, {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": list(splits.class_names)})
+            base.get_layer("encoder").init_from_data(splits.arrays("train", limit=2048)[0])
+    config = {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": list(splits.class_names)}
+    if plan:
+        config["final_model_config"] = final_cfg.to_dict()
+        config["prune_plan"] = plan.to_dict()
+    atomic.write_json(run.config, config)
 
+    teacher = None
+    if cfg.kd_teacher:
+        teacher, metrics["teacher"] = _teacher(cfg, run, splits)
+
+    with strategy.scope():
+        model = pruning.with_masks(base) if plan else base
+    at = 0  # the epoch whose weights `model` holds
+    pruning_json = run.path / "pruning.json"
     verbose = (1 if sys.stdout.isatty() else 2) if cfg.progress else 0
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, profile_batch=0)
-    for epoch in range(start, cfg.epochs):
-        t0 = time.time()
-        hist = model.fit(
-            splits.train_epoch(epoch),
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            verbose=verbose,
-            callbacks=[tensorboard],
-        )
-        val_loss, val_acc = model.evaluate(splits.val, verbose=0)
-        metrics["epochs"].append(
-            {
-                "epoch": epoch + 1,
-                "loss": float(hist.history["loss"][-1]),
-                "accuracy": float(hist.history["accuracy"][-1]),
-                "val_loss": float(val_loss),
-                "val_accuracy": float(val_acc),
-                "seconds": round(time.time() - t0, 2),
-            }
-        )
-        if cfg.progress:
-            print(f"epoch {epoch + 1}/{cfg.epochs}: val_accuracy {val_acc:.4f}", file=sys.stderr)
-        _save_checkpoint(run, ckpt, epoch + 1)
-        atomic.write_json(run.metrics, metrics)
-        atomic.write_json(run.state, {"completed_epochs": epoch + 1})
-        if _interrupt_after is not None and epoch + 1 >= _interrupt_after:
-            return metrics
 
+    for phase in phases:
+        if phase.name == "finetune":
+            if start > phase.begin:
+                with strategy.scope():
+                    model = models.compact(final_cfg)
+                at = None
+            else:
+                if at != phase.begin:
+                    _restore_checkpoint(run, tf.train.Checkpoint(model=model), phase.begin)
+                pruning.update_masks(model, plan, 1.0)
+                with strategy.scope():
+                    model, _, kept = pruning.shrink(model, mcfg, plan)
+                at = phase.begin
+                kept_blocks = {k: sorted({c // plan.block for c in v}) for k, v in kept.items()}
+                atomic.write_json(pruning_json, {**plan.to_dict(), "kept_blocks": kept_blocks})
+                model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                loss, acc = model.evaluate(splits.val, verbose=0)
+                stages["after_ramp"] = {"epoch": phase.begin, "val_accuracy": float(acc), "val_loss": float(loss)}
+                atomic.write_json(run.metrics, metrics)
+                if cfg.progress:
+                    print(f"pruned to the target and shrunk: val_accuracy {acc:.4f}", file=sys.stderr)
+        if start >= phase.end:
+            continue
+        first = max(start, phase.begin)
+        with strategy.scope():
+            optimizer = _optimizer(phase, cfg, splits.steps_per_epoch)
+            fitter = _compile(model, optimizer, teacher, cfg)
+        if at != first:
+            if first > phase.begin:  # inside a phase: its optimizer state too
+                _restore_checkpoint(run, tf.train.Checkpoint(model=model, optimizer=optimizer), first)
+            elif first > 0:
+                _restore_checkpoint(run, tf.train.Checkpoint(model=model), first)
+        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        for epoch in range(first, phase.end):
+            t0 = time.time()
+            row = {"epoch": epoch + 1, "phase": phase.name} if plan else {"epoch": epoch + 1}
+            if phase.name == "ramp":
+                fraction = pruning.ramp_fraction(epoch - phase.begin + 1, phase.end - phase.begin)
+                kept = pruning.update_masks(model, plan, fraction)
+                row["channels_kept"] = sum(kept.values())
+            hist = fitter.fit(
+                splits.train_epoch(epoch),
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                verbose=verbose,
+                callbacks=[tensorboard],
+            )
+            val_loss, val_acc = model.evaluate(splits.val, verbose=0)
+            row.update(
+                {
+                    "loss": float(hist.history["loss"][-1]),
+                    "accuracy": float(hist.history["accuracy"][-1]),
+                    "val_loss": float(val_loss),
+                    "val_accuracy": float(val_acc),
+                    "seconds": round(time.time() - t0, 2),
+                }
+            )
+            metrics["epochs"].append(row)
+            if cfg.progress:
+                label = f" ({phase.name})" if plan else ""
+                print(f"epoch {epoch + 1}/{total}{label}: val_accuracy {val_acc:.4f}", file=sys.stderr)
+            _save_checkpoint(run, ckpt, epoch + 1)
+            at = epoch + 1
+            atomic.write_json(run.metrics, metrics)
+            atomic.write_json(run.state, {"completed_epochs": epoch + 1})
+            if _interrupt_after is not None and epoch + 1 >= _interrupt_after:
+                return metrics
+
+    if at != total and total > 0:  # finished earlier, stopped before the artifacts
+        _restore_checkpoint(run, tf.train.Checkpoint(model=model), total)
     last = metrics["epochs"][-1] if metrics["epochs"] else {}
+    if plan and phases[-1].end == phases[-1].begin:  # no fine-tuning: the final model is the pruned one
+        last = stages["after_ramp"]
     metrics["final"] = {
         "val_accuracy": last.get("val_accuracy"),
         "val_loss": last.get("val_loss"),
-        "epochs": cfg.epochs,
+        "epochs": total,
         "data": splits.info.to_dict(),
     }
     with atomic.replace_file(run.model) as tmp:
         model.save(tmp)
-    cost = _write_summaries(run, model)
+    cost = _write_summaries(run, model, before=size_before if plan else None)
+    size = {"before": size_before, "after": cost, "max_model_bits": cfg.max_model_bits}
+    if plan:
+        size["pruning"] = run.read_json(pruning_json)
+        by_epoch = {e["epoch"]: e for e in metrics["epochs"]}
+        dense_end = phases[0].end
+        stages["before_pruning"] = {"epoch": dense_end, "val_accuracy": by_epoch.get(dense_end, {}).get("val_accuracy")}
+        stages["after_finetune"] = {"epoch": total, "val_accuracy": last.get("val_accuracy")}
+    atomic.write_json(run.path / "size.json", size)
     metrics["final"]["weight_bits"] = cost["total"]["weight_bits"]
     metrics["final"]["binary_macs"] = cost["total"]["binary_macs"]
+    if plan:
+        metrics["final"]["weight_bits_before_pruning"] = size_before["total"]["weight_bits"]
+        metrics["final"]["binary_macs_before_pruning"] = size_before["total"]["binary_macs"]
+    else:
+        metrics.pop("stages", None)
     encoder = model.get_layer("encoder")
     if isinstance(encoder, encoders._ThermometerBase):
         plots.transfer_curve(encoder, run.transfer_curve, title=f"{type(encoder).__name__} transfer curve ({cfg.dataset})")
         metrics["final"]["thresholds"] = encoder.thresholds().tolist()
     atomic.write_json(run.metrics, metrics)
+    _check_budget(cfg, cost)  # the plan predicted this size; a mismatch is a bug worth stopping on
     return metrics

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from deploy.flatbuffer import ModelFormatError, read_model, read_model_bytes
+from larq_glt.flatbuffer import ModelFormatError, read_model, read_model_bytes
 from tests.kernels.fbbuild import OpSpec, TensorSpec, build_model
 
 

@@ -2,8 +2,10 @@
 numpy model of LCE's semantics, on randomized shapes (odd channel counts, groups,
 strides, dilation, SAME/VALID, zero- and one-padding, every output type).
 
-The optimized bconv's Cortex-M assembly path is checked on the M7 in
-test_kernels_qemu.py; here both kernels run their portable C.
+On the host both kernels run their portable C; the Cortex-M paths (inline
+assembly, RBIT/CLZ) are checked on QEMU Cortex-M7 and M4 in
+test_optimized_kernels_on_cortex_m (marked qemu), which also prints measured
+binary MACs per instruction.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from deploy.lowering import OUT_BITS, OUT_FLOAT, OUT_INT8, bitpack
+from deploy.lowering import OUT_BITS, OUT_FLOAT, OUT_INT8, bconv_scratch_bytes, bitpack, lane_tables
 from tests.kernels import hostlib
 
 
@@ -46,7 +48,7 @@ def round_half_away(y: np.ndarray) -> np.ndarray:
 
 
 def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_value, out_type,
-               in_h, in_w):
+               in_h, in_w, lanes=True):
     gw = words(cin // groups)
     in_words = words(cin)
     out_h, pad_top = same_valid(in_h, fh, sh, dh, same)
@@ -66,13 +68,17 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
                   filter_h=fh, filter_w=fw, group_words=gw, groups=groups, stride_h=sh, stride_w=sw,
                   dilation_h=dh, dilation_w=dw, pad_top=pad_top, pad_left=pad_left,
                   zero_padding=int(same and pad_value == 0), binary_zero_point=(cin // groups) // 2,
-                  output_type=out_type, clamp_min=0, clamp_max=0)
+                  output_type=out_type, clamp_min=0, clamp_max=0, lane_groups=0)
     arrays = {"filter": filt.reshape(-1)}
     if out_type == OUT_BITS:
         thr = rng.integers(-3, acc_max + 3, size=cout)
         thr[rng.random(cout) < 0.1] = -1  # LCE's -inf, clamped by lowering
         thr[rng.random(cout) < 0.1] = 1 << 30  # +inf
         arrays["thresholds"] = thr.astype(np.int32)
+        if lanes and not params["zero_padding"]:  # the bit-sliced algorithm
+            lane_filter, lane_thr = lane_tables(filt.reshape(cout, -1), thr, groups, acc_max)
+            arrays["lane_filter"], arrays["lane_thresholds"] = lane_filter, lane_thr
+            params["lane_groups"] = words(cout // groups)
     else:
         lo = int(rng.integers(0, acc_max + 1))
         hi = int(rng.integers(lo, 2 * acc_max + 1))
@@ -82,7 +88,7 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
     if params["zero_padding"]:
         tap_bits = filt_bits.reshape(cout, taps, -1).sum(axis=-1)
         arrays["tap_popcount"] = tap_bits.reshape(-1).astype(np.uint16)
-    scratch = 4 * taps * gw if taps > 1 else 0
+    scratch = bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays)
     return params, arrays, scratch, x, filt_bits
 
 
@@ -130,6 +136,7 @@ def run_bconv(lib, function, params, arrays, scratch, x_packed):
 
 
 def random_bconv_config(rng):
+    """A random binary conv; bits output uses the bit-sliced algorithm 2 times in 3."""
     groups = int(rng.choice([1, 1, 1, 2, 3]))
     if groups == 1:
         cin = int(rng.choice([1, 3, 31, 32, 33, 64, 65, 96, 130, 200]))
@@ -145,7 +152,8 @@ def random_bconv_config(rng):
     in_w = int(rng.integers((fw - 1) * dw + 1, 9))
     return dict(cin=cin, cout=cout, groups=groups, fh=fh, fw=fw, sh=sh, sw=sw, dh=dh, dw=dw,
                 same=same, pad_value=int(rng.integers(0, 2)),
-                out_type=int(rng.choice([OUT_FLOAT, OUT_INT8, OUT_BITS])), in_h=in_h, in_w=in_w)
+                out_type=int(rng.choice([OUT_FLOAT, OUT_INT8, OUT_BITS, OUT_BITS])), in_h=in_h, in_w=in_w,
+                lanes=bool(rng.random() < 0.67))
 
 
 def packed_input(x, cin, groups):
@@ -175,10 +183,10 @@ def test_bconv2d_reduction_lengths(lib, n_words):
     more than 5 hexads) on a 1x1 conv (window read in place) and a 3x1 conv (window
     gathered into scratch)."""
     rng = np.random.default_rng(n_words)
-    for fh in (1, 3):
+    for fh, lanes in ((1, False), (3, False), (1, True), (3, True)):
         cin = 32 * n_words
         cfg = dict(cin=cin, cout=40, groups=1, fh=fh, fw=1, sh=1, sw=1, dh=1, dw=1, same=True,
-                   pad_value=1, out_type=OUT_BITS, in_h=4, in_w=3)
+                   pad_value=1, out_type=OUT_BITS, in_h=4, in_w=3, lanes=lanes)
         params, arrays, scratch, x, filt_bits = bconv_case(rng, **cfg)
         # all-ones words: the largest counts (1024 per tap here) must not overflow
         x[0, 0, :] = True
@@ -186,6 +194,7 @@ def test_bconv2d_reduction_lengths(lib, n_words):
         ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
         opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
         assert ref.tobytes() == opt.tobytes()
+        assert ref.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes()
         params["output_type"] = OUT_FLOAT
         params["clamp_max"] = 2 * fh * cin
         arrays = dict(filter=arrays["filter"], multiplier=np.ones(40, np.float32),
@@ -402,3 +411,53 @@ def test_runtime_uses_no_libc_beyond_string_h():
             if line.startswith("#include <"):
                 header = line.split("<")[1].split(">")[0]
                 assert header in allowed, f"{src.name} includes <{header}>"
+
+
+# ------------------------------------------------------------------ Cortex-M7 (QEMU)
+
+QEMU_BOARDS = {
+    "mps2-an500": ["-mcpu=cortex-m7", "-mfpu=fpv5-d16"],
+    "mps2-an386": ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"],
+}
+M_FLAGS = ["-mthumb", "-mfloat-abi=hard", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
+           "-ffunction-sections"]
+MCU_SOURCES = ["glt_bconv2d.c", "glt_bconv2d_opt.c", "glt_bmaxpool.c", "glt_bmaxpool_opt.c",
+              "glt_frontend.c", "glt_frontend_opt.c", "glt_quantize.c", "glt_quantize_opt.c"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("machine", sorted(QEMU_BOARDS))
+def test_optimized_kernels_on_cortex_m(tmp_path, machine):
+    """tests/kernels/mcu_selftest.c on QEMU mps2-an500 (Cortex-M7) and mps2-an386
+    (Cortex-M4), with the firmware's build flags: the inline-assembly paths of
+    the optimized kernels equal the references on randomized shapes, and the
+    instruction counts of representative binary convolutions (SysTick under
+    -icount shift=0, calibrated) are printed as binary MACs per instruction."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (Debian: gcc-arm-none-eabi, qemu-system-arm)")
+    kernels = hostlib.HERE
+    elf = tmp_path / "selftest.elf"
+    subprocess.run(
+        ["arm-none-eabi-gcc", *QEMU_BOARDS[machine], *M_FLAGS, f"-I{hostlib.RUNTIME}",
+         str(kernels / "mcu_selftest.c"),
+         str(kernels / "mcu_startup.c"), *(str(hostlib.RUNTIME / s) for s in MCU_SOURCES),
+         "--specs=nano.specs", "-nostartfiles", "-T", str(kernels / "mps2.ld"), "-Wl,--gc-sections",
+         "-lc", "-lgcc", "-o", str(elf)],
+        check=True, capture_output=True, text=True)
+    run = subprocess.run(
+        ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+         "-icount", "shift=0", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+        capture_output=True, text=True, timeout=300)
+    lines = (run.stdout + run.stderr).splitlines()  # semihosting writes to QEMU's stderr
+    assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
+    checks = [l.split() for l in lines if l.startswith("check ")]
+    assert len(checks) == 3 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
+    (calib,) = [l.split() for l in lines if l.startswith("calib ")]
+    instructions_per_tick = int(calib[2]) / int(calib[1])
+    assert 39 <= instructions_per_tick <= 41  # SysTick at 25 MHz, 1 instruction per ns
+    print(f"\nbinary MACs per instruction on QEMU {machine}:")
+    for _, name, macs, t_opt, t_ref, same in (l.split() for l in lines if l.startswith("bench ")):
+        assert same == "same", name
+        print(f"  {name:28s} optimized {int(macs) / (int(t_opt) * instructions_per_tick):5.2f}"
+              f"   reference {int(macs) / (int(t_ref) * instructions_per_tick):5.2f}")

@@ -4,7 +4,7 @@ Tiny larq models (uint8 thermometer encoder, binary convs with one- and
 zero-padding, groups, strides, dilation, 1x1, binary max pools, random batch
 norm with negative gammas, a relu-fused conv, global average pooling, a binary
 dense layer) are converted with larq_compute_engine, read with
-deploy.flatbuffer, lowered with deploy.lowering and run call by call through the
+larq_glt.flatbuffer, lowered with deploy.lowering and run call by call through the
 host-built kernels (optimized and reference). Outputs must equal
 larq_compute_engine's Interpreter(use_reference_bconv=True) byte for byte.
 
@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from deploy.flatbuffer import Model, Operator, Tensor, read_model, read_model_bytes
+from larq_glt.flatbuffer import Model, Operator, Tensor, read_model
 from deploy.lowering import (
     OUT_BITS,
     OUT_FLOAT,

@@ -89,3 +89,103 @@ def test_help_explains_every_flag():
 def test_load_model_errors_are_clear(tmp_path):
     with pytest.raises(runs.RunError, match="no trained model"):
         runs.load_model(tmp_path)
+
+
+# -- block pruning and distillation ----------------------------------------------
+
+# Two 32-channel blocks in every cell of every prunable layer (see test_pruning.SMALL).
+PRUNABLE = {"stem_filters": 64, "stem_pool": False,
+            "blocks": [{"filters": 128, "groups": 1, "pool": True}, {"filters": 128, "groups": 2, "pool": False}]}
+PRUNE_ARGS = ["--dataset", "synthetic", "--image-size", "32", "--limit", "64", "--batch-size", "32", "--levels", "4",
+              "--quiet", "--model-config", json.dumps(PRUNABLE)]
+
+
+@pytest.mark.slow
+def test_cli_pruning_with_distillation_writes_the_size_table(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = PRUNE_ARGS + ["--out", str(out), "--epochs", "1", "--prune-ratio", "0.5", "--prune-epochs", "1",
+                         "--finetune-epochs", "1", "--kd-teacher", "auto", "--kd-teacher-epochs", "1",
+                         "--max-model-bits", "200000"]
+    assert cli.main(args) == 0
+    assert "before pruning" in capsys.readouterr().out
+    # the teacher is an ordinary, finished run of the full-precision counterpart
+    teacher_cfg = json.loads((out / "teacher" / "config.json").read_text())
+    assert teacher_cfg["encoding"] == "float" and teacher_cfg["model_config"]["precision"] == "float"
+    assert (out / "teacher" / "model.keras").exists()
+    size = json.loads((out / "size.json").read_text())
+    before, after = size["before"]["total"], size["after"]["total"]
+    assert after["weight_bits"] < 0.4 * before["weight_bits"] and after["weight_bits"] <= 200000
+    assert after["binary_macs"] < before["binary_macs"]
+    kept = {k: len(v) for k, v in size["pruning"]["kept_blocks"].items()}
+    assert kept == {"stem_conv": 1, "block1_conv": 2, "block2_conv": 2}  # half of 2, 4, 4 blocks
+    text = (out / "summary.txt").read_text()
+    assert "size before and after pruning" in text and "bits before" in text
+    assert f"{before['weight_bits']:,}" in text and f"{after['weight_bits']:,}" in text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["phase"] for e in metrics["epochs"]] == ["dense", "ramp", "finetune"]
+    assert set(metrics["stages"]) == {"before_pruning", "after_ramp", "after_finetune"}
+    # shrinking is exact: the shrunk model scores what the masked model scored after its last ramp epoch
+    assert metrics["stages"]["after_ramp"]["val_loss"] == metrics["epochs"][1]["val_loss"]
+    assert 0.0 <= metrics["teacher"]["val_accuracy"] <= 1.0
+    assert metrics["final"]["weight_bits"] == after["weight_bits"]
+    model = runs.load_model(out)  # the shrunk model, plain layers
+    assert model.get_layer("stem_conv").filters == 32 and model.get_layer("block2_conv").filters == 64
+
+
+@pytest.mark.slow
+def test_interrupted_pruning_run_resumes_identically(tmp_path):
+    opts = dict(SMALL, limit=64, levels=4, model=PRUNABLE, epochs=1, prune_ratio=0.5, prune_epochs=2,
+                finetune_epochs=1)
+    full = TrainConfig(**opts, out=str(tmp_path / "full"))
+    train(full)
+    cut = TrainConfig(**opts, out=str(tmp_path / "cut"))
+    train(cut, _interrupt_after=2)  # in the middle of the ramp
+    train(cut, resume=True, _interrupt_after=3)  # at the boundary before shrinking
+    train(cut, resume=True)
+    a = runs.load_model(full.out).get_weights()
+    b = runs.load_model(cut.out).get_weights()
+    assert len(a) == len(b)
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+    ma = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert ma["stages"] == mb["stages"]
+    assert [e["val_loss"] for e in ma["epochs"]] == [e["val_loss"] for e in mb["epochs"]]
+
+
+def test_over_budget_fails_before_training_with_a_clear_message(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = cli.main(PRUNE_ARGS + ["--out", str(out), "--prune-ratio", "0.5", "--max-model-bits", "50000"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "over the --max-model-bits budget of 50,000" in err
+    assert "after pruning at --prune-ratio 0.5" in err and "largest layers: block1_conv" in err
+    assert not (out / "checkpoints").exists()
+
+
+def test_resume_with_another_prune_ratio_is_refused(tmp_path):
+    cfg = TrainConfig(**SMALL, epochs=1, prune_ratio=0.5, prune_epochs=1, out=str(tmp_path / "r"))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(json.dumps({**cfg.to_dict(), "prune_ratio": 0.25, "epochs": 3}))
+    with pytest.raises(TrainingError, match=r"prune_ratio: saved 0.25, given 0.5.*epochs: saved 3, given 1"):
+        train(cfg, resume=True)
+
+
+def test_pruning_and_distillation_options_are_validated(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--dataset", "synthetic", "--prune-ratio", "1.0"])
+    with pytest.raises(SystemExit):
+        cli.main(["--dataset", "synthetic", "--prune-epochs", "-1"])
+    with pytest.raises(TrainingError, match="kd-alpha"):
+        train(TrainConfig(**SMALL, kd_teacher="auto", kd_alpha=2.0))
+    with pytest.raises(TrainingError, match="max-model-bits"):
+        train(TrainConfig(**SMALL, max_model_bits=0))
+    with pytest.raises(TrainingError, match="multiple of 32"):
+        train(TrainConfig(**SMALL, prune_ratio=0.5, prune_block=48))
+
+
+def test_help_explains_pruning_and_distillation_flags():
+    text = cli.build_parser().format_help()
+    for flag in ("--prune-ratio", "--prune-block", "--prune-epochs", "--finetune-epochs", "--kd-teacher",
+                 "--kd-alpha", "--kd-temperature", "--max-model-bits"):
+        assert flag in text

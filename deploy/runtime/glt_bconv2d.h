@@ -15,6 +15,10 @@
  *   GLT_OUT_INT8 : round-half-away(y) saturated to int8
  * multiplier/bias/clamps are LCE's fused values (back-transformation, batch norm,
  * activation, int8 scale) computed by deploy/lowering.py.
+ *
+ * The optimized kernel has two algorithms (see glt_bconv2d_opt.c): with bits output
+ * and lane tables (lane_filter != NULL: no zero-padding correction), a bit-sliced
+ * sum over output-channel lanes; otherwise a per-channel SWAR popcount.
  */
 #ifndef GLT_BCONV2D_H
 #define GLT_BCONV2D_H
@@ -38,14 +42,26 @@ typedef struct {
     int32_t binary_zero_point;     /* (channels_in / groups) / 2 */
     int32_t output_type;           /* GLT_OUT_FLOAT, GLT_OUT_INT8 or GLT_OUT_BITS */
     int32_t clamp_min, clamp_max;  /* float/int8 output: clamp of 2*acc */
+    int32_t lane_groups;           /* ceil(out_c / groups / 32), with lane tables */
     const uint32_t *filter;        /* [out_c][filter_h][filter_w][group_words] */
     const float *multiplier;       /* [out_c], float/int8 output, else NULL */
     const float *bias;             /* [out_c], float/int8 output, else NULL */
-    const int32_t *thresholds;     /* [out_c], bits output, else NULL */
+    const int32_t *thresholds;     /* [out_c], bits output, else NULL; within [-1, 2^30]
+                                      for the optimized kernel (lowering clamps) */
     const uint16_t *tap_popcount;  /* [out_c][filter_h*filter_w] popcount of each filter
                                       tap; optimized kernel with zero_padding, else NULL */
-    uint32_t *scratch;             /* optimized kernel: filter_h*filter_w*group_words
-                                      words of RAM (unused when the filter is 1x1) */
+    const uint32_t *lane_filter;   /* optional, bits output without zero-padding:
+                                      [groups][lane_groups][N * 32 + 1] with N = filter_h *
+                                      filter_w * group_words; word i < N * 32 has bit j set
+                                      when output channel 32*lane_group + j of the group
+                                      has weight -1 at window bit i (word i / 32, bit i % 32);
+                                      the last word is 0 */
+    const uint32_t *lane_thresholds; /* [groups][lane_groups][17]: bit planes (two's
+                                      complement, 16 planes) of floor(T / 2), then the
+                                      plane of T mod 2, with T = threshold - popcount of
+                                      the channel's filter */
+    uint32_t *scratch;             /* optimized kernel RAM: N words for the window, plus
+                                      with lane tables (N * 32 + 16) uint16 set-bit indices */
 } glt_bconv2d_params;
 
 /* Readable reference: a direct transcription of the semantics above. */

@@ -47,6 +47,21 @@ GLT_INLINE int32_t glt_popcount32(uint32_t x)
     return (int32_t)((x * 0x01010101u) >> 24);
 }
 
+/* Index of the lowest set bit of a non-zero word. */
+GLT_INLINE int32_t glt_ctz32(uint32_t x)
+{
+#if defined(__GNUC__)
+    return (int32_t)__builtin_ctz(x);
+#else
+    int32_t n = 0;
+    while ((x & 1u) == 0) {
+        x >>= 1;
+        ++n;
+    }
+    return n;
+#endif
+}
+
 /* acc + sum of the four bytes of x (USADA8 on cores with the DSP extension). */
 GLT_INLINE uint32_t glt_sum_bytes_acc(uint32_t x, uint32_t acc)
 {

@@ -27,8 +27,9 @@ class BConv2D(C.Structure):
         "in_h", "in_w", "in_words", "out_h", "out_w", "out_c", "filter_h", "filter_w",
         "group_words", "groups", "stride_h", "stride_w", "dilation_h", "dilation_w",
         "pad_top", "pad_left", "zero_padding", "binary_zero_point", "output_type",
-        "clamp_min", "clamp_max")] + [(n, P) for n in (
-        "filter", "multiplier", "bias", "thresholds", "tap_popcount", "scratch")]
+        "clamp_min", "clamp_max", "lane_groups")] + [(n, P) for n in (
+        "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
+        "lane_thresholds", "scratch")]
 
 
 class BMaxPool(C.Structure):

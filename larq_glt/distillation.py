@@ -1,0 +1,150 @@
+"""Knowledge distillation: a full-precision teacher guides the binary student.
+
+The student is trained on a mix of the usual cross-entropy with the labels and
+the Kullback-Leibler divergence from the teacher's softened class
+distribution (Hinton et al.)::
+
+    L = α · CE(y, softmax(s)) + (1 − α) · T² · KL(softmax(t / T) ‖ softmax(s / T))
+
+with ``s``, ``t`` the student and teacher logits, ``α`` (``--kd-alpha``) the
+weight of the hard labels and ``T`` (``--kd-temperature``) the softening
+temperature; ``T²`` keeps the soft term's gradients at the scale of the hard
+term's as ``T`` changes. The teacher runs in inference mode and is not
+updated.
+
+```python
+from larq_glt import distillation, models
+
+student = models.compact(num_classes=10)
+teacher = models.compact(num_classes=10, encoding="float", precision="float")  # trained first
+distiller = distillation.Distiller(student, teacher, alpha=0.5, temperature=4.0)
+distiller.compile(optimizer="adam", metrics=["accuracy"])
+distiller.fit(train_ds, epochs=5)        # updates the student only
+```
+
+The default teacher (``--kd-teacher auto``) is the student's full-precision
+counterpart: the same topology with a float input and float convolutions
+(:func:`teacher_model_overrides`). Any saved Keras model taking the same
+``uint8`` images and predicting the same classes can be used instead
+(:func:`load_teacher`).
+
+# References
+- Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network",
+  arXiv:1503.02531, 2015.
+- Nguyen & Guicquero, arXiv:2505.13462, 2025 (KD to recover the accuracy of
+  pruned fully-binarized networks).
+"""
+from __future__ import annotations
+
+import larq_glt  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+__all__ = ["DistillationError", "kd_loss", "Distiller", "load_teacher", "teacher_model_overrides", "TEACHER_ENCODING"]
+
+#: Input of the full-precision teacher: the normalised float image.
+TEACHER_ENCODING = "float"
+
+
+class DistillationError(ValueError):
+    """A teacher or distillation option that cannot be used."""
+
+
+def check_options(alpha: float, temperature: float) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise DistillationError(f"--kd-alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0.0:
+        raise DistillationError(f"--kd-temperature must be positive, got {temperature}")
+
+
+def kd_loss(labels, student_logits, teacher_logits, alpha: float = 0.5, temperature: float = 4.0):
+    """Mean over the batch of
+    ``α·CE(labels, s) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))``.
+
+    ``labels`` are integer class ids; the logits are ``(batch, classes)``.
+    """
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    s = tf.cast(student_logits, tf.float32)
+    t = tf.cast(teacher_logits, tf.float32)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=s)
+    log_p_t = tf.nn.log_softmax(t / temperature, axis=-1)
+    log_p_s = tf.nn.log_softmax(s / temperature, axis=-1)
+    kl = tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+    return tf.reduce_mean(alpha * ce + (1.0 - alpha) * temperature**2 * kl)
+
+
+class Distiller(keras.Model):
+    """Trains ``student`` with :func:`kd_loss` against a frozen ``teacher``.
+
+    ``fit`` reports ``loss`` (the distillation objective) and the compiled
+    metrics on the student's logits; ``evaluate`` reports the student's plain
+    cross-entropy as ``loss``. Checkpoint and save the student itself.
+    """
+
+    def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = 0.5,
+                 temperature: float = 4.0, **kwargs):
+        super().__init__(**kwargs)
+        check_options(alpha, temperature)
+        self.student = student
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        compiled = self.compiled_metrics.metrics if self.compiled_metrics is not None else []
+        return [self.loss_tracker, *compiled]
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        teacher_logits = self.teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            logits = self.student(x, training=True)
+            loss = kd_loss(y, logits, teacher_logits, self.alpha, self.temperature)
+            if self.student.losses:
+                loss += tf.add_n(self.student.losses)
+        variables = self.student.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.loss_tracker.update_state(loss)
+        self.compiled_metrics.update_state(y, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        logits = self.student(x, training=False)
+        ce = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(tf.reshape(y, [-1]), tf.int32), logits=logits)
+        )
+        self.loss_tracker.update_state(ce)
+        self.compiled_metrics.update_state(y, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def teacher_model_overrides(model_overrides: dict) -> dict:
+    """ModelConfig overrides of the student's full-precision counterpart."""
+    return {**model_overrides, "precision": "float"}
+
+
+def load_teacher(path, num_classes: int, image_size: int) -> keras.Model:
+    """Load a saved teacher (a run directory or a ``.keras`` file) and check
+    it reads this run's images and predicts its classes."""
+    from larq_glt import runs
+
+    teacher = runs.load_model(path)
+    in_shape = tuple(teacher.input_shape[1:])
+    if in_shape[:2] != (image_size, image_size) or in_shape[2:] not in ((3,), (None,)):
+        raise DistillationError(
+            f"teacher {path} takes images of shape {in_shape}, this run feeds ({image_size}, {image_size}, 3): "
+            f"train the teacher with --image-size {image_size}"
+        )
+    out = teacher.output_shape
+    if len(out) != 2 or out[-1] != num_classes:
+        raise DistillationError(
+            f"teacher {path} outputs {out[-1]} logits per image, this dataset has {num_classes} classes"
+        )
+    return teacher

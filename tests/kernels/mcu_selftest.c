@@ -1,0 +1,413 @@
+/*
+ * Kernel self-test on Cortex-M7/M4 (QEMU mps2-an500 / mps2-an386), where
+ * glt_bconv2d_opt runs its inline-assembly and RBIT/CLZ paths:
+ *  1. randomized optimized == reference checks (bconv2d over shapes, groups,
+ *     strides, dilation, padding kinds, output types; bmaxpool; frontend;
+ *     quantize/dequantize),
+ *  2. instruction counts of representative binary convolutions (SysTick under
+ *     `-icount shift=0`, calibrated against a loop of known length).
+ * Prints "check <name> <cases> ok|FAIL ..." and "bench <name> <binary MACs>
+ * <ticks opt> <ticks ref>" lines, then "calib <ticks> <instructions>".
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "glt_bconv2d.h"
+#include "glt_bmaxpool.h"
+#include "glt_frontend.h"
+#include "glt_quantize.h"
+
+void sh_write(const char *s);
+
+/* ------------------------------------------------------------ output */
+static void put(const char *s) { sh_write(s); }
+static void put_u(uint32_t v)
+{
+    char buf[12];
+    int i = 11;
+    buf[i] = 0;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(&buf[i]);
+}
+
+/* ------------------------------------------------------------ random */
+static uint32_t rng_state = 0x12345678u;
+static uint32_t rnd(void)
+{
+    uint32_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return rng_state = x;
+}
+static int32_t rnd_range(int32_t lo, int32_t hi) /* inclusive */
+{
+    return lo + (int32_t)(rnd() % (uint32_t)(hi - lo + 1));
+}
+
+/* ------------------------------------------------------------ SysTick */
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018)
+static void ticks_start(void)
+{
+    SYST_RVR = 0x00FFFFFFu;
+    SYST_CVR = 0;
+    SYST_CSR = 5u; /* enable, processor clock, no interrupt */
+}
+static uint32_t ticks_now(void) { return SYST_CVR; }
+static uint32_t ticks_since(uint32_t t0) { return (t0 - ticks_now()) & 0x00FFFFFFu; }
+
+/* ------------------------------------------------------------ buffers */
+static uint32_t in_buf[4096];
+static uint32_t filt_buf[16384];
+static uint32_t out_ref[20000], out_opt[20000];
+static float mul_buf[256], bias_buf[256];
+static int32_t thr_buf[256];
+static uint16_t tap_buf[256 * 16];
+static uint32_t scratch[8192];
+static uint32_t lane_filt_buf[40000];
+static uint32_t lane_thr_buf[17 * 64];
+static uint32_t lut_buf[4 * 256 * 3];
+static uint8_t frame_buf[2048];
+static float fbuf[2048];
+
+static int32_t words_of(int32_t c) { return (c + 31) / 32; }
+
+static void same_valid(int32_t size, int32_t f, int32_t s, int32_t d, int same, int32_t *out, int32_t *pad)
+{
+    int32_t eff = (f - 1) * d + 1, total;
+    *out = same ? (size + s - 1) / s : (size - eff + s) / s;
+    total = (*out - 1) * s + eff - size;
+    *pad = total > 0 ? total / 2 : 0;
+}
+
+/* random packed words with zero padding bits above `channels` */
+static void random_packed(uint32_t *dst, int32_t vectors, int32_t channels)
+{
+    int32_t v, w, nw = words_of(channels);
+    for (v = 0; v < vectors; ++v) {
+        for (w = 0; w < nw; ++w) {
+            uint32_t x = rnd();
+            int32_t left = channels - 32 * w;
+            if (left < 32) {
+                x &= (1u << left) - 1u;
+            }
+            dst[v * nw + w] = x;
+        }
+    }
+}
+
+static size_t out_bytes(const glt_bconv2d_params *p)
+{
+    size_t px = (size_t)(p->out_h * p->out_w);
+    if (p->output_type == GLT_OUT_BITS) {
+        return px * (size_t)words_of(p->out_c) * 4u;
+    }
+    return px * (size_t)p->out_c * (p->output_type == GLT_OUT_FLOAT ? 4u : 1u);
+}
+
+/* Fills a bconv case; the caller sets the geometry fields. */
+static void fill_bconv(glt_bconv2d_params *p, int32_t cin)
+{
+    const int32_t cg = cin / p->groups, taps = p->filter_h * p->filter_w;
+    const int32_t acc_max = taps * cg;
+    int32_t oc, t, w;
+    p->in_words = words_of(cin);
+    p->group_words = words_of(cg);
+    p->binary_zero_point = cg / 2;
+    random_packed(in_buf, p->in_h * p->in_w * p->groups, cg); /* per group packing */
+    random_packed(filt_buf, p->out_c * taps, cg);
+    for (oc = 0; oc < p->out_c; ++oc) {
+        int32_t r = rnd_range(0, 9);
+        thr_buf[oc] = r == 0 ? -1 : r == 1 ? (1 << 30) : rnd_range(-2, acc_max + 2);
+        mul_buf[oc] = (float)rnd_range(-1000, 1000) / 512.0f;
+        bias_buf[oc] = (float)rnd_range(-4000, 4000) / 64.0f;
+        for (t = 0; t < taps; ++t) {
+            int32_t pc = 0;
+            for (w = 0; w < p->group_words; ++w) {
+                pc += glt_popcount32(filt_buf[(oc * taps + t) * p->group_words + w]);
+            }
+            tap_buf[oc * taps + t] = (uint16_t)pc;
+        }
+    }
+    p->clamp_min = rnd_range(0, acc_max);
+    p->clamp_max = rnd_range(p->clamp_min, 2 * acc_max);
+    p->filter = filt_buf;
+    p->multiplier = mul_buf;
+    p->bias = bias_buf;
+    p->thresholds = thr_buf;
+    p->tap_popcount = tap_buf;
+    p->scratch = scratch;
+}
+
+/* Lane tables of the bit-sliced algorithm (what deploy/lowering.py computes). */
+static void build_lanes(glt_bconv2d_params *p)
+{
+    const int32_t n = p->filter_h * p->filter_w * p->group_words;
+    const int32_t ocg = p->out_c / p->groups, lg = (ocg + 31) / 32;
+    const int32_t acc_max = p->filter_h * p->filter_w * (p->binary_zero_point * 2 + 1);
+    int32_t g, l, j, i, pl;
+    p->lane_groups = lg;
+    memset(lane_filt_buf, 0, (size_t)(p->groups * lg * (n * 32 + 1)) * 4u);
+    memset(lane_thr_buf, 0, (size_t)(p->groups * lg * 17) * 4u);
+    for (g = 0; g < p->groups; ++g) {
+        for (l = 0; l < lg; ++l) {
+            uint32_t *cols = lane_filt_buf + (g * lg + l) * (n * 32 + 1);
+            uint32_t *thr = lane_thr_buf + (g * lg + l) * 17;
+            for (j = 0; j < 32 && 32 * l + j < ocg; ++j) {
+                const int32_t oc = g * ocg + 32 * l + j;
+                int32_t pc = 0, t, half;
+                for (i = 0; i < n * 32; ++i) {
+                    if ((filt_buf[oc * n + i / 32] >> (i % 32)) & 1u) {
+                        cols[i] |= 1u << j;
+                        ++pc;
+                    }
+                }
+                t = thr_buf[oc] < -1 ? -1 : thr_buf[oc] > acc_max ? acc_max : thr_buf[oc];
+                t -= pc;
+                half = t >= 0 ? t / 2 : -((1 - t) / 2); /* floor */
+                for (pl = 0; pl < 16; ++pl) {
+                    thr[pl] |= (((uint32_t)half >> pl) & 1u) << j;
+                }
+                thr[16] |= (uint32_t)(t - 2 * half) << j;
+            }
+        }
+    }
+    p->lane_filter = lane_filt_buf;
+    p->lane_thresholds = lane_thr_buf;
+}
+
+static int check_bconv(int cases)
+{
+    int c, failed = 0;
+    for (c = 0; c < cases; ++c) {
+        glt_bconv2d_params p;
+        int32_t cin, same;
+        memset(&p, 0, sizeof p);
+        p.groups = rnd_range(0, 4) < 3 ? 1 : rnd_range(2, 3);
+        if (p.groups == 1) {
+            static const int32_t cins[] = {1, 3, 31, 32, 33, 64, 65, 96, 130, 200, 224};
+            cin = cins[rnd_range(0, 10)];
+        } else {
+            cin = p.groups * 32 * rnd_range(1, 2);
+        }
+        p.out_c = p.groups * rnd_range(1, 70 / p.groups);
+        p.filter_h = rnd_range(1, 4);
+        p.filter_w = rnd_range(1, 4);
+        p.dilation_h = rnd_range(0, 3) == 0 ? 2 : 1;
+        p.dilation_w = rnd_range(0, 3) == 0 ? 2 : 1;
+        p.stride_h = rnd_range(1, 3);
+        p.stride_w = rnd_range(1, 3);
+        p.in_h = rnd_range((p.filter_h - 1) * p.dilation_h + 1, 9);
+        p.in_w = rnd_range((p.filter_w - 1) * p.dilation_w + 1, 9);
+        same = rnd_range(0, 1);
+        p.zero_padding = same && rnd_range(0, 1);
+        p.output_type = rnd_range(0, 2);
+        same_valid(p.in_h, p.filter_h, p.stride_h, p.dilation_h, same, &p.out_h, &p.pad_top);
+        same_valid(p.in_w, p.filter_w, p.stride_w, p.dilation_w, same, &p.out_w, &p.pad_left);
+        fill_bconv(&p, cin);
+        if (p.output_type == GLT_OUT_BITS && !p.zero_padding && rnd_range(0, 2) != 0) {
+            build_lanes(&p);
+        }
+        memset(out_ref, 0xA5, sizeof out_ref);
+        memset(out_opt, 0x5A, sizeof out_opt);
+        glt_bconv2d_ref(&p, in_buf, out_ref);
+        glt_bconv2d_opt(&p, in_buf, out_opt);
+        if (memcmp(out_ref, out_opt, out_bytes(&p)) != 0) {
+            if (failed < 5) {
+                put("mismatch bconv case ");
+                put_u((uint32_t)c);
+                put(" cin ");
+                put_u((uint32_t)cin);
+                put(" groups ");
+                put_u((uint32_t)p.groups);
+                put("\n");
+            }
+            ++failed;
+        }
+    }
+    return failed;
+}
+
+static int check_bmaxpool(int cases)
+{
+    int c, failed = 0;
+    for (c = 0; c < cases; ++c) {
+        glt_bmaxpool_params p;
+        int32_t same = rnd_range(0, 1), i, n;
+        p.in_h = rnd_range(1, 9);
+        p.in_w = rnd_range(1, 9);
+        p.words = rnd_range(1, 5);
+        p.filter_h = rnd_range(1, p.in_h < 4 ? p.in_h : 4);
+        p.filter_w = rnd_range(1, p.in_w < 4 ? p.in_w : 4);
+        p.stride_h = rnd_range(1, 3);
+        p.stride_w = rnd_range(1, 3);
+        same_valid(p.in_h, p.filter_h, p.stride_h, 1, same, &p.out_h, &p.pad_top);
+        same_valid(p.in_w, p.filter_w, p.stride_w, 1, same, &p.out_w, &p.pad_left);
+        n = p.in_h * p.in_w * p.words;
+        for (i = 0; i < n; ++i) {
+            in_buf[i] = rnd() | rnd(); /* mostly ones: ANDs matter */
+        }
+        glt_bmaxpool_ref(&p, in_buf, out_ref);
+        glt_bmaxpool_opt(&p, in_buf, out_opt);
+        if (memcmp(out_ref, out_opt, (size_t)(p.out_h * p.out_w * p.words) * 4u) != 0) {
+            ++failed;
+        }
+    }
+    return failed;
+}
+
+static int check_frontend_quantize(int cases)
+{
+    int c, failed = 0;
+    for (c = 0; c < cases; ++c) {
+        glt_frontend_params f;
+        glt_quantize_params q;
+        glt_dequantize_params d;
+        int32_t i;
+        f.pixels = rnd_range(1, 300);
+        f.channels = c % 2 ? 3 : rnd_range(1, 4);
+        f.words = c % 2 ? 1 : rnd_range(1, 3);
+        f.lut = lut_buf;
+        for (i = 0; i < f.channels * 256 * f.words; ++i) {
+            lut_buf[i] = rnd();
+        }
+        for (i = 0; i < f.pixels * f.channels; ++i) {
+            frame_buf[i] = (uint8_t)rnd();
+        }
+        glt_frontend_ref(&f, frame_buf, out_ref);
+        glt_frontend_opt(&f, frame_buf, out_opt);
+        failed += memcmp(out_ref, out_opt, (size_t)(f.pixels * f.words) * 4u) != 0;
+
+        q.rows = rnd_range(1, 5);
+        q.cols = rnd_range(1, 300);
+        q.zero_point = rnd_range(-128, 127);
+        for (i = 0; i < q.rows * q.cols; ++i) {
+            fbuf[i] = (float)rnd_range(-50, 50) / 8.0f;
+            frame_buf[i] = (uint8_t)rnd();
+        }
+        glt_quantize_float_ref(&q, fbuf, out_ref);
+        glt_quantize_float_opt(&q, fbuf, out_opt);
+        failed += memcmp(out_ref, out_opt, (size_t)(q.rows * words_of(q.cols)) * 4u) != 0;
+        glt_quantize_int8_ref(&q, (const int8_t *)frame_buf, out_ref);
+        glt_quantize_int8_opt(&q, (const int8_t *)frame_buf, out_opt);
+        failed += memcmp(out_ref, out_opt, (size_t)(q.rows * words_of(q.cols)) * 4u) != 0;
+        d.rows = q.rows;
+        d.cols = q.cols;
+        d.zero_bit_value = 37;
+        d.one_bit_value = -41;
+        glt_dequantize_float_ref(&d, out_ref, (float *)out_opt);
+        glt_dequantize_float_opt(&d, out_ref, (float *)(out_opt + 4096));
+        failed += memcmp(out_opt, out_opt + 4096, (size_t)(d.rows * d.cols) * 4u) != 0;
+        glt_dequantize_int8_ref(&d, out_ref, (int8_t *)out_opt);
+        glt_dequantize_int8_opt(&d, out_ref, (int8_t *)(out_opt + 4096));
+        failed += memcmp(out_opt, out_opt + 4096, (size_t)(d.rows * d.cols)) != 0;
+    }
+    return failed;
+}
+
+static void report_check(const char *name, int cases, int failed)
+{
+    put("check ");
+    put(name);
+    put(" ");
+    put_u((uint32_t)cases);
+    put(failed ? " FAIL " : " ok ");
+    put_u((uint32_t)failed);
+    put("\n");
+}
+
+/* ------------------------------------------------------------ benchmarks */
+static void bench(const char *name, int32_t hw, int32_t cin, int32_t cout, int32_t k, int32_t groups,
+                  int32_t out_type, int lanes)
+{
+    glt_bconv2d_params p;
+    uint32_t t0, t_opt, t_ref, macs;
+    memset(&p, 0, sizeof p);
+    p.in_h = p.in_w = hw;
+    p.out_h = p.out_w = hw;
+    p.out_c = cout;
+    p.filter_h = p.filter_w = k;
+    p.groups = groups;
+    p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+    p.pad_top = p.pad_left = k / 2;
+    p.output_type = out_type;
+    fill_bconv(&p, cin);
+    if (lanes) {
+        build_lanes(&p);
+    }
+    p.clamp_min = 0;
+    p.clamp_max = 1 << 20;
+    ticks_start();
+    t0 = ticks_now();
+    glt_bconv2d_opt(&p, in_buf, out_opt);
+    t_opt = ticks_since(t0);
+    ticks_start();
+    t0 = ticks_now();
+    glt_bconv2d_ref(&p, in_buf, out_ref);
+    t_ref = ticks_since(t0);
+    macs = (uint32_t)(hw * hw * cout * k * k * (cin / groups));
+    put("bench ");
+    put(name);
+    put(" ");
+    put_u(macs);
+    put(" ");
+    put_u(t_opt);
+    put(" ");
+    put_u(t_ref);
+    put(memcmp(out_ref, out_opt, out_bytes(&p)) ? " MISMATCH\n" : " same\n");
+}
+
+static void calibrate(void)
+{
+    /* 4 instructions per iteration (3 adds, subs... + bne): 1M iterations */
+    uint32_t t0, n = 250000u, a = 0;
+    ticks_start();
+    t0 = ticks_now();
+    __asm__ volatile("1:\n\t"
+                     "add %[a], %[a], #1\n\t"
+                     "add %[a], %[a], #1\n\t"
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n"
+                     : [a] "+r"(a), [n] "+r"(n));
+    put("calib ");
+    put_u(ticks_since(t0));
+    put(" 1000000\n");
+}
+
+int main(void)
+{
+    int failed = 0, f;
+    put("larq-glt kernel self-test\n");
+    f = check_bconv(300);
+    report_check("bconv2d", 300, f);
+    failed += f;
+    f = check_bmaxpool(200);
+    report_check("bmaxpool", 200, f);
+    failed += f;
+    f = check_frontend_quantize(60);
+    report_check("frontend_quantize", 60, f);
+    failed += f;
+    calibrate();
+    bench("swar_3x3_32to32_bits", 16, 32, 32, 3, 1, GLT_OUT_BITS, 0);
+    bench("lanes_3x3_32to32_bits", 16, 32, 32, 3, 1, GLT_OUT_BITS, 1);
+    bench("swar_3x3_32to64_bits", 12, 32, 64, 3, 1, GLT_OUT_BITS, 0);
+    bench("lanes_3x3_32to64_bits", 12, 32, 64, 3, 1, GLT_OUT_BITS, 1);
+    bench("swar_3x3_64to64_bits", 12, 64, 64, 3, 1, GLT_OUT_BITS, 0);
+    bench("lanes_3x3_64to64_bits", 12, 64, 64, 3, 1, GLT_OUT_BITS, 1);
+    bench("swar_3x3_128to128_bits", 8, 128, 128, 3, 1, GLT_OUT_BITS, 0);
+    bench("lanes_3x3_128to128_bits", 8, 128, 128, 3, 1, GLT_OUT_BITS, 1);
+    bench("swar_3x3_g4_128to128_bits", 8, 128, 128, 3, 4, GLT_OUT_BITS, 0);
+    bench("lanes_3x3_g4_128to128_bits", 8, 128, 128, 3, 4, GLT_OUT_BITS, 1);
+    bench("swar_4x4_30to32_bits", 8, 30, 32, 4, 1, GLT_OUT_BITS, 0);
+    bench("lanes_4x4_30to32_bits", 8, 30, 32, 4, 1, GLT_OUT_BITS, 1);
+    bench("swar_1x1_64to64_bits", 12, 64, 64, 1, 1, GLT_OUT_BITS, 0);
+    bench("lanes_1x1_64to64_bits", 12, 64, 64, 1, 1, GLT_OUT_BITS, 1);
+    bench("swar_3x3_64to64_float", 12, 64, 64, 3, 1, GLT_OUT_FLOAT, 0);
+    put(failed ? "RESULT FAIL\n" : "RESULT PASS\n");
+    return failed != 0;
+}
