@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Build Cortex-M firmware from an exported model.
+
+    python deploy/build.py --board nucleo                      # the shipped default model
+    python deploy/build.py --board mps2-an500 --run-dir runs/vww-glt
+    python deploy/build.py --board nucleo --model export/model.tflite --out build/nucleo -Os
+
+Writes the generated sources, a Makefile and firmware.elf into --out, prints
+the size report (flash and RAM by section, arena peak, stack budget) and saves
+it as size.json. Renode boards also get <board>.repl/.resc/.robot in renode/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deploy.boards import BoardError, known_boards  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python deploy/build.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--board", required=True, help=f"target board: {', '.join(known_boards())}")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="an exported .tflite (model.json beside it gives the class names)")
+    src.add_argument("--run-dir", help="a training run directory (exported first if needed)")
+    p.add_argument("--out", help="build directory (default: build/<board>)")
+    opt = p.add_mutually_exclusive_group()
+    opt.add_argument("-O2", dest="opt", action="store_const", const="-O2", help="optimize for speed (default)")
+    opt.add_argument("-Os", dest="opt", action="store_const", const="-Os", help="optimize for size")
+    p.add_argument("--frame-source", choices=("builtin", "uart"), default="builtin",
+                   help="builtin: sample photos compiled in, looped forever; uart: frames streamed by the host")
+    p.add_argument("--max-frames", type=int, help="stop after N frames (QEMU boards exit; default: always on)")
+    p.add_argument("--profile", action="store_true", help="print per-op cycle counts after each result")
+    p.add_argument("--reference-kernels", action="store_true", help="use the readable reference kernels")
+    p.add_argument("--stack-size", type=int, help="stack bytes (default: the board's)")
+    p.add_argument("--runtime", choices=("generated", "tflm"), default="generated",
+                   help="generated: larq-glt's static C runtime; tflm: TensorFlow Lite Micro (needs --tflm-dir)")
+    p.add_argument("--tflm-dir", help="a TensorFlow Lite Micro tree with its library built (for --runtime tflm)")
+    p.set_defaults(opt="-O2")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from deploy import firmware, toolchain
+
+    try:
+        if args.runtime == "tflm":
+            from deploy import tflm
+
+            result = tflm.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
+                                tflm_dir=args.tflm_dir, opt_level=args.opt, frame_source=args.frame_source,
+                                max_frames=args.max_frames)
+            print(tflm.format_size_report(result))
+            return 0
+        result = firmware.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
+                                opt_level=args.opt, frame_source=args.frame_source, max_frames=args.max_frames,
+                                profile=args.profile, reference_kernels=args.reference_kernels,
+                                stack_size=args.stack_size)
+    except (BoardError, firmware.FirmwareError, toolchain.ToolchainError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(firmware.format_size_report(result))
+    print(f"size report: {result.out_dir / 'size.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""From a flatbuffer to a firmware ELF for a board: the library behind
+``python deploy/build.py``.
+
+```python
+from deploy import firmware
+result = firmware.build("mps2-an500", model="models/person_detect/model.tflite", out="build/mps2-an500")
+print(result.size["flash_bytes"], result.elf)
+```
+
+Steps: read the flatbuffer, generate the model sources (:mod:`deploy.codegen`),
+check that weights, frames and RAM fit the board — *before* compiling, with
+the numbers — render the harness (:mod:`deploy.harness`), compile with
+``arm-none-eabi-gcc -Wall -Wextra -Werror``, and write ``size.json``.
+The output directory is replaced atomically: a failed build never leaves a
+half-written one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from deploy import codegen, harness, samples
+from deploy.boards import Board, load_board
+from larq_glt import atomic
+from larq_glt.flatbuffer import ModelFormatError, read_model
+
+__all__ = ["FirmwareError", "BuildResult", "build", "resolve_model", "DEFAULT_MODEL", "model_metadata"]
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The shipped person detector (see models/README.md); the default of build.py and the demo.
+DEFAULT_MODEL = ROOT / "models" / "person_detect" / "model.tflite"
+#: Code and libc estimate used for the pre-compile fit check (the real size comes after linking).
+CODE_ESTIMATE = 24 * 1024
+
+
+class FirmwareError(RuntimeError):
+    """A build that cannot be done (message says what and the numbers)."""
+
+
+@dataclasses.dataclass
+class BuildResult:
+    board: Board
+    out_dir: Path
+    elf: Path
+    model_path: Path
+    generated: codegen.GeneratedModel
+    size: dict
+    frames: np.ndarray
+    frame_labels: list
+    frame_names: list
+    class_names: list
+
+
+def model_metadata(model_path: Path) -> dict:
+    """``model.json`` written by ``larq_glt.export`` next to the flatbuffer (class names...)."""
+    meta = Path(model_path).with_name("model.json")
+    if meta.is_file():
+        try:
+            return json.loads(meta.read_text())
+        except json.JSONDecodeError as e:
+            raise FirmwareError(f"{meta} is not valid JSON: {e}") from None
+    return {}
+
+
+def resolve_model(model=None, run_dir=None) -> Path:
+    """The flatbuffer to build: ``--model``, else a run's export (made if missing), else the default."""
+    if model is not None and run_dir is not None:
+        raise FirmwareError("give --model or --run-dir, not both")
+    if model is not None:
+        path = Path(model)
+        if not path.is_file():
+            raise FirmwareError(f"--model {path}: no such file")
+        return path
+    if run_dir is not None:
+        run = Path(run_dir)
+        exported = run / "export" / "model.tflite"
+        if not exported.is_file():
+            if not (run / "model.keras").is_file():
+                raise FirmwareError(f"--run-dir {run} has no trained model (model.keras); train with "
+                                    f"python -m larq_glt.train --out {run}")
+            from larq_glt import export  # TensorFlow only when a run must be converted
+
+            export.export(run)
+        return exported
+    if not DEFAULT_MODEL.is_file():
+        raise FirmwareError(f"the default model {DEFAULT_MODEL} is missing; pass --model or --run-dir")
+    return DEFAULT_MODEL
+
+
+def _frames_for(gen: codegen.GeneratedModel, frames, count: int | None):
+    if frames is None:
+        frames, labels, names = samples.load(gen.input_shape)
+    else:
+        frames = np.asarray(frames, dtype=np.uint8)
+        labels, names = [None] * len(frames), [f"frame{i}" for i in range(len(frames))]
+    if frames.shape[1:] != tuple(gen.input_shape):
+        raise FirmwareError(f"frames of shape {frames.shape[1:]} do not match the model input {gen.input_shape}")
+    if count is not None:
+        frames, labels, names = frames[:count], list(labels)[:count], list(names)[:count]
+    return frames, list(labels), list(names)
+
+
+def check_fit(board: Board, gen: codegen.GeneratedModel, *, frame_bytes: int, stack: int, uart_frames: bool) -> dict:
+    """Refuse, before compiling, a model that cannot fit the board."""
+    flash_need = gen.weight_bytes + frame_bytes + CODE_ESTIMATE
+    # Streaming needs a RAM buffer for one received frame.
+    ram_need = gen.arena_bytes + stack + (gen.input_bytes if uart_frames else 0) + 2048
+    numbers = {
+        "flash_estimate": flash_need, "flash_capacity": board.flash.length,
+        "ram_estimate": ram_need, "ram_capacity": board.ram.length,
+        "weights": gen.weight_bytes, "frames": frame_bytes, "arena": gen.arena_bytes, "stack": stack,
+    }
+    problems = []
+    if flash_need > board.flash.length:
+        problems.append(f"flash: weights {gen.weight_bytes:,} + built-in frames {frame_bytes:,} + code ~{CODE_ESTIMATE:,} "
+                        f"= {flash_need:,} bytes > {board.flash.length:,} bytes of flash on {board.name}")
+    if ram_need > board.ram.length:
+        problems.append(f"RAM: arena {gen.arena_bytes:,} + stack {stack:,}"
+                        + (f" + frame buffer {gen.input_bytes:,}" if uart_frames else "")
+                        + f" + ~2,048 = {ram_need:,} bytes > {board.ram.length:,} bytes of RAM on {board.name}")
+    if problems:
+        raise FirmwareError("the model does not fit the board: " + "; ".join(problems))
+    return numbers
+
+
+def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", frame_source: str = "builtin",
+          frames=None, frame_count: int | None = None, max_frames: int | None = None, profile: bool = False,
+          reference_kernels: bool = False, stack_size: int | None = None, positive_class: int | None = None,
+          stats_every: int = 0, compile: bool = True) -> BuildResult:
+    """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
+    board = load_board(board)
+    model_path = resolve_model(model, run_dir)
+    try:
+        fb = read_model(model_path)
+    except ModelFormatError as e:
+        raise FirmwareError(str(e)) from None
+    meta = model_metadata(model_path)
+    class_names = meta.get("class_names")
+    name = "".join(ch if ch.isalnum() or ch in "_.-+" else "_" for ch in model_path.parent.name or "model")
+    try:
+        gen = codegen.generate(fb, class_names=class_names, name=name or "model", reference=reference_kernels)
+    except (codegen.CodegenError, ValueError) as e:
+        raise FirmwareError(f"{model_path}: {e}") from None
+    class_names = gen.class_names
+    if positive_class is None:
+        positive_class = class_names.index("person") if "person" in class_names else min(1, gen.num_classes - 1)
+
+    builtin = frame_source == "builtin"
+    frames, labels, names = _frames_for(gen, frames, frame_count)
+    stack = stack_size or board.stack_size
+    fit = check_fit(board, gen, frame_bytes=frames.nbytes if builtin else 0, stack=stack, uart_frames=not builtin)
+
+    out_dir = Path(out or ROOT / "build" / board.name)
+    options = harness.HarnessOptions(opt_level=opt_level, max_frames=max_frames, profile=profile,
+                                     stack_size=stack_size, positive_class=positive_class,
+                                     arena_bytes=gen.arena_bytes, stats_every=stats_every,
+                                     include_dirs=("runtime",))
+    # Build in a temp dir next to the target, then swap it in: no half-written output.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build.", dir=out_dir.parent))
+    try:
+        work = staging / out_dir.name
+        harness.render_harness(board, work, model_sources=gen.sources, model_name=name or "model",
+                               frames=[f.tobytes() for f in frames] if builtin else [],
+                               frame_source=frame_source, options=options, input_bytes=gen.input_bytes)
+        size = {}
+        elf = work / "firmware.elf"
+        if compile:
+            elf = harness.build_firmware(work)
+            size = harness.size_report(elf, board)
+        size.update({"model": str(model_path), "board": board.name, "fit_check": fit, "model_cost": gen.cost(),
+                     "arena_bytes": gen.arena_bytes, "frame_source": frame_source, "opt_level": opt_level})
+        (work / "size.json").write_text(json.dumps(size, indent=2, default=str) + "\n")
+        with atomic.directory(out_dir) as final:
+            final.rmdir()
+            shutil.move(str(work), str(final))
+    except harness.HarnessError as e:
+        raise FirmwareError(str(e)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if board.emulator == "renode" and compile:
+        # Renode's @paths are absolute, so these are written once the ELF is in place.
+        from deploy import renode
+
+        renode.render_renode_files(board, out_dir / "firmware.elf", out_dir / "renode",
+                                   model_name=name or "model", frame_source=frame_source)
+    return BuildResult(board=board, out_dir=out_dir, elf=out_dir / "firmware.elf", model_path=model_path,
+                       generated=gen, size=size, frames=frames, frame_labels=labels, frame_names=names,
+                       class_names=class_names)
+
+
+def format_size_report(result: BuildResult) -> str:
+    s, b = result.size, result.board
+    gen = result.generated
+    lines = [f"firmware: {result.elf}", f"board: {b.name} — {b.description}", f"model: {result.model_path}"]
+    if "flash_bytes" in s:
+        lines += [
+            f"flash: {s['flash_bytes']:,} of {b.flash.length:,} bytes ({100 * s['flash_bytes'] / b.flash.length:.1f}%)",
+            f"RAM:   {s['ram_bytes']:,} of {b.ram.length:,} bytes ({100 * s['ram_bytes'] / b.ram.length:.1f}%), "
+            f"of which stack budget {s.get('stack_bytes', 0):,}",
+        ]
+        for name, sec in sorted(s.get("sections", {}).items()):
+            size = sec["size"] if isinstance(sec, dict) else sec
+            lines.append(f"  {name:<12} {size:>9,} bytes")
+    lines += [
+        f"model: weights {gen.weight_bytes:,} bytes (flash), arena peak {gen.arena_bytes:,} bytes "
+        f"(activations {gen.plan.peak:,} + kernel scratch {gen.scratch_bytes:,}), input frame {gen.input_bytes:,} bytes",
+        f"ops: {len(gen.calls)} kernel calls, {sum(c.binary_macs for c in gen.calls):,} binary MACs per inference",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Firmware generation: host build bit-exact with the LCE interpreter, QEMU
+build bit-exact with the host, board fit checks and build.py errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deploy import codegen, firmware, host
+from larq_glt.flatbuffer import read_model
+from tests.conftest import have_arm_toolchain
+
+needs_arm = pytest.mark.skipif(not have_arm_toolchain(),
+                               reason="arm-none-eabi-gcc / qemu-system-arm not installed (make test installs them)")
+
+
+def _frames(n, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
+    frames[::3] = np.clip(frames[::3] // 3 + 40, 0, 255)  # some low-contrast, dark frames
+    return frames
+
+
+def _lce(tflite, frames):
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    it = Interpreter(tflite.read_bytes(), use_reference_bconv=True)
+    return np.concatenate([it.predict(f[None]) for f in frames]).astype(np.float32)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_host_build_is_bit_exact_with_lce(exported_default, tmp_path, reference):
+    tflite = exported_default / "model.tflite"
+    gen = codegen.generate(read_model(tflite), class_names=["non_person", "person"], reference=reference)
+    exe = host.build(gen, tmp_path / "host")
+    frames = _frames(50)
+    classes, logits = host.run(exe, frames)
+    want = _lce(tflite, frames)
+    np.testing.assert_array_equal(logits.view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(classes, want.argmax(1))
+
+
+def test_generated_sources_are_deterministic(exported_default):
+    fb = read_model(exported_default / "model.tflite")
+    a = codegen.generate(fb, class_names=["n", "p"]).sources
+    b = codegen.generate(fb, class_names=["n", "p"]).sources
+    assert a == b
+    assert "static const uint32_t" in a["model.c"] and "model_invoke" in a["model.c"]
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_qemu_firmware_matches_host_and_lce(exported_default, tmp_path):
+    from deploy import emulator, protocol
+
+    frames = _frames(4, seed=3)
+    result = firmware.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "fw",
+                            frames=frames, max_frames=4, profile=True)
+    run = emulator.run("mps2-an500", result.elf, timeout=120)
+    assert run.status == "exited" and run.exit_code == 0, run.describe()
+    results = [r for r in map(protocol.parse_result, run.lines) if r]
+    assert len(results) == 4
+    want = _lce(exported_default / "model.tflite", frames)
+    got = np.array([r.logit_bits for r in results], dtype=np.uint32)
+    np.testing.assert_array_equal(got, want.view(np.uint32))
+    exe = host.build(result.generated, tmp_path / "host")
+    _, host_logits = host.run(exe, frames)
+    np.testing.assert_array_equal(got, host_logits.view(np.uint32))
+    instructions = [r.cycles for r in results]
+    print("instructions per inference on mps2-an500:", instructions)
+    assert all(100_000 < n < 50_000_000 for n in instructions)
+    ops = [protocol.parse_ops(l) for l in run.lines if l.startswith("ops:")]
+    assert len(ops) == 4
+
+
+@needs_arm
+def test_nucleo_build_and_size_report(exported_default, tmp_path):
+    out = tmp_path / "nucleo"
+    proc = subprocess.run([sys.executable, "deploy/build.py", "--board", "nucleo", "--model",
+                           str(exported_default / "model.tflite"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "flash:" in proc.stdout and "arena peak" in proc.stdout
+    size = json.loads((out / "size.json").read_text())
+    assert 0 < size["flash_bytes"] < 1024 * 1024 and size["board"] == "nucleo"
+    assert (out / "firmware.elf").is_file()
+    assert (out / "renode" / "nucleo.resc").is_file() and (out / "renode" / "nucleo.robot").is_file()
+    # Built for the STM32F746's memory map: vector table at the start of flash.
+    readelf = subprocess.run(["arm-none-eabi-readelf", "-S", str(out / "firmware.elf")], capture_output=True, text=True).stdout
+    assert " 08000000 " in readelf
+
+
+def test_unknown_board_lists_known_ones(exported_default, capsys):
+    sys.path.insert(0, "deploy")
+    import build  # deploy/build.py
+
+    assert build.main(["--board", "arduino", "--model", str(exported_default / "model.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "arduino" in err and "nucleo" in err and "mps2-an500" in err
+
+
+def test_model_that_does_not_fit_is_refused_before_compiling(exported_default, tmp_path, monkeypatch):
+    from deploy import boards
+
+    real = boards.load_board("mps2-an386")
+    tiny = boards.Board(**{**real.__dict__, "ram": boards.MemoryRegion(real.ram.origin, 32 * 1024)})
+    monkeypatch.setattr(firmware, "load_board", lambda b: tiny)
+    with pytest.raises(firmware.FirmwareError, match=r"does not fit.*RAM: arena [\d,]+ \+ stack"):
+        firmware.build("mps2-an386", model=exported_default / "model.tflite", out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_model_file_is_clear(tmp_path):
+    with pytest.raises(firmware.FirmwareError, match="no such file"):
+        firmware.build("mps2-an500", model=tmp_path / "nope.tflite", out=tmp_path / "o")
+
+
+def test_corrupt_model_is_refused(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(firmware.FirmwareError):
+        firmware.build("mps2-an500", model=bad, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
