@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv
-BOARD ?= mps2-an500
+BOARD ?= nucleo
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast setup system-packages python-env clean

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="builtin: sample photos compiled in, looped forever; uart: frames streamed by the host")
     p.add_argument("--max-frames", type=int, help="stop after N frames (QEMU boards exit; default: always on)")
     p.add_argument("--profile", action="store_true", help="print per-op cycle counts after each result")
+    p.add_argument("--debug", action="store_true",
+                   help="check after every op that no kernel wrote outside its planned arena bytes")
     p.add_argument("--reference-kernels", action="store_true", help="use the readable reference kernels")
     p.add_argument("--stack-size", type=int, help="stack bytes (default: the board's)")
     p.add_argument("--runtime", choices=("generated", "tflm"), default="generated",
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
         result = firmware.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
                                 opt_level=args.opt, frame_source=args.frame_source, max_frames=args.max_frames,
                                 profile=args.profile, reference_kernels=args.reference_kernels,
-                                stack_size=args.stack_size)
+                                stack_size=args.stack_size, debug=args.debug)
     except (BoardError, firmware.FirmwareError, toolchain.ToolchainError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

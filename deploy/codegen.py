@@ -132,9 +132,15 @@ def _runtime_sources(calls) -> dict:
     for h in sorted(RUNTIME_DIR.glob("*.h")):
         files[f"runtime/{h.name}"] = h.read_text()
     stems = {Path(c.header).stem for c in calls}
-    for c in sorted(RUNTIME_DIR.glob("*.c")):
-        if any(c.stem == s or c.stem.startswith(s + "_") for s in stems):
-            files[f"runtime/{c.name}"] = c.read_text()
+    sources = sorted(RUNTIME_DIR.glob("*.c"))
+    while True:  # a kernel may call others (glt_stem_opt.c calls glt_bconv2d_opt): add their files
+        chosen = [c for c in sources if any(c.stem == s or c.stem.startswith(s + "_") for s in stems)]
+        used = {m for c in chosen for m in re.findall(r'#include "(glt_\w+)\.h"', c.read_text())}
+        if used <= stems:
+            break
+        stems |= used
+    for c in chosen:
+        files[f"runtime/{c.name}"] = c.read_text()
     return files
 
 
@@ -157,7 +163,13 @@ def generate(model: Model, *, class_names=None, name: str = "model", reference: 
     if len(class_names) != num_classes:
         raise CodegenError(f"{len(class_names)} class names for a model with {num_classes} outputs")
 
-    calls = lowering.lower_model(model)  # raises UnsupportedOpError naming the op
+    try:
+        calls = lowering.lower_model(model)  # raises UnsupportedOpError naming the op
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError) as e:
+        if isinstance(e, lowering.UnsupportedOpError):
+            raise
+        # A damaged model can hold shapes or options that make no sense together.
+        raise CodegenError(f"the model's ops are inconsistent (damaged file?): {type(e).__name__}: {e}") from None
     # Activation lifetimes in call order; the input frame is not in the arena.
     producer, last_use = {}, {}
     for i, c in enumerate(calls):

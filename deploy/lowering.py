@@ -53,6 +53,8 @@ __all__ = [
     "bitpack",
     "lane_tables",
     "bconv_scratch_bytes",
+    "fuse_stem_calls",
+    "stem_level_tables",
     "C_TYPES",
     "OUT_FLOAT",
     "OUT_INT8",
@@ -103,8 +105,11 @@ class KernelCall:
     notes: list[str] = field(default_factory=list)
 
 
-def lower_model(model: Model) -> list[KernelCall]:
-    """Kernel calls for the whole model, in execution order."""
+def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
+    """Kernel calls for the whole model, in execution order.
+
+    fuse_stem: fuse the front end with the binary convolution that reads it (see
+    :func:`fuse_stem`); False keeps them as two calls (tests compare both)."""
     calls: list[KernelCall] = []
     fused: set[int] = set()
     front = _find_frontend(model)
@@ -114,7 +119,7 @@ def lower_model(model: Model) -> list[KernelCall]:
     for op in model.operators:
         if op.index not in fused:
             calls.append(lower_operator(model, op))
-    return calls
+    return fuse_stem_calls(model, calls) if fuse_stem else calls
 
 
 def lower_operator(model: Model, op: Operator) -> KernelCall:
@@ -793,3 +798,178 @@ def frontend_lut(model: Model, chain: list[Operator], src: Tensor, out: Tensor) 
             _fail(chain[-1], "the input encoder is not separable per channel (lookup tables disagree "
                              "with the encoder ops on a test frame)")
     return lut
+
+
+# --------------------------------------------------------------------------- fused stem
+
+STEM_LANES = 32  # GLT_STEM_LANES: output channels per level row
+STEM_COMPARE_WORDS = 25  # GLT_STEM_COMPARE_WORDS
+STEM_TABLE_MAX_BYTES = 32 * 1024  # larger level tables: the words algorithm instead
+_STEM_SUM_MAX = 32767  # 16-bit lanes biased by 0x8000 (glt_stem_opt.c compare16)
+
+
+def fuse_stem_calls(model: Model, calls: list[KernelCall]) -> list[KernelCall]:
+    """Replaces FRONTEND + the LceBconv2d that is its only reader by one
+    glt_stem call reading the raw frame (the encoded frame is never stored)."""
+    if not calls or calls[0].op_name != "FRONTEND":
+        return calls
+    front = calls[0]
+    encoded = front.outputs[0]
+    readers = [c for c in calls[1:] if encoded in c.inputs]
+    if encoded in model.outputs or len(readers) != 1:
+        return calls
+    conv = readers[0]
+    if conv.op_name != "LceBconv2d" or conv.params["groups"] != 1:
+        return calls
+    return [_stem_call(model, front, conv)] + [c for c in calls[1:] if c is not conv]
+
+
+def _stem_call(model: Model, front: KernelCall, conv: KernelCall) -> KernelCall:
+    cp = conv.params
+    channels, words = front.params["channels"], front.params["words"]
+    if cp["in_words"] != words or cp["in_h"] * cp["in_w"] != front.params["pixels"]:
+        raise UnsupportedOpError(
+            f"operator {conv.op_indices[0]} (LceBconv2d) reads {cp['in_words']} words per pixel of a "
+            f"{cp['in_h']}x{cp['in_w']} map, the front end makes {words} words for {front.params['pixels']} pixels")
+    taps = cp["filter_h"] * cp["filter_w"]
+    params: dict[str, int | float] = dict(
+        in_h=cp["in_h"], in_w=cp["in_w"], channels=channels, words=words,
+        out_h=cp["out_h"], out_w=cp["out_w"], out_c=cp["out_c"],
+        filter_h=cp["filter_h"], filter_w=cp["filter_w"], stride_h=cp["stride_h"], stride_w=cp["stride_w"],
+        dilation_h=cp["dilation_h"], dilation_w=cp["dilation_w"],
+        pad_top=cp["pad_top"], pad_left=cp["pad_left"], zero_padding=cp["zero_padding"],
+        binary_zero_point=cp["binary_zero_point"], output_type=cp["output_type"],
+        clamp_min=cp["clamp_min"], clamp_max=cp["clamp_max"], lane_groups=cp["lane_groups"],
+        lv_groups=0, lv_rows=0, lv_segment_taps=0,
+    )
+    arrays = {"lut": front.arrays["lut"], **conv.arrays}
+    notes = [f"fuses the front end ({front.notes[0][len('fuses '):]}) with the stem LceBconv2d"]
+    levels = None
+    if cp["output_type"] == OUT_BITS:
+        levels = stem_level_tables(
+            front.arrays["lut"].reshape(channels, 256, words),
+            conv.arrays["filter"].reshape(cp["out_c"], taps, words),
+            conv.arrays["thresholds"], bool(cp["zero_padding"]), cp["binary_zero_point"])
+    if levels is not None:
+        for unused in ("lane_filter", "lane_thresholds", "tap_popcount"):  # words algorithm only
+            arrays.pop(unused, None)
+        params["lane_groups"] = 0
+        params.update(lv_groups=levels["groups"], lv_rows=levels["rows"],
+                      lv_segment_taps=levels["segment_taps"])
+        arrays.update(lv_offset=levels["offset"], lv_table=levels["table"], lv_compare=levels["compare"])
+        scratch = 0
+        notes.append(f"levels algorithm: {levels['patterns']} patterns per channel, "
+                     f"{levels['table'].nbytes} table bytes, sums up to {levels['max_sum']}")
+    else:
+        strip = cp["filter_h"] * cp["in_w"] * words * 4
+        scratch = strip + conv.scratch_bytes
+        notes.append("words algorithm: front end row strips + glt_bconv2d_opt")
+    src = model.tensors[front.inputs[0]]
+    return KernelCall(
+        op_indices=conv.op_indices + front.op_indices,  # the conv first: it names the call
+        op_name="FRONTEND+LceBconv2d",
+        function="glt_stem_opt",
+        reference_function="glt_stem_ref",
+        header="glt_stem.h",
+        params_type="glt_stem_params",
+        params=params,
+        arrays=arrays,
+        inputs=(src.index,),
+        outputs=conv.outputs,
+        input_bytes=(src.nbytes,),
+        output_bytes=conv.output_bytes,
+        scratch_bytes=scratch,
+        binary_macs=conv.binary_macs,
+        notes=notes + conv.notes,
+    )
+
+
+def _popcount_words(x: np.ndarray) -> np.ndarray:
+    """Set bits of uint32 words, summed over the last axis."""
+    b = np.ascontiguousarray(x, dtype="<u4").view(np.uint8)
+    return np.unpackbits(b, axis=-1).sum(axis=-1).astype(np.int64)
+
+
+def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
+                      zero_padding: bool, binary_zero_point: int,
+                      max_bytes: int = STEM_TABLE_MAX_BYTES) -> dict | None:
+    """Tables of glt_stem_opt's levels algorithm (see glt_stem.h), or None when
+    they would exceed max_bytes or their sums 16 bits.
+
+    lut: front end tables [C, 256, W]; filt: packed filter [out_c, taps, W];
+    thresholds: LCE's (bit = acc > threshold).
+    """
+    lut = np.asarray(lut, dtype=np.uint32)
+    filt = np.asarray(filt, dtype=np.uint32)
+    n_ch, _, n_words = lut.shape
+    out_c, taps, _ = filt.shape
+    groups = -(-out_c // STEM_LANES)
+    # Planes (bits) of the encoded word owned by each channel: channel c >= 1 owns
+    # what its table can set; channel 0 owns the rest (its bits, constant bits,
+    # padding bits). A word ANDed with its channel's bits is that channel's entry.
+    owned = [np.bitwise_or.reduce(lut[c], axis=0) for c in range(n_ch)]
+    others = np.bitwise_or.reduce(np.stack(owned[1:]), axis=0) if n_ch > 1 else np.zeros(n_words, np.uint32)
+    owned[0] = ~others
+    patterns, levels = [], []
+    for c in range(n_ch):
+        u, inverse = np.unique(lut[c], axis=0, return_inverse=True)
+        patterns.append(u)
+        levels.append(inverse.reshape(-1))
+    rows = sum(len(u) for u in patterns) + 1
+    if groups * taps * rows * 32 > max_bytes or rows * 32 > 0xFFFF:
+        return None
+    # counts[c]: [out_c, taps, patterns_c] = popcount over the channel's bits
+    counts = [_popcount_words((u[None, None, :, :] ^ filt[:, :, None, :]) & owned[c]) for c, u in enumerate(patterns)]
+    outside = (np.full((out_c, taps), binary_zero_point, np.int64) if zero_padding
+               else _popcount_words(filt))  # an outside tap reads 0 words (one-padding)
+    mins = [cnt.min(axis=2) for cnt in counts]  # [out_c, taps]
+    v_out = outside - sum(mins[1:], np.zeros((out_c, taps), np.int64))  # channel 0 carries it
+    mins[0] = np.minimum(mins[0], v_out)
+    entries = [cnt - m[:, :, None] for cnt, m in zip(counts, mins)]
+    out_entry = v_out - mins[0]
+    base = sum(m.sum(axis=1) for m in mins)  # [out_c]: the sum of every row's minimum
+    spread = sum(e.max(axis=2) for e in entries)  # [out_c, taps]
+    spread = np.maximum(spread, out_entry)
+    max_sum = spread.sum(axis=1)  # [out_c]
+    if spread.max(initial=0) > 255 or max_sum.max(initial=0) > _STEM_SUM_MAX:
+        return None
+    segment = taps
+    while segment > 1 and any(spread[:, t:t + segment].sum(axis=1).max() > 255 for t in range(0, taps, segment)):
+        segment -= 1
+    # rows of a tap: channel 0's patterns, channel 1's, ..., the outside row
+    row_vals = np.concatenate(entries + [out_entry[:, :, None]], axis=2)  # [out_c, taps, rows]
+    lanes = np.zeros((groups * STEM_LANES, taps, rows), np.int64)
+    lanes[:out_c] = row_vals
+    lanes = lanes.reshape(groups, STEM_LANES, taps, rows).transpose(0, 2, 3, 1)  # [g, taps, rows, lane]
+    j = np.arange(STEM_LANES)
+    byte_of_lane = 4 * (j % 8) + j // 8  # lane j: byte j // 8 of word j % 8
+    row_bytes = np.zeros(lanes.shape[:3] + (32,), np.uint8)
+    row_bytes[..., byte_of_lane] = lanes.astype(np.uint8)
+    table = row_bytes.reshape(-1).view("<u4").astype(np.uint32)
+    row_base = np.cumsum([0] + [len(u) for u in patterns])[:-1]
+    offset = np.stack([(row_base[c] + levels[c]) * 32 for c in range(n_ch)]).astype(np.uint16)
+    # comparison: bit = base + S > threshold <=> S >= u
+    thr = np.asarray(thresholds, dtype=np.int64).reshape(-1)
+    u = np.zeros(groups * STEM_LANES, np.int64)
+    r = np.zeros(groups * STEM_LANES, np.int64)
+    u[:out_c] = thr - base + 1
+    r[:out_c] = max_sum
+    u[out_c:] = 1  # unused lanes: never set
+    compare = np.zeros((groups, STEM_COMPARE_WORDS), np.uint32)
+    u8 = np.clip(u, 0, 255).reshape(groups, STEM_LANES)
+    keep = (u <= r).reshape(groups, STEM_LANES)
+    u16 = np.clip(u, 0, r + 1).reshape(groups, STEM_LANES)
+    c16 = (0x8000 - u16).astype(np.uint32)
+    for g in range(groups):
+        for lane in range(STEM_LANES):
+            compare[g, lane % 8] |= np.uint32(int(u8[g, lane]) << (8 * (lane // 8)))
+            if keep[g, lane]:
+                compare[g, 8] |= np.uint32(1 << lane)
+        for w in range(8):
+            compare[g, 9 + 2 * w] = c16[g, w] | (c16[g, 16 + w] << 16)
+            compare[g, 10 + 2 * w] = c16[g, 8 + w] | (c16[g, 24 + w] << 16)
+    return {
+        "groups": groups, "rows": rows, "segment_taps": int(segment), "offset": offset.reshape(-1),
+        "table": table, "compare": compare.reshape(-1),
+        "patterns": [len(u) for u in patterns], "max_sum": int(max_sum.max(initial=0)),
+    }

@@ -16,21 +16,8 @@ static void write_output(const glt_bconv2d_params *p, void *output, int32_t pixe
             *word |= bit;
         }
     } else {
-        int32_t x = acc * 2;
-        float y;
-        if (x < p->clamp_min) {
-            x = p->clamp_min;
-        }
-        if (x > p->clamp_max) {
-            x = p->clamp_max;
-        }
-        y = (float)x * p->multiplier[oc];
-        y = y + p->bias[oc];
-        if (p->output_type == GLT_OUT_FLOAT) {
-            ((float *)output)[pixel * p->out_c + oc] = y;
-        } else {
-            ((int8_t *)output)[pixel * p->out_c + oc] = glt_round_to_int8(y);
-        }
+        glt_bconv_write_dense(p->output_type, p->clamp_min, p->clamp_max, p->multiplier[oc],
+                              p->bias[oc], acc, output, pixel * p->out_c + oc);
     }
 }
 

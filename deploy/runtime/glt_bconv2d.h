@@ -64,6 +64,28 @@ typedef struct {
                                       with lane tables (N * 32 + 16) uint16 set-bit indices */
 } glt_bconv2d_params;
 
+/* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */
+GLT_INLINE void glt_bconv_write_dense(int32_t output_type, int32_t clamp_min, int32_t clamp_max,
+                                      float multiplier, float bias, int32_t acc, void *output,
+                                      int32_t index)
+{
+    int32_t x = acc * 2;
+    float y;
+    if (x < clamp_min) {
+        x = clamp_min;
+    }
+    if (x > clamp_max) {
+        x = clamp_max;
+    }
+    y = (float)x * multiplier; /* two roundings, as LCE (no fused multiply-add) */
+    y = y + bias;
+    if (output_type == GLT_OUT_FLOAT) {
+        ((float *)output)[index] = y;
+    } else {
+        ((int8_t *)output)[index] = glt_round_to_int8(y);
+    }
+}
+
 /* Readable reference: a direct transcription of the semantics above. */
 void glt_bconv2d_ref(const glt_bconv2d_params *p, const uint32_t *input, void *output);
 

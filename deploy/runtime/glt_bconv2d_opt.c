@@ -267,26 +267,6 @@ static int32_t padding_correction(const glt_bconv2d_params *p, int32_t oc, const
     return corr;
 }
 
-static void write_dense(const glt_bconv2d_params *p, void *output, int32_t pixel, int32_t oc,
-                        int32_t acc)
-{
-    int32_t x = acc * 2;
-    float y;
-    if (x < p->clamp_min) {
-        x = p->clamp_min;
-    }
-    if (x > p->clamp_max) {
-        x = p->clamp_max;
-    }
-    y = (float)x * p->multiplier[oc];
-    y = y + p->bias[oc];
-    if (p->output_type == GLT_OUT_FLOAT) {
-        ((float *)output)[pixel * p->out_c + oc] = y;
-    } else {
-        ((int8_t *)output)[pixel * p->out_c + oc] = glt_round_to_int8(y);
-    }
-}
-
 /* ----------------------------------------------------------------------------
  * Bit-sliced algorithm (bits output, no zero-padding correction).
  *
@@ -543,7 +523,9 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
                                 bits = (bits >> 1) |
                                        ((uint32_t)(p->thresholds[oc + c] - a) & 0x80000000u);
                             } else {
-                                write_dense(p, output, pixel, oc + c, a);
+                                glt_bconv_write_dense(p->output_type, p->clamp_min, p->clamp_max,
+                                                      p->multiplier[oc + c], p->bias[oc + c], a,
+                                                      output, pixel * p->out_c + oc + c);
                             }
                         }
                     }

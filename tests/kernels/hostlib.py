@@ -50,6 +50,16 @@ class Frontend(C.Structure):
     _fields_ = [("pixels", i32), ("channels", i32), ("words", i32), ("lut", P)]
 
 
+class Stem(C.Structure):
+    _fields_ = [(n, i32) for n in (
+        "in_h", "in_w", "channels", "words", "out_h", "out_w", "out_c", "filter_h", "filter_w",
+        "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "zero_padding",
+        "binary_zero_point", "output_type", "clamp_min", "clamp_max", "lane_groups", "lv_groups",
+        "lv_rows", "lv_segment_taps")] + [(n, P) for n in (
+        "lut", "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
+        "lane_thresholds", "lv_offset", "lv_table", "lv_compare", "scratch")]
+
+
 class Mean(C.Structure):
     _fields_ = [("pixels", i32), ("channels", i32)]
 
@@ -83,6 +93,7 @@ STRUCTS = {
     "glt_quantize_params": Quantize,
     "glt_dequantize_params": Dequantize,
     "glt_frontend_params": Frontend,
+    "glt_stem_params": Stem,
     "glt_mean_params": Mean,
     "glt_avgpool_params": AvgPool,
     "glt_fully_connected_params": FullyConnected,

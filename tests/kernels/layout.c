@@ -12,6 +12,7 @@
 #include "glt_mean.h"
 #include "glt_quantize.h"
 #include "glt_softmax.h"
+#include "glt_stem.h"
 
 #define STRUCTS(X)                  \
     X(glt_bconv2d_params, scratch)  \
@@ -19,6 +20,7 @@
     X(glt_quantize_params, zero_point) \
     X(glt_dequantize_params, one_bit_value) \
     X(glt_frontend_params, lut)     \
+    X(glt_stem_params, scratch)     \
     X(glt_mean_params, channels)    \
     X(glt_avgpool_params, act_max)  \
     X(glt_fully_connected_params, bias) \

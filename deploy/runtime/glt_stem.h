@@ -1,0 +1,84 @@
+/*
+ * The first binary convolution fused with the input front end: the raw uint8 HWC
+ * frame goes in, the convolution's output comes out, and the encoded frame (the
+ * front end's bit-packed planes, 36 KB for 96x96 pixels) never exists in RAM.
+ *
+ * Semantics = glt_frontend followed by glt_bconv2d (LceBconv2d, groups 1):
+ *   word(pixel)[w] = OR over raw channels c of lut[c][frame[pixel][c]][w]
+ *   acc(oy, ox, oc) = sum over taps of popcount(word ^ filter[oc][tap]) (or
+ *                     binary_zero_point for an outside tap with zero_padding; an
+ *                     outside tap reads 0 words otherwise), then LCE's output
+ *                     transform (see glt_bconv2d.h).
+ *
+ * The optimized kernel has two algorithms:
+ *
+ * 1. Levels (bits output, lv_table != NULL). When each raw channel's planes take
+ *    few distinct patterns (a thermometer code: K + 1 of them), the popcount of a
+ *    tap restricted to the planes of channel c is a function of (tap, c, pattern,
+ *    oc), tabulated by deploy/lowering.py. lv_offset[c][v] locates the row of value
+ *    v's pattern; a row holds that count for 32 output channels as 8-bit lanes
+ *    (lane byte i of word w = output channel 32 * group + 8 * i + w), minus the
+ *    row's per-lane minimum over patterns, so a lane's sum stays small. An output
+ *    pixel costs one row addition (8 words) per (tap, channel) for 32 channels, and
+ *    a SIMD comparison with per-lane thresholds yields the packed output word.
+ *    The 8-bit lanes are widened to 16 bits every lv_segment_taps taps when their
+ *    sum could exceed 255 (lowering computes the bound from the table).
+ *
+ * 2. Words (otherwise, e.g. a natural binary code with 256 patterns per channel):
+ *    per output row, the front end encodes only the filter_h input rows the row
+ *    reads into scratch, and glt_bconv2d_opt convolves that strip.
+ */
+#ifndef GLT_STEM_H
+#define GLT_STEM_H
+
+#include <stdint.h>
+
+#include "glt_common.h"
+
+#define GLT_STEM_LANES 32          /* output channels per level row (8 words of 4 bytes) */
+#define GLT_STEM_COMPARE_WORDS 25  /* per group: 8 byte thresholds, keep mask, 16 halfword constants */
+
+typedef struct {
+    int32_t in_h, in_w, channels;  /* raw uint8 frame */
+    int32_t words;                 /* packed words per encoded pixel */
+    int32_t out_h, out_w, out_c;
+    int32_t filter_h, filter_w;
+    int32_t stride_h, stride_w, dilation_h, dilation_w;
+    int32_t pad_top, pad_left;     /* TF SAME padding before the input, 0 for VALID */
+    int32_t zero_padding;          /* 1: SAME with pad value 0 (LCE zero-padding correction) */
+    int32_t binary_zero_point;     /* channels_in / 2 */
+    int32_t output_type;           /* GLT_OUT_FLOAT, GLT_OUT_INT8 or GLT_OUT_BITS */
+    int32_t clamp_min, clamp_max;  /* float/int8 output: clamp of 2*acc */
+    int32_t lane_groups;           /* words path: glt_bconv2d's lane tables (0: none) */
+    int32_t lv_groups;             /* levels path: ceil(out_c / 32) */
+    int32_t lv_rows;               /* level rows per tap: patterns of every channel + 1 (outside) */
+    int32_t lv_segment_taps;       /* taps summed in 8-bit lanes before widening (>= taps: never) */
+    const uint32_t *lut;           /* front end tables [channels][256][words] */
+    const uint32_t *filter;        /* [out_c][filter_h][filter_w][words] */
+    const float *multiplier;       /* [out_c], float/int8 output, else NULL */
+    const float *bias;             /* [out_c], float/int8 output, else NULL */
+    const int32_t *thresholds;     /* [out_c], bits output: within [-1, 2^30] */
+    const uint16_t *tap_popcount;  /* words path with zero_padding (see glt_bconv2d.h) */
+    const uint32_t *lane_filter;   /* words path, optional (see glt_bconv2d.h) */
+    const uint32_t *lane_thresholds;
+    const uint16_t *lv_offset;     /* [channels][256]: byte offset of value v's level row in a
+                                      tap's block of lv_rows rows (32 bytes each) */
+    const uint32_t *lv_table;      /* [lv_groups][taps][lv_rows][8]; the last row of a tap is
+                                      its outside value (padding), read with channel 0 only */
+    const uint32_t *lv_compare;    /* [lv_groups][GLT_STEM_COMPARE_WORDS]: words 0..7: per lane
+                                      byte, bit = (8-bit sum >= byte); word 8: lanes whose bit
+                                      is not constant 0; words 9..24: halfword lanes
+                                      0x8000 - u (u = least 16-bit sum whose bit is 1), in the
+                                      order (w, bytes 0 and 2), (w, bytes 1 and 3) for w = 0..7 */
+    uint32_t *scratch;             /* words path: filter_h * in_w * words words of strip, then
+                                      glt_bconv2d_opt's scratch */
+} glt_stem_params;
+
+/* Readable reference: encode each tap's pixel with the front end tables, then
+ * LCE's binary convolution, transcribed directly. */
+void glt_stem_ref(const glt_stem_params *p, const uint8_t *frame, void *output);
+
+/* Optimized: level tables when present, else front end strips + glt_bconv2d_opt. */
+void glt_stem_opt(const glt_stem_params *p, const uint8_t *frame, void *output);
+
+#endif /* GLT_STEM_H */

@@ -1,0 +1,264 @@
+/*
+ * Optimized fused stem (bit-identical to glt_stem_ref); the two algorithms are
+ * described in glt_stem.h.
+ *
+ * Levels: per output pixel and group of 32 output channels, eight 32-bit
+ * accumulators hold 32 byte lanes; each (tap, channel) adds one 32-byte table row
+ * (4 LDRD + 8 ADD), addressed by the raw pixel value through lv_offset. The
+ * comparison with the thresholds is SIMD too: USUB8 + SEL on cores with the DSP
+ * extension (8-bit sums), else (or when the sums need 16 bits) halfword lanes
+ * biased so that bit 15 of a lane is the output bit.
+ */
+#include "glt_bconv2d.h"
+#include "glt_frontend.h"
+#include "glt_stem.h"
+
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define GLT_STEM_DSP 1
+#else
+#define GLT_STEM_DSP 0
+#endif
+
+#define ROW_BYTES 32
+
+/* The 8-bit lane accumulators of one group of 32 output channels. */
+typedef struct {
+    uint32_t a[8];
+} lanes8;
+
+/* Adds the 32-byte row at `row` to the accumulators a0..a7 (locals of the caller). */
+#define ADD_ROW(row)                                                        \
+    do {                                                                    \
+        const uint32_t *r_ = (const uint32_t *)(const void *)(row);         \
+        a0 += r_[0];                                                        \
+        a1 += r_[1];                                                        \
+        a2 += r_[2];                                                        \
+        a3 += r_[3];                                                        \
+        a4 += r_[4];                                                        \
+        a5 += r_[5];                                                        \
+        a6 += r_[6];                                                        \
+        a7 += r_[7];                                                        \
+    } while (0)
+
+/* 16-bit lanes: h[2w] += even bytes of a[w], h[2w + 1] += odd bytes. */
+static void widen_add(const lanes8 *s, uint32_t *h)
+{
+    uint32_t m = 0x00FF00FFu;
+    int32_t w;
+    GLT_OPAQUE(m);
+    for (w = 0; w < 8; ++w) {
+        h[2 * w] += s->a[w] & m;
+        h[2 * w + 1] += (s->a[w] >> 8) & m;
+    }
+}
+
+/* Output bits from halfword sums: lane + (0x8000 - u) has bit 15 set when lane >= u. */
+static uint32_t compare16(const uint32_t *h, const uint32_t *c)
+{
+    uint32_t bits = 0, m = 0x80008000u;
+    int32_t w;
+    GLT_OPAQUE(m);
+    for (w = 0; w < 8; ++w) {
+        bits |= ((h[2 * w] + c[2 * w]) & m) >> (15 - w);    /* channels w, w + 16 */
+        bits |= ((h[2 * w + 1] + c[2 * w + 1]) & m) >> (7 - w); /* channels w + 8, w + 24 */
+    }
+    return bits;
+}
+
+/* Output bits from byte sums (the sums fit 8 bits). */
+static uint32_t compare8(const lanes8 *s, const uint32_t *cmp)
+{
+#if GLT_STEM_DSP
+    uint32_t bits = 0;
+    int32_t w;
+    for (w = 0; w < 8; ++w) {
+        uint32_t ge;
+        /* GE[i] = byte i of the sum >= byte i of the threshold word */
+        __asm__("usub8 %0, %1, %2\n\t"
+                "sel   %0, %3, %4"
+                : "=&r"(ge)
+                : "r"(s->a[w]), "r"(cmp[w]), "r"(0x01010101u << w), "r"(0u)
+                : "cc");
+        bits |= ge;
+    }
+    return bits & cmp[8];
+#else
+    uint32_t h[16];
+    int32_t w;
+    for (w = 0; w < 8; ++w) {
+        h[2 * w] = s->a[w] & 0x00FF00FFu;
+        h[2 * w + 1] = (s->a[w] >> 8) & 0x00FF00FFu;
+    }
+    return compare16(h, cmp + 9);
+#endif
+}
+
+/* One output pixel, one group, every tap inside the frame, 3 raw channels, one
+ * segment: the hot loop. */
+static void levels_inside_rgb(const glt_stem_params *p, const uint8_t *px0, const uint8_t *table,
+                              lanes8 *s)
+{
+    const uint16_t *off0 = p->lv_offset, *off1 = off0 + 256, *off2 = off0 + 512;
+    const int32_t tap_bytes = p->lv_rows * ROW_BYTES;
+    const int32_t step_x = p->dilation_w * 3, step_y = p->dilation_h * p->in_w * 3;
+    uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    int32_t ky, kx;
+    for (ky = 0; ky < p->filter_h; ++ky, px0 += step_y) {
+        const uint8_t *px = px0;
+        for (kx = 0; kx < p->filter_w; ++kx, px += step_x, table += tap_bytes) {
+            ADD_ROW(table + off0[px[0]]);
+            ADD_ROW(table + off1[px[1]]);
+            ADD_ROW(table + off2[px[2]]);
+        }
+    }
+    s->a[0] = a0;
+    s->a[1] = a1;
+    s->a[2] = a2;
+    s->a[3] = a3;
+    s->a[4] = a4;
+    s->a[5] = a5;
+    s->a[6] = a6;
+    s->a[7] = a7;
+}
+
+/* One output pixel, one group, any geometry: taps [t0, t1) of the window whose
+ * top-left input pixel is (iy0, ix0). */
+static void levels_general(const glt_stem_params *p, const uint8_t *frame, int32_t iy0, int32_t ix0,
+                           int32_t t0, int32_t t1, const uint8_t *table, lanes8 *s)
+{
+    const int32_t tap_bytes = p->lv_rows * ROW_BYTES;
+    const int32_t outside_row = (p->lv_rows - 1) * ROW_BYTES;
+    uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    int32_t t, c;
+    for (t = t0; t < t1; ++t) {
+        const int32_t iy = iy0 + (t / p->filter_w) * p->dilation_h;
+        const int32_t ix = ix0 + (t % p->filter_w) * p->dilation_w;
+        const uint8_t *tap = table + t * tap_bytes;
+        if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+            const uint8_t *px = frame + (iy * p->in_w + ix) * p->channels;
+            for (c = 0; c < p->channels; ++c) {
+                ADD_ROW(tap + p->lv_offset[c * 256 + px[c]]);
+            }
+        } else {
+            ADD_ROW(tap + outside_row);
+        }
+    }
+    s->a[0] = a0;
+    s->a[1] = a1;
+    s->a[2] = a2;
+    s->a[3] = a3;
+    s->a[4] = a4;
+    s->a[5] = a5;
+    s->a[6] = a6;
+    s->a[7] = a7;
+}
+
+static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t *output)
+{
+    const int32_t taps = p->filter_h * p->filter_w;
+    const int32_t seg = p->lv_segment_taps;
+    const int32_t group_bytes = taps * p->lv_rows * ROW_BYTES;
+    const int32_t span_h = (p->filter_h - 1) * p->dilation_h, span_w = (p->filter_w - 1) * p->dilation_w;
+    const uint8_t *table = (const uint8_t *)(const void *)p->lv_table;
+    int32_t oy, ox, g, t;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + span_h < p->in_h && ix0 + span_w < p->in_w;
+            for (g = 0; g < p->lv_groups; ++g) {
+                const uint8_t *tg = table + g * group_bytes;
+                const uint32_t *cmp = p->lv_compare + g * GLT_STEM_COMPARE_WORDS;
+                lanes8 s;
+                if (seg >= taps) {
+                    if (inside && p->channels == 3) {
+                        levels_inside_rgb(p, frame + (iy0 * p->in_w + ix0) * 3, tg, &s);
+                    } else {
+                        levels_general(p, frame, iy0, ix0, 0, taps, tg, &s);
+                    }
+                    *output++ = compare8(&s, cmp);
+                } else {
+                    uint32_t h[16] = {0};
+                    for (t = 0; t < taps; t += seg) {
+                        levels_general(p, frame, iy0, ix0, t, t + seg < taps ? t + seg : taps, tg, &s);
+                        widen_add(&s, h);
+                    }
+                    *output++ = compare16(h, cmp + 9);
+                }
+            }
+        }
+    }
+}
+
+/* Words: the front end encodes the input rows of one output row at a time into
+ * scratch (rows outside the frame are left out and become padding of a
+ * one-row convolution), then glt_bconv2d_opt. */
+static void stem_words(const glt_stem_params *p, const uint8_t *frame, void *output)
+{
+    const int32_t row_words = p->in_w * p->words;
+    const int32_t out_row = p->output_type == GLT_OUT_BITS ? p->out_w * ((p->out_c + 31) / 32)
+                                                           : p->out_w * p->out_c;
+    const int32_t elem = p->output_type == GLT_OUT_FLOAT ? 4 : p->output_type == GLT_OUT_INT8 ? 1 : 4;
+    uint32_t *strip = p->scratch;
+    glt_frontend_params f;
+    glt_bconv2d_params c;
+    int32_t oy, ky;
+    f.pixels = p->in_w;
+    f.channels = p->channels;
+    f.words = p->words;
+    f.lut = p->lut;
+    c.in_w = p->in_w;
+    c.in_words = p->words;
+    c.out_h = 1;
+    c.out_w = p->out_w;
+    c.out_c = p->out_c;
+    c.filter_h = p->filter_h;
+    c.filter_w = p->filter_w;
+    c.group_words = p->words;
+    c.groups = 1;
+    c.stride_h = 1;
+    c.stride_w = p->stride_w;
+    c.dilation_h = 1; /* the strip holds the dilated rows */
+    c.dilation_w = p->dilation_w;
+    c.pad_left = p->pad_left;
+    c.zero_padding = p->zero_padding;
+    c.binary_zero_point = p->binary_zero_point;
+    c.output_type = p->output_type;
+    c.clamp_min = p->clamp_min;
+    c.clamp_max = p->clamp_max;
+    c.lane_groups = p->lane_groups;
+    c.filter = p->filter;
+    c.multiplier = p->multiplier;
+    c.bias = p->bias;
+    c.thresholds = p->thresholds;
+    c.tap_popcount = p->tap_popcount;
+    c.lane_filter = p->lane_filter;
+    c.lane_thresholds = p->lane_thresholds;
+    c.scratch = strip + p->filter_h * row_words;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        int32_t first = -1, rows = 0;
+        for (ky = 0; ky < p->filter_h; ++ky) {
+            const int32_t iy = iy0 + ky * p->dilation_h;
+            if (iy >= 0 && iy < p->in_h) {
+                if (first < 0) {
+                    first = ky;
+                }
+                glt_frontend_opt(&f, frame + iy * p->in_w * p->channels, strip + rows * row_words);
+                ++rows;
+            }
+        }
+        c.in_h = rows;
+        c.pad_top = first < 0 ? p->filter_h : first; /* strip row r is filter row first + r */
+        glt_bconv2d_opt(&c, strip, (uint8_t *)output + (size_t)oy * (size_t)out_row * (size_t)elem);
+    }
+}
+
+void glt_stem_opt(const glt_stem_params *p, const uint8_t *frame, void *output)
+{
+    if (p->lv_table != 0 && p->output_type == GLT_OUT_BITS) {
+        stem_levels(p, frame, (uint32_t *)output);
+    } else {
+        stem_words(p, frame, output);
+    }
+}
