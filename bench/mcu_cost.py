@@ -1,0 +1,139 @@
+"""Cost of one inference on a Cortex-M7: instructions, MACs per instruction, flash, RAM.
+
+Builds the model (default: the shipped person detector) for QEMU's mps2-an500
+with per-op profiling and the UART frame source (the frame sits in a RAM
+buffer, as a camera frame would), streams the sample photos, and reads the
+firmware's own counts: with ``-icount shift=0`` one instruction is one
+nanosecond of virtual time, so the 25 MHz SysTick counter counts instructions
+(in steps of 40). Reports, against the MLPerf Tiny int8 VWW reference
+(MobileNetV1 0.25, 96×96, TFLM + CMSIS-NN on the same QEMU board: 24.0 M
+instructions, 100,708-byte arena, 333,288-byte model):
+
+- instructions per inference (mean over frames, and per op);
+- binary MACs per instruction for each binary convolution;
+- flash bytes (ELF), peak RAM = planned arena + measured stack high-water mark
+  + the 96×96×3 input frame buffer.
+
+    python bench/mcu_cost.py                     # writes benchmarks/mcu_cost.{json,md}
+    python bench/mcu_cost.py --model runs/x/export/model.tflite --out /tmp/cost
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from deploy import emulator, firmware, protocol, samples  # noqa: E402
+from larq_glt import atomic  # noqa: E402
+
+MLPERF_REFERENCE = {
+    "model": "MLPerf Tiny VWW int8 MobileNetV1 0.25 (96x96), TFLM + CMSIS-NN",
+    "instructions": 24_000_000,
+    "instructions_reference_kernels": 101_000_000,
+    "arena_bytes": 100_708,
+    "model_bytes": 333_288,
+}
+
+
+def measure(model=None, board="mps2-an500", frames=None, out_dir=None, timeout=120.0) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        build = firmware.build(board, model=model, out=Path(out_dir or tmp) / "fw", frame_source="uart",
+                               profile=True)
+        gen = build.generated
+        if frames is None:
+            frames, _, _ = samples.load(gen.input_shape)
+        with emulator.open_session(board, build.elf, timeout=timeout * (len(frames) + 2)) as session:
+            session.wait_for(r"^larq-glt boot: ", timeout=timeout)
+            client = protocol.FrameClient(session, timeout=timeout)
+            results, ops = [], []
+            for i, frame in enumerate(frames):
+                results.append(client.send(frame.tobytes(), i))
+                line = client._next_line("ops line")
+                while not line.startswith("ops:"):
+                    line = client._next_line("ops line")
+                ops.append(protocol.parse_ops(line))
+            stats = protocol.parse_stats(client.command("stats", "stats:"))
+    per_op = {}
+    for name, call in zip(gen.op_names, gen.calls):
+        key = name.replace(" ", "_")
+        counts = [o["ops"][key] if "ops" in o else o[key] for o in ops]
+        per_op[name] = {
+            "instructions_mean": float(np.mean(counts)),
+            "binary_macs": int(call.binary_macs),
+            "binary_macs_per_instruction": (call.binary_macs / np.mean(counts)) if call.binary_macs and np.mean(counts) else None,
+        }
+    total = [r.cycles for r in results]
+    stack = stats.get("stack_used", 0)
+    peak_ram = gen.arena_bytes + stack + gen.input_bytes
+    return {
+        "board": board,
+        "model": str(build.model_path),
+        "frames": len(results),
+        "instructions_per_inference": {"mean": float(np.mean(total)), "min": int(min(total)), "max": int(max(total))},
+        "per_op": per_op,
+        "binary_macs": int(sum(c.binary_macs for c in gen.calls)),
+        "flash_bytes": build.size["flash_bytes"],
+        "weight_bytes": gen.weight_bytes,
+        "arena_bytes": gen.arena_bytes,
+        "stack_high_water_bytes": stack,
+        "input_frame_bytes": gen.input_bytes,
+        "peak_ram_bytes": peak_ram,
+        "reference": MLPERF_REFERENCE,
+        "speedup_vs_reference": MLPERF_REFERENCE["instructions"] / float(np.mean(total)),
+    }
+
+
+def render(res: dict, command: str) -> str:
+    i = res["instructions_per_inference"]
+    lines = [
+        "# Cost of one inference on Cortex-M7 (QEMU mps2-an500, -icount shift=0)",
+        "",
+        f"Command: `{command}`  ",
+        f"Model: `{res['model']}`; {res['frames']} sample frames streamed over the UART.",
+        "",
+        "| metric | this model | MLPerf Tiny int8 VWW reference (TFLM + CMSIS-NN) | target |",
+        "| --- | ---: | ---: | --- |",
+        f"| instructions per inference | {i['mean']:,.0f} (min {i['min']:,}, max {i['max']:,}) | "
+        f"{res['reference']['instructions']:,} | ≤ 2,400,000 (10× fewer) |",
+        f"| speed-up vs reference | {res['speedup_vs_reference']:.1f}× | 1× | ≥ 10× |",
+        f"| peak RAM (arena + stack + input frame) | {res['peak_ram_bytes']:,} B "
+        f"({res['arena_bytes']:,} + {res['stack_high_water_bytes']:,} + {res['input_frame_bytes']:,}) | "
+        f"arena alone {res['reference']['arena_bytes']:,} B | < 65,536 B |",
+        f"| flash (whole firmware) | {res['flash_bytes']:,} B (weights {res['weight_bytes']:,} B) | "
+        f"model {res['reference']['model_bytes']:,} B | |",
+        "",
+        "## Per op",
+        "",
+        "| op | instructions | binary MACs | binary MACs / instruction |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, o in res["per_op"].items():
+        mpi = f"{o['binary_macs_per_instruction']:.2f}" if o["binary_macs_per_instruction"] else ""
+        lines.append(f"| {name} | {o['instructions_mean']:,.0f} | {o['binary_macs']:,} | {mpi} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="a .tflite (default: the shipped person detector)")
+    p.add_argument("--board", default="mps2-an500")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "mcu_cost"), help="output path without extension")
+    args = p.parse_args(argv)
+    res = measure(args.model, args.board)
+    command = "python bench/mcu_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["command"] = command.strip()
+    atomic.write_json(args.out + ".json", res)
+    text = render(res, res["command"])
+    atomic.write_text(args.out + ".md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
