@@ -46,6 +46,7 @@ def default_model(out_dir: Path, encoding: str, seed: int) -> Path:
     import tf_keras as keras
     from larq_glt import encoders, export, models
 
+    keras.utils.set_random_seed(seed)  # the binary kernels' initial values
     rng = np.random.default_rng(seed)
     model = models.compact(encoding=encoding)
     for layer in model.layers:
@@ -72,6 +73,26 @@ def test_frames(shape, n: int, seed: int) -> np.ndarray:
         img += rng.normal(0, 12, size=img.shape)
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     return np.stack(frames)
+
+
+def input_densities(model, calls, frame: np.ndarray, work: Path) -> dict:
+    """Fraction of set bits (-1 values) in each bit-packed input, by call index: the
+    bit-sliced bconv sums min(set, unset) window bits, so its cost depends on it.
+    Computed with the host build of deploy/runtime (tests/kernels/hostlib.py)."""
+    from tests.kernels import hostlib
+
+    work.mkdir(parents=True, exist_ok=True)
+    lib = hostlib.build(work)
+    values = {model.inputs[0]: frame[None]}
+    out = {}
+    for k, call in enumerate(calls):
+        x = values[call.inputs[0]]
+        if call.op_name == "LceBconv2d":
+            cin = int(call.params["binary_zero_point"]) * 2 * int(call.params["groups"])
+            bits = np.unpackbits(np.ascontiguousarray(x).view(np.uint8), bitorder="little")
+            out[k] = float(bits.sum() / (bits.size * cin / (32 * int(call.params["in_words"]))))
+        values[call.outputs[0]] = hostlib.run_call(lib, call, model.tensors, x)
+    return out
 
 
 def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) -> dict:
@@ -106,6 +127,7 @@ def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) 
     stat = stats[-1].split()
     stack_used = int(stat[stat.index("stack_used") + 1])
 
+    density = input_densities(model, gen.calls, frames[0], work / "hostlib")
     per_frame = [r.cycles for r in results]
     per_op = []
     if any(len(o) != len(gen.calls) for o in ops):
@@ -118,6 +140,10 @@ def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) 
                "binary_macs": int(call.binary_macs)}
         if call.binary_macs:
             row["macs_per_instruction"] = round(call.binary_macs / instr, 3)
+        if k in density:
+            row["input_density"] = round(density[k], 3)
+        if call.notes:
+            row["notes"] = list(call.notes)
         per_op.append(row)
     total = int(np.median(per_frame))
     bconv = [r for r in per_op if r["binary_macs"]]
@@ -139,6 +165,8 @@ def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) 
         "input_frame_bytes": frame_buffer,
         "peak_ram_bytes": peak,
         "weight_bytes": gen.weight_bytes,
+        "weight_bytes_reference_only": int(sum(c.arrays[n].nbytes for c in gen.calls
+                                               for n in c.reference_arrays)),
         "flash_bytes": size["flash_bytes"],
         "note": "flash_bytes includes the built-in test frames "
                 f"({n_frames} x {frame_buffer} bytes) and the harness",
@@ -158,11 +186,14 @@ def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) 
 
 def print_report(rep: dict) -> None:
     print(f"{rep['board']}: {rep['model']}  ({rep['frames']} frames, logits equal to the host build)")
-    print(f"{'op':44s} {'function':24s} {'instructions':>12s} {'binary MACs':>12s} {'MACs/instr':>10s}")
+    print(f"{'op':40s} {'function':18s} {'instructions':>12s} {'binary MACs':>12s} {'MACs/instr':>10s}"
+          f" {'in density':>10s}")
     for r in rep["ops"]:
         mpi = f"{r['macs_per_instruction']:.2f}" if "macs_per_instruction" in r else ""
         macs = f"{r['binary_macs']:,}" if r["binary_macs"] else ""
-        print(f"{r['op'][:44]:44s} {r['function']:24s} {r['instructions']:12,d} {macs:>12s} {mpi:>10s}")
+        dens = f"{r['input_density']:.2f}" if "input_density" in r else ""
+        print(f"{r['op'][:40]:40s} {r['function']:18s} {r['instructions']:12,d} {macs:>12s} {mpi:>10s}"
+              f" {dens:>10s}")
     total = rep["instructions_per_inference"]
     print(f"total per inference (model_invoke): {total:,} instructions "
           f"(target <= {rep['targets']['instructions_per_inference_max']:,}; "
@@ -171,7 +202,8 @@ def print_report(rep: dict) -> None:
     print(f"arena {rep['arena_bytes']:,} B (scratch {rep['scratch_bytes']:,}) + stack used "
           f"{rep['stack_used_bytes']:,} B + input frame {rep['input_frame_bytes']:,} B = peak RAM "
           f"{rep['peak_ram_bytes']:,} B (target < {TARGET_PEAK_RAM:,})")
-    print(f"weights {rep['weight_bytes']:,} B; firmware flash {rep['flash_bytes']:,} B ({rep['note']})")
+    print(f"weights {rep['weight_bytes']:,} B ({rep['weight_bytes_reference_only']:,} of them read only by the "
+          f"reference kernels); firmware flash {rep['flash_bytes']:,} B ({rep['note']})")
     print("meets targets:", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in rep["meets"].items()))
 
 

@@ -196,6 +196,13 @@ def generate(model: Model, *, class_names=None, name: str = "model", reference: 
         return f"({qual})(arena.bytes + {plan.offsets[f't{t}']})"
 
     op_names = [f"{c.op_name} {_layer_name(model, c)}".strip() for c in calls]
+
+    def rendered_arrays(c):
+        # Arrays only the reference twin reads stay out of optimized builds (NULL in the struct).
+        if reference:
+            return dict(c.arrays)
+        return {k: v for k, v in c.arrays.items() if k not in getattr(c, "reference_arrays", ())}
+
     schedule = [
         {
             "index": i,
@@ -205,6 +212,7 @@ def generate(model: Model, *, class_names=None, name: str = "model", reference: 
             "input": ptr(c.inputs[0], True) if c.inputs else "NULL",
             "output": ptr(c.outputs[0], False),
             "ops": list(c.op_indices),
+            "arrays": rendered_arrays(c),
         }
         for i, c in enumerate(calls)
     ]
@@ -229,7 +237,7 @@ def generate(model: Model, *, class_names=None, name: str = "model", reference: 
         "model.c": env.get_template("model/model.c.j2").render(ctx),
     }
     sources.update(_runtime_sources(calls))
-    weight_bytes = int(sum(a.nbytes for c in calls for a in c.arrays.values()))
+    weight_bytes = int(sum(a.nbytes for s in schedule for a in s["arrays"].values()))
     return GeneratedModel(
         sources=sources, calls=calls, plan=plan, arena_bytes=arena, scratch_bytes=scratch,
         weight_bytes=weight_bytes, input_shape=(h, w, ch), input_bytes=h * w * ch,

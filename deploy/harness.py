@@ -63,6 +63,8 @@ class HarnessOptions:
     arena_bytes: int = 0               # shown in the boot line unless model.h defines MODEL_ARENA_BYTES
     extra_cflags: tuple[str, ...] = ()
     include_dirs: tuple[str, ...] = () # relative to the build dir (e.g. "runtime")
+    cxx_flags: tuple[str, ...] = ()    # extra flags for .cc sources (C++17, arm-none-eabi-g++)
+    link_inputs: tuple[str, ...] = ()  # libraries linked after the objects (e.g. a TFLM .a)
     test_fault: int | None = None      # tests only: 1 = crash after boot, 2 = hang after boot
 
 
@@ -75,7 +77,8 @@ def _env() -> jinja2.Environment:
 
 
 def harness_context(board: Board, *, model_name: str, frames: Sequence[bytes], frame_source: str,
-                    options: HarnessOptions, sources: Sequence[str]) -> dict:
+                    options: HarnessOptions, sources: Sequence[str],
+                    cxx_sources: Sequence[str] = ()) -> dict:
     """Every variable the harness templates use."""
     frame_bytes = len(frames[0]) if frames else 0
     return {
@@ -95,6 +98,9 @@ def harness_context(board: Board, *, model_name: str, frames: Sequence[bytes], f
         "extra_cflags": list(options.extra_cflags),
         "include_dirs": list(options.include_dirs),
         "sources": list(sources),            # every .c file to compile, relative paths
+        "cxx_sources": list(cxx_sources),    # every .cc file (compiled and linked with g++ when any)
+        "cxx_flags": list(options.cxx_flags),
+        "link_inputs": list(options.link_inputs),
         "protocol": protocol.template_constants(),
     }
 
@@ -142,7 +148,7 @@ def render_harness(board: "str | Board", out_dir: "str | os.PathLike", *,
 
     model_sources: relative path -> file content (str/bytes) or a Path to copy; must
       include model.h and every .c the model needs (e.g. "runtime/bconv.c"); .c files
-      are compiled, other files just copied.
+      are compiled, .cc files too (as C++17, then linked with g++), other files just copied.
     frames: built-in frames (each exactly MODEL_INPUT_BYTES of raw uint8 HWC).
     frame_source: "uart" or "builtin"; default builtin when frames are given.
     input_bytes: the model's MODEL_INPUT_BYTES, to refuse wrongly sized frames early
@@ -167,8 +173,9 @@ def render_harness(board: "str | Board", out_dir: "str | os.PathLike", *,
 
     sources = ["main.c", "board.c", "startup.c", "console.c", "protocol.c", "frames.c"]
     sources += sorted(r for r in model_sources if r.endswith(".c"))
+    cxx_sources = sorted(r for r in model_sources if r.endswith(".cc"))
     ctx = harness_context(board, model_name=model_name, frames=frames, frame_source=frame_source,
-                          options=options, sources=sources)
+                          options=options, sources=sources, cxx_sources=cxx_sources)
     env = _env()
     rendered = {out: env.get_template(tpl).render(ctx) for tpl, out in HARNESS_FILES.items()}
     rendered["board.c"] = env.get_template(board.board_template).render(ctx)

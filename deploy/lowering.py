@@ -12,7 +12,11 @@ RAM the optimized kernel may use; absent array fields are NULL.
 
 The uint8 input encoder (CAST/TILE/SUB/... ending in LceQuantize) is fused into
 one front-end call whose per-channel tables are obtained by evaluating those ops
-on probe frames (:func:`frontend_lut`).
+on probe frames (:func:`frontend_lut`). When its only reader is a binary conv,
+both become one ``glt_stem`` call that reads the raw frame (:func:`fuse_stem_calls`):
+the encoded frame is never stored, and a code with few patterns per channel (a
+thermometer: K + 1) turns the conv into sums of precomputed per-level rows
+(:func:`stem_level_tables`).
 
 Example (a 3x3 binary conv writing bit-packed output)::
 
@@ -24,11 +28,11 @@ Example (a 3x3 binary conv writing bit-packed output)::
                        'groups': 1, 'stride_h': 1, 'stride_w': 1, 'dilation_h': 1,
                        'dilation_w': 1, 'pad_top': 1, 'pad_left': 1, 'zero_padding': 0,
                        'binary_zero_point': 16, 'output_type': 2, 'clamp_min': 0,
-                       'clamp_max': 0, 'lane_groups': 1},
+                       'clamp_max': 0, 'lane_groups': 1, 'lane_planes': 10},
                arrays={'filter': uint32[576], 'thresholds': int32[32],
-                       'lane_filter': uint32[577], 'lane_thresholds': uint32[17]},
+                       'lane_filter': uint32[608], 'lane_thresholds': uint32[33]},
                inputs=(18,), outputs=(19,), input_bytes=(504,), output_bytes=(252,),
-               scratch_bytes=1256, binary_macs=598752)
+               scratch_bytes=76, binary_macs=598752, reference_arrays=('filter', 'thresholds'))
 
 The C side is then: ``static const glt_bconv2d_params p4 = {.in_h = 9, ...,
 .filter = p4_filter, .lane_filter = p4_lane_filter, ..., .scratch = scratch};``
@@ -52,8 +56,10 @@ __all__ = [
     "frontend_lut",
     "bitpack",
     "lane_tables",
+    "lane_planes",
     "bconv_scratch_bytes",
     "fuse_stem_calls",
+    "stem_params",
     "stem_level_tables",
     "C_TYPES",
     "OUT_FLOAT",
@@ -65,7 +71,7 @@ OUT_FLOAT, OUT_INT8, OUT_BITS = 0, 1, 2  # GLT_OUT_* in glt_common.h
 FLT_MAX = float(np.finfo(np.float32).max)
 THRESHOLD_MIN, THRESHOLD_MAX = -1, 1 << 30  # range glt_bconv2d_opt needs (see header)
 MAX_TAPS = 64  # GLT_MAX_TAPS in glt_bconv2d_opt.c
-LANES_ACC_MAX = 21000  # bit-sliced counters are 16 planes: 1.5 * acc_max < 2^15
+LANES_ACC_MAX = 32000  # bit-sliced counters have at most 16 planes: acc_max + 1 < 2^15
 
 # numpy dtype -> C element type of a const array
 C_TYPES = {
@@ -103,6 +109,9 @@ class KernelCall:
     scratch_bytes: int = 0  # RAM for the `scratch` field, 0: none
     binary_macs: int = 0  # for cost reports
     notes: list[str] = field(default_factory=list)
+    # arrays only reference_function reads (the optimized one gets the same data in
+    # another layout); an optimized-only build may leave them NULL
+    reference_arrays: tuple[str, ...] = ()
 
 
 def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
@@ -227,8 +236,18 @@ def _call(op: Operator, model: Model, name: str, header: str, **kw) -> KernelCal
 
 def bconv_scratch_bytes(n_words: int, taps: int, lanes: bool) -> int:
     """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h)."""
-    window = 4 * n_words if (taps > 1 or lanes) else 0
-    return window + (2 * (n_words * 32 + 16) if lanes else 0)
+    if lanes:
+        return 4 * (n_words + 1)  # the window and its sentinel word
+    return 4 * n_words if taps > 1 else 0
+
+
+LANE_THRESHOLD_WORDS = 33  # per lane group, see glt_bconv2d.h
+
+
+def lane_planes(acc_max: int) -> int:
+    """Counter planes of glt_bconv2d_opt's bit-sliced algorithm: its values lie in
+    [-(acc_max + 1), acc_max + 1] (two's complement), and at least 5 planes."""
+    return max(5, (acc_max + 1).bit_length() + 1)
 
 
 def lane_tables(filter_words: np.ndarray, thresholds: np.ndarray, groups: int,
@@ -236,9 +255,9 @@ def lane_tables(filter_words: np.ndarray, thresholds: np.ndarray, groups: int,
     """Tables of glt_bconv2d_opt's bit-sliced algorithm (see glt_bconv2d.h).
 
     filter_words: [out_c, N] packed filter rows; thresholds: LCE's (any int range).
-    Returns lane_filter [groups * lane_groups * (N * 32 + 1)] (each table ends with a
-    zero word, the column padded set-bit lists point to) and lane_thresholds
-    [groups * lane_groups * 17], both uint32.
+    Returns lane_filter [groups * lane_groups * (N * 32 + 32)] (each table ends with
+    32 zero words, the columns of the sentinel word after the window) and
+    lane_thresholds [groups * lane_groups * 33], both uint32.
     """
     out_c, n = filter_words.shape
     ocg = out_c // groups
@@ -251,8 +270,9 @@ def lane_tables(filter_words: np.ndarray, thresholds: np.ndarray, groups: int,
     thr = np.clip(np.asarray(thresholds, dtype=np.int64).reshape(-1), -1, acc_max)
     t = thr - popcount
     half, odd = t >> 1, t & 1  # floor division; odd in {0, 1}
-    lane_filter = np.zeros((groups, lane_groups, n * 32 + 1), dtype=np.uint64)
-    lane_thr = np.zeros((groups, lane_groups, 17), dtype=np.uint64)
+    half_complement = -((thr + popcount) >> 1)
+    lane_filter = np.zeros((groups, lane_groups, n * 32 + 32), dtype=np.uint64)
+    lane_thr = np.zeros((groups, lane_groups, LANE_THRESHOLD_WORDS), dtype=np.uint64)
     planes = np.arange(16, dtype=np.int64)
     for g in range(groups):
         for lane_group in range(lane_groups):
@@ -262,6 +282,8 @@ def lane_tables(filter_words: np.ndarray, thresholds: np.ndarray, groups: int,
                 plane_bits = ((half[oc] & 0xFFFF) >> planes) & 1
                 lane_thr[g, lane_group, :16] |= plane_bits.astype(np.uint64) << np.uint64(j)
                 lane_thr[g, lane_group, 16] |= np.uint64(int(odd[oc])) << np.uint64(j)
+                plane_bits = ((half_complement[oc] & 0xFFFF) >> planes) & 1
+                lane_thr[g, lane_group, 17:] |= plane_bits.astype(np.uint64) << np.uint64(j)
     return lane_filter.astype(np.uint32).reshape(-1), lane_thr.astype(np.uint32).reshape(-1)
 
 
@@ -332,7 +354,7 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         filter_h=fh, filter_w=fw, group_words=gw, groups=groups, stride_h=sh, stride_w=sw,
         dilation_h=dh, dilation_w=dw, pad_top=pad_top, pad_left=pad_left,
         zero_padding=int(zero_padding), binary_zero_point=cin_group // 2,
-        output_type=out_type, clamp_min=0, clamp_max=0, lane_groups=0,
+        output_type=out_type, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0,
     )
     arrays: dict[str, np.ndarray] = {"filter": filter_words}
     notes: list[str] = []
@@ -347,7 +369,8 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
             lane_filter, lane_thr = lane_tables(filter_words.reshape(out_c, -1), thr, groups, acc_max)
             arrays["lane_filter"] = lane_filter
             arrays["lane_thresholds"] = lane_thr
-            params["lane_groups"] = lane_thr.size // (groups * 17)
+            params["lane_groups"] = lane_thr.size // (groups * LANE_THRESHOLD_WORDS)
+            params["lane_planes"] = lane_planes(acc_max)
     else:
         mul = _const(model, op, 2, "post_activation_multiplier").astype(np.float32).reshape(-1)
         bias = _const(model, op, 3, "post_activation_bias").astype(np.float32).reshape(-1)
@@ -390,6 +413,7 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         params=params, arrays=arrays, inputs=[inp.index], outputs=[out.index],
         scratch_bytes=bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays),
         binary_macs=out_h * out_w * out_c * taps * cin_group, notes=notes,
+        reference_arrays=("filter", "thresholds") if "lane_filter" in arrays else (),
     )
 
 
@@ -826,44 +850,13 @@ def fuse_stem_calls(model: Model, calls: list[KernelCall]) -> list[KernelCall]:
 
 def _stem_call(model: Model, front: KernelCall, conv: KernelCall) -> KernelCall:
     cp = conv.params
-    channels, words = front.params["channels"], front.params["words"]
-    if cp["in_words"] != words or cp["in_h"] * cp["in_w"] != front.params["pixels"]:
+    if cp["in_words"] != front.params["words"] or cp["in_h"] * cp["in_w"] != front.params["pixels"]:
         raise UnsupportedOpError(
             f"operator {conv.op_indices[0]} (LceBconv2d) reads {cp['in_words']} words per pixel of a "
-            f"{cp['in_h']}x{cp['in_w']} map, the front end makes {words} words for {front.params['pixels']} pixels")
-    taps = cp["filter_h"] * cp["filter_w"]
-    params: dict[str, int | float] = dict(
-        in_h=cp["in_h"], in_w=cp["in_w"], channels=channels, words=words,
-        out_h=cp["out_h"], out_w=cp["out_w"], out_c=cp["out_c"],
-        filter_h=cp["filter_h"], filter_w=cp["filter_w"], stride_h=cp["stride_h"], stride_w=cp["stride_w"],
-        dilation_h=cp["dilation_h"], dilation_w=cp["dilation_w"],
-        pad_top=cp["pad_top"], pad_left=cp["pad_left"], zero_padding=cp["zero_padding"],
-        binary_zero_point=cp["binary_zero_point"], output_type=cp["output_type"],
-        clamp_min=cp["clamp_min"], clamp_max=cp["clamp_max"], lane_groups=cp["lane_groups"],
-        lv_groups=0, lv_rows=0, lv_segment_taps=0,
-    )
-    arrays = {"lut": front.arrays["lut"], **conv.arrays}
-    notes = [f"fuses the front end ({front.notes[0][len('fuses '):]}) with the stem LceBconv2d"]
-    levels = None
-    if cp["output_type"] == OUT_BITS:
-        levels = stem_level_tables(
-            front.arrays["lut"].reshape(channels, 256, words),
-            conv.arrays["filter"].reshape(cp["out_c"], taps, words),
-            conv.arrays["thresholds"], bool(cp["zero_padding"]), cp["binary_zero_point"])
-    if levels is not None:
-        for unused in ("lane_filter", "lane_thresholds", "tap_popcount"):  # words algorithm only
-            arrays.pop(unused, None)
-        params["lane_groups"] = 0
-        params.update(lv_groups=levels["groups"], lv_rows=levels["rows"],
-                      lv_segment_taps=levels["segment_taps"])
-        arrays.update(lv_offset=levels["offset"], lv_table=levels["table"], lv_compare=levels["compare"])
-        scratch = 0
-        notes.append(f"levels algorithm: {levels['patterns']} patterns per channel, "
-                     f"{levels['table'].nbytes} table bytes, sums up to {levels['max_sum']}")
-    else:
-        strip = cp["filter_h"] * cp["in_w"] * words * 4
-        scratch = strip + conv.scratch_bytes
-        notes.append("words algorithm: front end row strips + glt_bconv2d_opt")
+            f"{cp['in_h']}x{cp['in_w']} map, the front end makes {front.params['words']} words for "
+            f"{front.params['pixels']} pixels")
+    params, arrays, scratch, notes = stem_params(front.params["channels"], front.arrays["lut"], cp,
+                                                 conv.arrays, conv.scratch_bytes)
     src = model.tensors[front.inputs[0]]
     return KernelCall(
         op_indices=conv.op_indices + front.op_indices,  # the conv first: it names the call
@@ -880,8 +873,51 @@ def _stem_call(model: Model, front: KernelCall, conv: KernelCall) -> KernelCall:
         output_bytes=conv.output_bytes,
         scratch_bytes=scratch,
         binary_macs=conv.binary_macs,
-        notes=notes + conv.notes,
+        reference_arrays=("lut", "filter", "thresholds") if params["lv_groups"] else conv.reference_arrays,
+        notes=[f"fuses the front end ({front.notes[0][len('fuses '):]}) with the stem LceBconv2d"]
+              + notes + conv.notes,
     )
+
+
+def stem_params(channels: int, lut: np.ndarray, conv_params: dict, conv_arrays: dict,
+                conv_scratch_bytes: int) -> tuple[dict, dict, int, list[str]]:
+    """glt_stem_params fields of a fused stem: the front end's tables `lut`
+    [channels * 256 * words] with a groups-1 glt_bconv2d call's params/arrays.
+    Returns (params, arrays, scratch_bytes, notes)."""
+    cp = conv_params
+    words = cp["in_words"]
+    taps = cp["filter_h"] * cp["filter_w"]
+    params: dict[str, int | float] = dict(
+        in_h=cp["in_h"], in_w=cp["in_w"], channels=channels, words=words,
+        out_h=cp["out_h"], out_w=cp["out_w"], out_c=cp["out_c"],
+        filter_h=cp["filter_h"], filter_w=cp["filter_w"], stride_h=cp["stride_h"], stride_w=cp["stride_w"],
+        dilation_h=cp["dilation_h"], dilation_w=cp["dilation_w"],
+        pad_top=cp["pad_top"], pad_left=cp["pad_left"], zero_padding=cp["zero_padding"],
+        binary_zero_point=cp["binary_zero_point"], output_type=cp["output_type"],
+        clamp_min=cp["clamp_min"], clamp_max=cp["clamp_max"], lane_groups=cp["lane_groups"],
+        lane_planes=cp["lane_planes"],
+        lv_groups=0, lv_rows=0, lv_segment_taps=0,
+    )
+    arrays = {"lut": np.asarray(lut, dtype=np.uint32).reshape(-1), **conv_arrays}
+    levels = None
+    if cp["output_type"] == OUT_BITS:
+        levels = stem_level_tables(
+            arrays["lut"].reshape(channels, 256, words),
+            conv_arrays["filter"].reshape(cp["out_c"], taps, words),
+            conv_arrays["thresholds"], bool(cp["zero_padding"]), cp["binary_zero_point"])
+    if levels is not None:
+        for unused in ("lane_filter", "lane_thresholds", "tap_popcount"):  # words algorithm only
+            arrays.pop(unused, None)
+        params["lane_groups"] = params["lane_planes"] = 0
+        params.update(lv_groups=levels["groups"], lv_rows=levels["rows"],
+                      lv_segment_taps=levels["segment_taps"])
+        arrays.update(lv_offset=levels["offset"], lv_table=levels["table"], lv_compare=levels["compare"])
+        return params, arrays, 0, [
+            f"levels algorithm: {levels['patterns']} patterns per channel, {levels['table'].nbytes} "
+            f"table bytes, sums up to {levels['max_sum']}, {levels['segment_taps']} taps per 8-bit segment"]
+    strip = cp["filter_h"] * cp["in_w"] * words * 4
+    return params, arrays, strip + conv_scratch_bytes, [
+        "words algorithm: front end row strips + glt_bconv2d_opt"]
 
 
 def _popcount_words(x: np.ndarray) -> np.ndarray:
@@ -916,7 +952,7 @@ def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
         patterns.append(u)
         levels.append(inverse.reshape(-1))
     rows = sum(len(u) for u in patterns) + 1
-    if groups * taps * rows * 32 > max_bytes or rows * 32 > 0xFFFF:
+    if groups * taps * rows * 32 > max_bytes or rows * taps * 32 > 0xFFFF:
         return None
     # counts[c]: [out_c, taps, patterns_c] = popcount over the channel's bits
     counts = [_popcount_words((u[None, None, :, :] ^ filt[:, :, None, :]) & owned[c]) for c, u in enumerate(patterns)]
@@ -936,18 +972,19 @@ def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
     segment = taps
     while segment > 1 and any(spread[:, t:t + segment].sum(axis=1).max() > 255 for t in range(0, taps, segment)):
         segment -= 1
-    # rows of a tap: channel 0's patterns, channel 1's, ..., the outside row
+    # rows: channel 0's patterns, channel 1's, ..., the outside row; each row
+    # holds every tap (tap-minor: the next tap is 32 bytes further)
     row_vals = np.concatenate(entries + [out_entry[:, :, None]], axis=2)  # [out_c, taps, rows]
     lanes = np.zeros((groups * STEM_LANES, taps, rows), np.int64)
     lanes[:out_c] = row_vals
-    lanes = lanes.reshape(groups, STEM_LANES, taps, rows).transpose(0, 2, 3, 1)  # [g, taps, rows, lane]
+    lanes = lanes.reshape(groups, STEM_LANES, taps, rows).transpose(0, 3, 2, 1)  # [g, rows, taps, lane]
     j = np.arange(STEM_LANES)
     byte_of_lane = 4 * (j % 8) + j // 8  # lane j: byte j // 8 of word j % 8
     row_bytes = np.zeros(lanes.shape[:3] + (32,), np.uint8)
     row_bytes[..., byte_of_lane] = lanes.astype(np.uint8)
     table = row_bytes.reshape(-1).view("<u4").astype(np.uint32)
     row_base = np.cumsum([0] + [len(u) for u in patterns])[:-1]
-    offset = np.stack([(row_base[c] + levels[c]) * 32 for c in range(n_ch)]).astype(np.uint16)
+    offset = np.stack([(row_base[c] + levels[c]) * taps * 32 for c in range(n_ch)]).astype(np.uint16)
     # comparison: bit = base + S > threshold <=> S >= u
     thr = np.asarray(thresholds, dtype=np.int64).reshape(-1)
     u = np.zeros(groups * STEM_LANES, np.int64)

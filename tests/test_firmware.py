@@ -105,7 +105,7 @@ def test_model_that_does_not_fit_is_refused_before_compiling(exported_default, t
     from deploy import boards
 
     real = boards.load_board("mps2-an386")
-    tiny = boards.Board(**{**real.__dict__, "ram": boards.MemoryRegion(real.ram.origin, 32 * 1024)})
+    tiny = boards.Board(**{**real.__dict__, "ram": boards.MemoryRegion(real.ram.origin, 16 * 1024)})
     monkeypatch.setattr(firmware, "load_board", lambda b: tiny)
     with pytest.raises(firmware.FirmwareError, match=r"does not fit.*RAM: arena [\d,]+ \+ stack"):
         firmware.build("mps2-an386", model=exported_default / "model.tflite", out=tmp_path / "x")

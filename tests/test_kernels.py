@@ -15,7 +15,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from deploy.lowering import OUT_BITS, OUT_FLOAT, OUT_INT8, bconv_scratch_bytes, bitpack, lane_tables
+from deploy import lowering
+from deploy.lowering import (OUT_BITS, OUT_FLOAT, OUT_INT8, bconv_scratch_bytes, bitpack, lane_planes,
+                             lane_tables)
 from tests.kernels import hostlib
 
 
@@ -48,14 +50,14 @@ def round_half_away(y: np.ndarray) -> np.ndarray:
 
 
 def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_value, out_type,
-               in_h, in_w, lanes=True):
+               in_h, in_w, lanes=True, filter_p=0.5, input_p=0.5):
     gw = words(cin // groups)
     in_words = words(cin)
     out_h, pad_top = same_valid(in_h, fh, sh, dh, same)
     out_w, pad_left = same_valid(in_w, fw, sw, dw, same)
     # activations and filters with LCE's zero padding bits
-    x = rng.random((in_h, in_w, cin)) < 0.5
-    filt_bits = rng.random((cout, fh, fw, cin // groups)) < 0.5
+    x = rng.random((in_h, in_w, cin)) < input_p
+    filt_bits = rng.random((cout, fh, fw, cin // groups)) < filter_p
     if groups == 1:
         x_packed = bitpack(x)
     else:
@@ -68,7 +70,7 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
                   filter_h=fh, filter_w=fw, group_words=gw, groups=groups, stride_h=sh, stride_w=sw,
                   dilation_h=dh, dilation_w=dw, pad_top=pad_top, pad_left=pad_left,
                   zero_padding=int(same and pad_value == 0), binary_zero_point=(cin // groups) // 2,
-                  output_type=out_type, clamp_min=0, clamp_max=0, lane_groups=0)
+                  output_type=out_type, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0)
     arrays = {"filter": filt.reshape(-1)}
     if out_type == OUT_BITS:
         thr = rng.integers(-3, acc_max + 3, size=cout)
@@ -79,6 +81,7 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
             lane_filter, lane_thr = lane_tables(filt.reshape(cout, -1), thr, groups, acc_max)
             arrays["lane_filter"], arrays["lane_thresholds"] = lane_filter, lane_thr
             params["lane_groups"] = words(cout // groups)
+            params["lane_planes"] = lane_planes(acc_max)
     else:
         lo = int(rng.integers(0, acc_max + 1))
         hi = int(rng.integers(lo, 2 * acc_max + 1))
@@ -217,6 +220,192 @@ def test_int8_rounding_is_half_away_from_zero(lib):
     for fn in ("glt_bconv2d_ref", "glt_bconv2d_opt"):
         out = run_bconv(lib, fn, params, arrays, scratch, xp)
         assert out.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes()
+
+
+@pytest.mark.parametrize("density", [0.0, 0.03, 0.2, 0.5, 0.8, 0.97, 1.0])
+def test_bconv2d_lanes_at_every_input_density(lib, density):
+    """The bit-sliced algorithm sums the set window bits, or the unset ones when
+    most are set (complement mode); both parities of the set-bit count change its
+    comparison. Windows from empty to full, with padding."""
+    rng = np.random.default_rng(int(density * 100))
+    for case in range(12):
+        cfg = dict(cin=int(rng.choice([24, 32, 64, 96])), cout=int(rng.choice([7, 32, 64])), groups=1,
+                   fh=3, fw=int(rng.integers(1, 4)), sh=1, sw=int(rng.integers(1, 3)), dh=1, dw=1,
+                   same=bool(case % 2), pad_value=1, out_type=OUT_BITS, in_h=5, in_w=6, lanes=True)
+        params, arrays, scratch, x, filt_bits = bconv_case(rng, input_p=density, **cfg)
+        assert "lane_filter" in arrays
+        xp = bitpack(x)
+        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+        opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+        assert ref.tobytes() == opt.tobytes(), f"density {density} case {case}: {cfg}"
+        if case < 3:
+            assert ref.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes()
+
+
+# ------------------------------------------------------------------ fused stem (front end + conv)
+
+
+def stem_lut(rng, channels: int, planes: int, kind: str, channel_major: bool):
+    """Front end tables [C, 256, words] of `planes` planes per channel (bit 1 = -1).
+    kind: "thermo" (x < t_k, sorted thresholds: planes + 1 patterns per channel),
+    "patterns" (a few arbitrary patterns per channel), "nbc" (the bits of x: 256)."""
+    cin = channels * planes
+    values = np.arange(256)
+    bits = np.zeros((channels, 256, cin), dtype=bool)
+    for c in range(channels):
+        if kind == "thermo":
+            t = np.sort(rng.integers(1, 256, size=planes))
+            ch_bits = values[:, None] < t[None, :]
+        elif kind == "patterns":
+            pats = rng.random((int(rng.integers(1, 7)), planes)) < 0.5
+            ch_bits = pats[np.sort(rng.integers(0, len(pats), size=256))]
+        else:
+            ch_bits = ((values[:, None] >> np.arange(planes)[None, :]) & 1).astype(bool)
+        cols = [c * planes + k if channel_major else k * channels + c for k in range(planes)]
+        bits[c][:, cols] = ch_bits
+    return bitpack(bits), cin
+
+
+def stem_encode(frame: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, C] -> packed words [H, W, words] (the front end semantics)."""
+    out = np.zeros(frame.shape[:2] + (lut.shape[-1],), np.uint32)
+    for c in range(lut.shape[0]):
+        out |= lut[c][frame[..., c]]
+    return out
+
+
+def stem_case(rng, *, channels, planes, kind, out_type, filter_p=0.5, channel_major=True, **geometry):
+    """A fused stem: random frame, front end tables, conv; params/arrays from lowering."""
+    lut, cin = stem_lut(rng, channels, planes, kind, channel_major)
+    params, arrays, scratch, _, filt_bits = bconv_case(rng, cin=cin, groups=1, out_type=out_type,
+                                                       filter_p=filter_p, **geometry)
+    frame = rng.integers(0, 256, size=(params["in_h"], params["in_w"], channels), dtype=np.uint8)
+    if rng.random() < 0.3:
+        frame = np.clip(frame // 32 * 32 + 16, 0, 255).astype(np.uint8)  # few distinct values
+    x = unpack(stem_encode(frame, lut), cin)
+    expected = bconv_numpy(params, arrays, x, filt_bits)
+    stem = lowering.stem_params(channels, lut, params, arrays, scratch)
+    return stem, frame, expected
+
+
+def run_stem(lib, function, stem, frame):
+    params, arrays, scratch, _ = stem
+    if params["output_type"] == OUT_BITS:
+        out = np.full((params["out_h"], params["out_w"], words(params["out_c"])), 0xDEADBEEF, np.uint32)
+    elif params["output_type"] == OUT_FLOAT:
+        out = np.full((params["out_h"], params["out_w"], params["out_c"]), np.nan, np.float32)
+    else:
+        out = np.full((params["out_h"], params["out_w"], params["out_c"]), 77, np.int8)
+    hostlib.call(lib, function, hostlib.Params("glt_stem_params", params, arrays, scratch),
+                 np.ascontiguousarray(frame), out)
+    return out
+
+
+def random_stem_config(rng):
+    channels = int(rng.choice([1, 2, 3, 3, 3, 4]))
+    kind = str(rng.choice(["thermo", "thermo", "patterns", "nbc"]))
+    planes = 8 if kind == "nbc" else int(rng.integers(1, 16))
+    planes = min(planes, 64 // channels)  # at most 2 words
+    same = bool(rng.random() < 0.6)
+    fh, fw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    dh, dw = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) if rng.random() < 0.25 else (1, 1)
+    return dict(channels=channels, planes=planes, kind=kind, channel_major=bool(rng.random() < 0.7),
+                out_type=int(rng.choice([OUT_BITS, OUT_BITS, OUT_BITS, OUT_FLOAT, OUT_INT8])),
+                filter_p=float(rng.choice([0.5, 0.5, 0.1, 0.0, 0.0])),
+                cout=int(rng.choice([1, 7, 32, 33, 64])), fh=fh, fw=fw, dh=dh, dw=dw,
+                sh=int(rng.integers(1, 5)), sw=int(rng.integers(1, 5)), same=same,
+                pad_value=int(rng.integers(0, 2)), in_h=int(rng.integers((fh - 1) * dh + 1, 13)),
+                in_w=int(rng.integers((fw - 1) * dw + 1, 13)), lanes=bool(rng.random() < 0.7))
+
+
+def test_stem_opt_equals_ref_equals_numpy_random_shapes(lib):
+    """Both algorithms of glt_stem_opt (level tables; front end strips + glt_bconv2d)
+    and the reference against a numpy model of front end + LCE conv, on random
+    encoders (thermometers, arbitrary few-pattern codes, natural binary code),
+    channel counts, geometry, padding kinds and output types."""
+    rng = np.random.default_rng(2024)
+    seen = {"levels": 0, "words": 0, "segments": 0, "levels_rgb": 0}
+    for case in range(160):
+        cfg = random_stem_config(rng)
+        stem, frame, expected = stem_case(rng, **cfg)
+        params = stem[0]
+        ref = run_stem(lib, "glt_stem_ref", stem, frame)
+        opt = run_stem(lib, "glt_stem_opt", stem, frame)
+        assert ref.tobytes() == expected.tobytes(), f"case {case}: ref != numpy for {cfg}"
+        assert opt.tobytes() == expected.tobytes(), f"case {case}: opt != numpy for {cfg} {stem[3]}"
+        if params["lv_groups"]:
+            seen["levels"] += 1
+            taps = params["filter_h"] * params["filter_w"]
+            seen["segments"] += params["lv_segment_taps"] < taps
+            seen["levels_rgb"] += params["channels"] == 3 and params["lv_segment_taps"] >= taps
+        else:
+            seen["words"] += 1
+    assert min(seen.values()) >= 5, seen
+
+
+def test_stem_level_tables_choice_and_segments():
+    """Thermometers get level tables (K + 1 patterns per channel); a natural binary
+    code (256 patterns) is too big and uses the words algorithm; sums that can
+    exceed a byte are split into segments of taps."""
+    rng = np.random.default_rng(5)
+    geometry = dict(cout=32, fh=4, fw=4, sh=4, sw=4, dh=1, dw=1, same=True, pad_value=1, in_h=16,
+                    in_w=16, lanes=True)
+    (params, arrays, scratch, notes), _, _ = stem_case(rng, channels=3, planes=8, kind="thermo",
+                                                       out_type=OUT_BITS, **geometry)
+    assert params["lv_rows"] == 3 * 9 + 1 and scratch == 0 and "lane_filter" not in arrays
+    assert arrays["lv_table"].nbytes == params["lv_rows"] * 16 * 32
+    (params, arrays, scratch, notes), _, _ = stem_case(rng, channels=3, planes=8, kind="nbc",
+                                                       out_type=OUT_BITS, **geometry)
+    assert params["lv_groups"] == 0 and "lv_table" not in arrays and "lane_filter" in arrays
+    assert scratch == 4 * 16 * 4 + bconv_scratch_bytes(16, 16, True)  # 4 rows of 16 pixels + conv
+    # all-zero filters: each (tap, channel) sum spans 0..8, 48 of them exceed 255
+    (params, arrays, scratch, notes), _, _ = stem_case(rng, channels=3, planes=8, kind="thermo",
+                                                       out_type=OUT_BITS, filter_p=0.0, **geometry)
+    assert 1 <= params["lv_segment_taps"] < 16, notes
+
+
+def test_stem_thresholds_at_the_extremes(lib):
+    """Thresholds at and beyond the accumulator range (LCE's +-inf, clamped by
+    lowering): bits that are constant 0 or 1 in every lane of the comparison."""
+    rng = np.random.default_rng(9)
+    for out_c in (5, 32, 40):
+        for t in (-1, 0, 1, 180, 383, 384, 385, 1 << 30):
+            geometry = dict(cout=out_c, fh=4, fw=4, sh=4, sw=4, dh=1, dw=1, same=False, pad_value=1,
+                            in_h=8, in_w=12, lanes=False)
+            lut, cin = stem_lut(rng, 3, 8, "thermo", True)
+            params, arrays, scratch, _, filt_bits = bconv_case(rng, cin=cin, groups=1, out_type=OUT_BITS,
+                                                               **geometry)
+            arrays["thresholds"] = np.full(out_c, t, np.int32)
+            arrays["thresholds"][::3] = rng.integers(150, 230, size=len(arrays["thresholds"][::3]))
+            frame = rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8)
+            stem = lowering.stem_params(3, lut, params, arrays, scratch)
+            expected = bconv_numpy(params, arrays, unpack(stem_encode(frame, lut), cin), filt_bits)
+            for fn in ("glt_stem_ref", "glt_stem_opt"):
+                assert run_stem(lib, fn, stem, frame).tobytes() == expected.tobytes(), (fn, out_c, t)
+
+
+def test_optimized_kernels_need_no_reference_arrays(lib):
+    """KernelCall.reference_arrays (read only by the reference twin) may be NULL in
+    an optimized build: the bit-sliced bconv and the levels stem run without them."""
+    from deploy.lowering import KernelCall  # noqa: F401  (documents where the field lives)
+
+    rng = np.random.default_rng(41)
+    for case in range(30):
+        cfg = random_bconv_config(rng)
+        cfg.update(out_type=OUT_BITS, pad_value=1, lanes=True)
+        params, arrays, scratch, x, filt_bits = bconv_case(rng, **cfg)
+        xp = packed_input(x, cfg["cin"], cfg["groups"])
+        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+        slim = {k: v for k, v in arrays.items() if k not in ("filter", "thresholds")}
+        assert run_bconv(lib, "glt_bconv2d_opt", params, slim, scratch, xp).tobytes() == ref.tobytes()
+    for case in range(20):
+        cfg = random_stem_config(rng)
+        cfg.update(out_type=OUT_BITS, kind="thermo")
+        stem, frame, expected = stem_case(rng, **cfg)
+        params, arrays, scratch, notes = stem
+        assert params["lv_groups"] >= 1
+        slim = {k: v for k, v in arrays.items() if k not in ("lut", "filter", "thresholds")}
+        assert run_stem(lib, "glt_stem_opt", (params, slim, scratch, notes), frame).tobytes() == expected.tobytes()
 
 
 # ------------------------------------------------------------------ binary max pool
@@ -422,7 +611,78 @@ QEMU_BOARDS = {
 M_FLAGS = ["-mthumb", "-mfloat-abi=hard", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
            "-ffunction-sections"]
 MCU_SOURCES = ["glt_bconv2d.c", "glt_bconv2d_opt.c", "glt_bmaxpool.c", "glt_bmaxpool_opt.c",
-              "glt_frontend.c", "glt_frontend_opt.c", "glt_quantize.c", "glt_quantize_opt.c"]
+              "glt_frontend.c", "glt_frontend_opt.c", "glt_quantize.c", "glt_quantize_opt.c",
+              "glt_stem.c", "glt_stem_opt.c"]
+
+
+def _c_array(name: str, a: np.ndarray) -> str:
+    a = np.asarray(a).reshape(-1)
+    if a.dtype == np.float32:
+        items = [f"{float(v).hex()}f" for v in a]
+    else:
+        items = [str(int(v)) + ("u" if a.dtype.kind == "u" else "") for v in a]
+    body = ",\n".join(", ".join(items[i:i + 16]) for i in range(0, len(items), 16))
+    return f"static const {lowering.C_TYPES[a.dtype]} {name}[{max(len(items), 1)}] = {{\n{body or '0'}\n}};\n"
+
+
+def stem_cases_header(cases) -> str:
+    """C source of fused stem cases for mcu_selftest.c: params (tables from
+    lowering), frames and the expected outputs (numpy model of LCE)."""
+    out = ['/* Generated by tests/test_kernels.py: fused stem cases. */\n']
+    scratch = max(max(stem[2] for stem, _, _ in cases), 4)
+    out.append(f"static uint32_t stem_scratch[{(scratch + 3) // 4}];\n")
+    inits = []
+    for i, ((params, arrays, _, _), frame, expected) in enumerate(cases):
+        for name, a in arrays.items():
+            out.append(_c_array(f"stem{i}_{name}", a))
+        out.append(_c_array(f"stem{i}_frame", frame))
+        out.append(_c_array(f"stem{i}_expected", np.frombuffer(expected.tobytes(), np.uint8)))
+        fields = [f".{k} = {int(v)}" for k, v in params.items()]
+        fields += [f".{name} = stem{i}_{name}" for name in arrays] + [".scratch = stem_scratch"]
+        inits.append("    {" + ", ".join(fields) + "},\n")
+    n = len(cases)
+    out.append(f"#define STEM_CASES {n}\n")
+    out.append("static const glt_stem_params stem_params_list[STEM_CASES] = {\n" + "".join(inits) + "};\n")
+    out.append("static const uint8_t *const stem_frames[STEM_CASES] = {"
+               + ", ".join(f"stem{i}_frame" for i in range(n)) + "};\n")
+    out.append("static const uint8_t *const stem_expected[STEM_CASES] = {"
+               + ", ".join(f"stem{i}_expected" for i in range(n)) + "};\n")
+    out.append("static const uint32_t stem_expected_bytes[STEM_CASES] = {"
+               + ", ".join(f"{e.nbytes}u" for _, _, e in cases) + "};\n")
+    p0 = cases[0][0][0]
+    macs = p0["out_h"] * p0["out_w"] * p0["out_c"] * p0["filter_h"] * p0["filter_w"] * 24
+    out.append(f"#define STEM_CASE0_MACS {macs}u\n")
+    return "".join(out)
+
+
+def mcu_stem_cases():
+    """The default model's stem (96x96 RGB, 8-level thermometer, 4x4 stride 4, 32
+    outputs) first, then shapes for every path of glt_stem_opt."""
+    rng = np.random.default_rng(31)
+    fixed = [
+        dict(channels=3, planes=8, kind="thermo", out_type=OUT_BITS, cout=32, fh=4, fw=4, sh=4, sw=4,
+             dh=1, dw=1, same=True, pad_value=1, in_h=96, in_w=96),  # levels, 2 taps per step
+        dict(channels=3, planes=8, kind="thermo", out_type=OUT_BITS, cout=32, fh=3, fw=3, sh=1, sw=1,
+             dh=1, dw=1, same=True, pad_value=1, in_h=9, in_w=7),  # 1 tap per step, padded borders
+        dict(channels=3, planes=10, kind="thermo", out_type=OUT_BITS, cout=40, fh=2, fw=2, sh=2, sw=2,
+             dh=1, dw=1, same=True, pad_value=0, in_h=9, in_w=9, channel_major=False),  # 2 groups
+        dict(channels=3, planes=8, kind="thermo", out_type=OUT_BITS, filter_p=0.0, cout=32, fh=4, fw=4,
+             sh=4, sw=4, dh=1, dw=1, same=True, pad_value=1, in_h=16, in_w=16),  # segments
+        dict(channels=4, planes=5, kind="patterns", out_type=OUT_BITS, cout=33, fh=3, fw=2, sh=2, sw=1,
+             dh=1, dw=2, same=True, pad_value=1, in_h=8, in_w=9),
+        dict(channels=3, planes=8, kind="nbc", out_type=OUT_BITS, cout=32, fh=4, fw=4, sh=4, sw=4,
+             dh=1, dw=1, same=True, pad_value=1, in_h=16, in_w=16, lanes=True),  # words, lanes
+        dict(channels=3, planes=8, kind="thermo", out_type=OUT_FLOAT, cout=9, fh=3, fw=3, sh=2, sw=2,
+             dh=1, dw=1, same=True, pad_value=0, in_h=8, in_w=8),  # words, SWAR
+    ]
+    cases = [stem_case(rng, **cfg) for cfg in fixed]
+    while len(cases) < 24:
+        cfg = random_stem_config(rng)
+        cfg["in_h"], cfg["in_w"] = min(cfg["in_h"], 9), min(cfg["in_w"], 9)
+        cases.append(stem_case(rng, **cfg))
+    assert cases[0][0][0]["lv_groups"] == 1 and cases[5][0][0]["lv_groups"] == 0
+    assert cases[3][0][0]["lv_segment_taps"] < 16
+    return cases
 
 
 @pytest.mark.qemu
@@ -438,9 +698,10 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
             pytest.skip(f"{tool} not installed (Debian: gcc-arm-none-eabi, qemu-system-arm)")
     kernels = hostlib.HERE
     elf = tmp_path / "selftest.elf"
+    (tmp_path / "stem_cases.h").write_text(stem_cases_header(mcu_stem_cases()))
     subprocess.run(
-        ["arm-none-eabi-gcc", *QEMU_BOARDS[machine], *M_FLAGS, f"-I{hostlib.RUNTIME}",
-         str(kernels / "mcu_selftest.c"),
+        ["arm-none-eabi-gcc", *QEMU_BOARDS[machine], *M_FLAGS, f"-I{hostlib.RUNTIME}", f"-I{tmp_path}",
+         "-DGLT_STEM_CASES", str(kernels / "mcu_selftest.c"),
          str(kernels / "mcu_startup.c"), *(str(hostlib.RUNTIME / s) for s in MCU_SOURCES),
          "--specs=nano.specs", "-nostartfiles", "-T", str(kernels / "mps2.ld"), "-Wl,--gc-sections",
          "-lc", "-lgcc", "-o", str(elf)],
@@ -452,7 +713,8 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
     lines = (run.stdout + run.stderr).splitlines()  # semihosting writes to QEMU's stderr
     assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
     checks = [l.split() for l in lines if l.startswith("check ")]
-    assert len(checks) == 3 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
+    assert len(checks) == 4 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
+    assert checks[3][1:3] == ["stem", "24"]
     (calib,) = [l.split() for l in lines if l.startswith("calib ")]
     instructions_per_tick = int(calib[2]) / int(calib[1])
     assert 39 <= instructions_per_tick <= 41  # SysTick at 25 MHz, 1 instruction per ns

@@ -74,9 +74,14 @@ def test_body_model_bit_exact(lib, converted):
     _, path = converted["body"]
     model = read_model(path)
     calls = lower_model(model)
+    separate = lower_model(model, fuse_stem=False)
     ops = [c.op_name for c in calls]
-    assert ops[0] == "FRONTEND"
-    assert ops.count("LceBconv2d") == 5 and ops.count("LceBMaxPool2d") == 2
+    # the front end and the first conv (33 thermometer planes: 2 words, 3x3 one-padded)
+    # fuse into one call that reads the frame; its thermometer uses level tables
+    assert ops[0] == "FRONTEND+LceBconv2d" and calls[0].inputs == (model.inputs[0],)
+    assert calls[0].params["lv_groups"] == 1 and calls[0].params["words"] == 2
+    assert [c.op_name for c in separate][:2] == ["FRONTEND", "LceBconv2d"]
+    assert ops.count("LceBconv2d") == 4 and ops.count("LceBMaxPool2d") == 2
     bconvs = [c for c in calls if c.op_name == "LceBconv2d"]
     assert {c.params["output_type"] for c in bconvs} == {OUT_BITS, OUT_FLOAT}
     assert any(c.params["zero_padding"] and c.params["groups"] == 2 for c in bconvs)
@@ -89,10 +94,11 @@ def test_body_model_bit_exact(lib, converted):
     frames[1][:] = 255
     for i, frame in enumerate(frames):
         (expected,) = lce_outputs(interp, frame)
-        for reference in (False, True) if i < 10 else (False,):
-            got = run_calls(lib, model, calls, frame, reference)[model.outputs[0]]
+        for schedule, reference in ((calls, False), (calls, True), (separate, False)) if i < 10 else ((calls, False),):
+            got = run_calls(lib, model, schedule, frame, reference)[model.outputs[0]]
             assert got.dtype == np.float32
-            assert got.tobytes() == expected.astype(np.float32).tobytes(), f"frame {i}, reference={reference}"
+            assert got.tobytes() == expected.astype(np.float32).tobytes(), \
+                f"frame {i}, reference={reference}, fused={schedule is calls}"
 
 
 def test_head_model_bit_exact(lib, converted):
@@ -100,7 +106,7 @@ def test_head_model_bit_exact(lib, converted):
     model = read_model(path)
     calls = lower_model(model)
     assert [c.op_name for c in calls] == [
-        "FRONTEND", "LceBconv2d", "LceBconv2d", "MEAN", "LceQuantize", "LceDequantize",
+        "FRONTEND+LceBconv2d", "LceBconv2d", "MEAN", "LceQuantize", "LceDequantize",
         "FULLY_CONNECTED", "SOFTMAX"]
     interp = interpreter(path)
     rng = np.random.default_rng(12)
@@ -119,7 +125,7 @@ def test_head_model_bit_exact(lib, converted):
 def test_lowered_parameters_match_lce_rules(converted):
     _, path = converted["head"]
     model = read_model(path)
-    calls = lower_model(model)
+    calls = lower_model(model, fuse_stem=False)
     conv1, conv2 = calls[1], calls[2]
     # VALID, stride (2, 1) on 12x10 with a 3x3 filter; 30 thermometer planes in one word
     assert (conv1.params["out_h"], conv1.params["out_w"], conv1.params["pad_top"]) == (5, 8, 0)
@@ -140,7 +146,7 @@ def test_lowered_parameters_match_lce_rules(converted):
 def test_frontend_lut_is_the_thermometer(converted):
     keras_model, path = converted["body"]
     model = read_model(path)
-    front = lower_model(model)[0]
+    front = lower_model(model, fuse_stem=False)[0]
     from tests.lce_models import Thermometer
 
     (layer,) = [l for l in keras_model.layers if isinstance(l, Thermometer)]

@@ -43,6 +43,9 @@ typedef struct {
     int32_t output_type;           /* GLT_OUT_FLOAT, GLT_OUT_INT8 or GLT_OUT_BITS */
     int32_t clamp_min, clamp_max;  /* float/int8 output: clamp of 2*acc */
     int32_t lane_groups;           /* ceil(out_c / groups / 32), with lane tables */
+    int32_t lane_planes;           /* with lane tables: counter planes (5..16), enough for
+                                      the signed values +-(filter_h * filter_w * channels
+                                      per group + 1) */
     const uint32_t *filter;        /* [out_c][filter_h][filter_w][group_words] */
     const float *multiplier;       /* [out_c], float/int8 output, else NULL */
     const float *bias;             /* [out_c], float/int8 output, else NULL */
@@ -51,17 +54,18 @@ typedef struct {
     const uint16_t *tap_popcount;  /* [out_c][filter_h*filter_w] popcount of each filter
                                       tap; optimized kernel with zero_padding, else NULL */
     const uint32_t *lane_filter;   /* optional, bits output without zero-padding:
-                                      [groups][lane_groups][N * 32 + 1] with N = filter_h *
+                                      [groups][lane_groups][N * 32 + 32] with N = filter_h *
                                       filter_w * group_words; word i < N * 32 has bit j set
                                       when output channel 32*lane_group + j of the group
                                       has weight -1 at window bit i (word i / 32, bit i % 32);
-                                      the last word is 0 */
-    const uint32_t *lane_thresholds; /* [groups][lane_groups][17]: bit planes (two's
-                                      complement, 16 planes) of floor(T / 2), then the
-                                      plane of T mod 2, with T = threshold - popcount of
-                                      the channel's filter */
-    uint32_t *scratch;             /* optimized kernel RAM: N words for the window, plus
-                                      with lane tables (N * 32 + 16) uint16 set-bit indices */
+                                      the last 32 words are 0 */
+    const uint32_t *lane_thresholds; /* [groups][lane_groups][33]: bit planes (two's
+                                      complement, 16 planes) of floor(T / 2), the plane of
+                                      T mod 2, then the 16 planes of -floor((T + 2P) / 2),
+                                      with T = threshold - P, P = popcount of the channel's
+                                      filter */
+    uint32_t *scratch;             /* optimized kernel RAM: N words for the window, plus one
+                                      with lane tables */
 } glt_bconv2d_params;
 
 /* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */

@@ -10,11 +10,12 @@
  *    sum, over the window's set bits only, of a precomputed column word holding
  *    the weight bits of 32 channels. The columns add into a bit-sliced counter
  *    (lane j of plane p = bit p of channel j's sum) through Harley-Seal
- *    carry-save blocks of 16 columns; unset window bits cost nothing. The counter
- *    starts at floor((threshold - P_j) / 2), so `count_j > threshold_j` becomes a
+ *    carry-save blocks of 16 columns; unset window bits cost nothing (and when
+ *    most bits are set, the unset ones are summed instead). The counter starts at
+ *    floor((threshold - P_j) / 2), so `count_j > threshold_j` becomes a
  *    bit-sliced comparison with a scalar that yields the packed output word.
- *    Per set window bit and 32 channels: 2 loads + 15/16 CSA (~4.7) + list
- *    building (~5) on Cortex-M7.
+ *    Per summed window bit and 32 channels on Thumb-2 (assembly): 5 instructions
+ *    to find the bit and load its column + 15/16 of a 5-instruction CSA.
  *
  * 2. SWAR (float/int8 output, zero-padding, or no lane tables): per output
  *    channel, popcount(window ^ filter row) over the N window words. Words come
@@ -30,8 +31,9 @@
  *    same arithmetic is plain C.
  *
  * Both gather the window once per output pixel and group (im2col into scratch;
- * 1x1 convolutions read the input in place; outside taps are zeros, i.e. LCE's
- * one-padding, corrected afterwards for zero-padding).
+ * outside taps are zeros, i.e. LCE's one-padding, corrected afterwards for
+ * zero-padding). SWAR reads 1x1 windows, and windows of full-width rows of one
+ * group, in place.
  */
 #include "glt_bconv2d.h"
 
@@ -194,7 +196,11 @@ static GLT_NOINLINE void xor_popcount_rows(const uint32_t *window, const uint32_
         if (triple != 0) {
             TRIPLE();
         }
-        for (k = hexads; k > 0; --k) {
+        for (k = hexads; k > 1; k -= 2) {
+            HEXAD();
+            HEXAD();
+        }
+        if (k != 0) {
             HEXAD();
         }
         /* bytes of z were lo + 16*hi; the count is lo + hi */
@@ -271,24 +277,154 @@ static int32_t padding_correction(const glt_bconv2d_params *p, int32_t oc, const
  * Bit-sliced algorithm (bits output, no zero-padding correction).
  *
  * For output channel j: count_j = n1 + P_j - 2 * S_j, where n1 = popcount(window),
- * P_j = popcount(filter row j) and S_j = number of window bits set where channel j's
- * weight bit is set, i.e. the sum, over the window's set bits i, of lane_filter
- * word i (32 channels as 32 lanes). The sums accumulate in a bit-sliced counter
- * (lane j of plane p = bit p of channel j's value) with a carry-save tree: two
- * words cost one CSA on plane 0, every second pair one more on plane 1, and so on
- * (Harley-Seal), so a set window bit costs about 12 instructions for 32 channels,
- * and unset bits cost nothing. The counter starts at floor(T/2) (T = threshold -
- * P_j), so bit_j = count_j > threshold_j becomes a bit-sliced comparison with a
- * scalar, which directly yields the packed output word.
+ * P_j = popcount(filter row j) and S_j = the sum, over the window's set bits i, of
+ * bit j of lane_filter column i (32 channels as 32 lanes). S accumulates in a
+ * bit-sliced counter (lane j of plane p = bit p of channel j's value) through
+ * Harley-Seal carry-save blocks of 16 columns: ones, twos, fours and eights stay
+ * in registers, weight-16 carries go to a zero-based counter `high` (short carry
+ * chains), added to planes 4.. at the end. The counter starts at floor(T / 2)
+ * (T = threshold - P_j), so `count_j > threshold_j` becomes a bit-sliced comparison
+ * with a scalar, which yields the packed output word.
+ *
+ * Complement: when more than half the window bits are set, the unset bits are
+ * summed instead: S_j = P_j - S'_j, the counter starts at -floor((threshold +
+ * P_j) / 2) and the comparison is reversed, so a window costs min(n1, 32N - n1)
+ * columns. The set bits are read directly from the (complemented) window words;
+ * a sentinel word of ones after the window points at 32 zero columns, which pad
+ * the last block of 16.
  * ------------------------------------------------------------------------- */
 
-#define PLANES 16
+#define LANE_PLANES_MAX 16
+#define LANE_THRESHOLD_WORDS 33 /* see glt_bconv2d.h */
 
-#if defined(__GNUC__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7 && defined(__thumb2__)
-#define LANES_ARM 1 /* RBIT + CLZ: lowest set bit in one instruction per bit */
-#else
-#define LANES_ARM 0
-#endif
+typedef struct {
+    const uint32_t *window; /* offset 0: N words, then the sentinel */
+    const uint32_t *cols;   /* 4: the lane group's columns (N * 32 + 32 words) */
+    uint32_t *planes;       /* 8: planes 0..3 (ones, twos, fours, eights): in and out */
+    uint32_t *high;         /* 12: zero-based counter of weight-16 carries (out) */
+    int32_t blocks;         /* 16: blocks of 16 columns, >= 1 */
+    uint32_t invert;        /* 20: 0, or ~0 to sum the unset bits */
+} lanes_job;
+
+#if defined(__GNUC__) && defined(__thumb2__)
+/*
+ * Thumb-2: registers r0 ones, r1 twos, r2/r3 columns, r4 bits left of the current
+ * window word (bit-reversed: CLZ finds the lowest), r5 its columns, r6 the next
+ * window word, r7/r8/r11 temporaries, r9/r10 pending carries, r12 0x80000000;
+ * the stack holds fours, eights, the pending weight-8 carry, the block count, the
+ * high pointer and the inversion mask. Per column: 5 instructions to find it (CBNZ,
+ * CLZ, LDR, LSR, BIC) plus 15/16 of a 5-instruction carry-save adder.
+ */
+#define NEXT_ASM(x)                             \
+    "1:\n\t"                                    \
+    "cbnz   r4, 2f\n\t"                         \
+    "ldr    r4, [r6], #4\n\t"                   \
+    "ldr    r11, [sp, #20]\n\t"                 \
+    "eor    r4, r4, r11\n\t"                    \
+    "rbit   r4, r4\n\t"                         \
+    "add    r5, r5, #128\n\t"                   \
+    "b      1b\n"                               \
+    "2:\n\t"                                    \
+    "clz    r11, r4\n\t"                        \
+    "ldr    " x ", [r5, r11, lsl #2]\n\t"       \
+    "lsr    r11, r12, r11\n\t"                  \
+    "bic    r4, r4, r11\n\t"
+/* carry = majority(ones, r2, r3), ones ^= r2 ^ r3 */
+#define CSA_ONES_ASM(carry)                     \
+    NEXT_ASM("r2")                              \
+    NEXT_ASM("r3")                              \
+    "and    r7, r0, r2\n\t"                     \
+    "eor    r0, r0, r2\n\t"                     \
+    "and    " carry ", r0, r3\n\t"              \
+    "eor    r0, r0, r3\n\t"                     \
+    "orr    " carry ", " carry ", r7\n\t"
+/* carry = majority(twos, r9, r8), twos ^= r9 ^ r8 */
+#define CSA_TWOS_ASM(carry)                     \
+    "and    r7, r1, r9\n\t"                     \
+    "eor    r1, r1, r9\n\t"                     \
+    "and    " carry ", r1, r8\n\t"              \
+    "eor    r1, r1, r8\n\t"                     \
+    "orr    " carry ", " carry ", r7\n\t"
+/* r10 = majority(fours, r10, r9), fours ^= r10 ^ r9 */
+#define CSA_FOURS_ASM                           \
+    "ldr    r11, [sp]\n\t"                      \
+    "and    r7, r11, r10\n\t"                   \
+    "eor    r11, r11, r10\n\t"                  \
+    "and    r10, r11, r9\n\t"                   \
+    "eor    r11, r11, r9\n\t"                   \
+    "orr    r10, r10, r7\n\t"                   \
+    "str    r11, [sp]\n\t"
+/* 8 columns into ones/twos; the weight-4 carries in r10 (first) and r9 (second) */
+#define EIGHT_COLUMNS_ASM                       \
+    CSA_ONES_ASM("r9")                          \
+    CSA_ONES_ASM("r8")                          \
+    CSA_TWOS_ASM("r10")                         \
+    CSA_ONES_ASM("r9")                          \
+    CSA_ONES_ASM("r8")                          \
+    CSA_TWOS_ASM("r9")
+
+__attribute__((naked, noinline)) static void lanes_accumulate(lanes_job *job __attribute__((unused)))
+{
+    __asm__("push   {r0, r4-r11, lr}\n\t"
+            "sub    sp, sp, #24\n\t" /* fours, eights, eights carry, blocks, high, invert */
+            "ldr    r6, [r0]\n\t"
+            "ldr    r5, [r0, #4]\n\t"
+            "sub    r5, r5, #128\n\t"
+            "ldr    r7, [r0, #8]\n\t"
+            "ldr    r2, [r0, #12]\n\t"
+            "str    r2, [sp, #16]\n\t"
+            "ldr    r2, [r0, #16]\n\t"
+            "str    r2, [sp, #12]\n\t"
+            "ldr    r2, [r0, #20]\n\t"
+            "str    r2, [sp, #20]\n\t"
+            "ldrd   r8, r9, [r7, #8]\n\t"
+            "strd   r8, r9, [sp]\n\t"
+            "ldrd   r0, r1, [r7]\n\t"
+            "mov    r12, #0x80000000\n\t"
+            "movs   r4, #0\n"
+            "3:\n\t"
+            EIGHT_COLUMNS_ASM
+            CSA_FOURS_ASM
+            "str    r10, [sp, #8]\n\t"
+            EIGHT_COLUMNS_ASM
+            CSA_FOURS_ASM
+            /* sixteens (r7) = majority(eights, eights carry, r10) */
+            "ldr    r11, [sp, #4]\n\t"
+            "ldr    r9, [sp, #8]\n\t"
+            "and    r8, r11, r9\n\t"
+            "eor    r11, r11, r9\n\t"
+            "and    r7, r11, r10\n\t"
+            "eor    r11, r11, r10\n\t"
+            "orr    r7, r7, r8\n\t"
+            "str    r11, [sp, #4]\n\t"
+            "cbz    r7, 5f\n\t"
+            "ldr    r9, [sp, #16]\n" /* high += sixteens */
+            "4:\n\t"
+            "ldr    r8, [r9]\n\t"
+            "and    r10, r8, r7\n\t"
+            "eor    r8, r8, r7\n\t"
+            "str    r8, [r9], #4\n\t"
+            "movs   r7, r10\n\t"
+            "bne    4b\n"
+            "5:\n\t"
+            "ldr    r7, [sp, #12]\n\t"
+            "subs   r7, r7, #1\n\t"
+            "str    r7, [sp, #12]\n\t"
+            "bne    3b\n\t"
+            "ldr    r7, [sp, #24]\n\t"
+            "ldr    r7, [r7, #8]\n\t"
+            "strd   r0, r1, [r7]\n\t"
+            "ldrd   r8, r9, [sp]\n\t"
+            "strd   r8, r9, [r7, #8]\n\t"
+            "add    sp, sp, #24\n\t"
+            "pop    {r0, r4-r11, pc}\n");
+}
+#undef NEXT_ASM
+#undef CSA_ONES_ASM
+#undef CSA_TWOS_ASM
+#undef CSA_FOURS_ASM
+#undef EIGHT_COLUMNS_ASM
+#else /* portable C, same algorithm */
 
 /* Carry-save adder: a + b + c = l + 2 h */
 #define CSA(h, l, a, b, c)                      \
@@ -299,67 +435,27 @@ static int32_t padding_correction(const glt_bconv2d_params *p, int32_t oc, const
         (h) = (a_ & (b)) | (u_ & (c));          \
     } while (0)
 
-/* Adds word c (one bit per lane) at plane p of the 12-plane counter of
- * weight-16 carries, carrying upwards until no lane carries. */
-static void ripple(uint32_t *planes, int32_t p, uint32_t c)
+/* The column of the next set bit of the window (the sentinel pads the end). */
+#define NEXT(x)                                         \
+    do {                                                \
+        while (bits == 0) {                             \
+            bits = *window++ ^ invert;                  \
+            cols += 32;                                 \
+        }                                               \
+        (x) = cols[glt_ctz32(bits)];                    \
+        bits &= bits - 1u;                              \
+    } while (0)
+
+static void lanes_accumulate(lanes_job *job)
 {
-    for (; p < PLANES - 4 && c != 0; ++p) {
-        const uint32_t carry = planes[p] & c;
-        planes[p] ^= c;
-        c = carry;
-    }
-}
-
-#if LANES_ARM
-#define RBIT(v) __extension__({ uint32_t o_; __asm__("rbit %0, %1" : "=r"(o_) : "r"(v)); o_; })
-#endif
-
-/* Lists the set bits of window[0..n) as column indices (word * 32 + bit), then
- * pads the list to a multiple of 16 with `pad` (the index of a zero column).
- * Returns the number of set bits. */
-static int32_t set_bit_list(const uint32_t *window, int32_t n, uint16_t *list, uint16_t pad)
-{
-    uint16_t *out = list;
-    int32_t w;
-    for (w = 0; w < n; ++w) {
-#if LANES_ARM
-        uint32_t r = RBIT(window[w]); /* CLZ of the reversed word: lowest set bit */
-        const uint32_t base = (uint32_t)w * 32u;
-        while (r != 0) {
-            const uint32_t b = (uint32_t)__builtin_clz(r);
-            r &= ~(0x80000000u >> b);
-            *out++ = (uint16_t)(base + b);
-        }
-#else
-        uint32_t r = window[w];
-        while (r != 0) {
-            *out++ = (uint16_t)(w * 32 + glt_ctz32(r));
-            r &= r - 1u;
-        }
-#endif
-    }
-    {
-        const int32_t count = (int32_t)(out - list);
-        while (((out - list) & 15) != 0) {
-            *out++ = pad;
-        }
-        return count;
-    }
-}
-
-#define NEXT(x) ((x) = cols[*list++])
-
-/* planes += sum of cols[list[k]] over k < 16 * blocks: Harley-Seal blocks of 16
- * columns (15 CSAs) into ones/twos/fours/eights; the weight-16 carries count in
- * a zero-based counter (short carry chains), added to planes 4.. at the end. */
-static GLT_NOINLINE void lanes_accumulate(const uint16_t *list, int32_t blocks, const uint32_t *cols,
-                                          uint32_t *planes)
-{
-    uint32_t ones = planes[0], twos = planes[1], fours = planes[2], eights = planes[3];
-    uint32_t high[PLANES - 4] = {0};
-    int32_t p;
+    const uint32_t *window = job->window, *cols = job->cols - 32;
+    const uint32_t invert = job->invert;
+    uint32_t ones = job->planes[0], twos = job->planes[1], fours = job->planes[2];
+    uint32_t eights = job->planes[3], bits = 0;
+    int32_t blocks = job->blocks;
     while (blocks-- > 0) {
-        uint32_t x0, x1, twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
+        uint32_t x0, x1, twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, carry;
+        uint32_t *h = job->high;
         NEXT(x0); NEXT(x1); CSA(twos_a, ones, ones, x0, x1);
         NEXT(x0); NEXT(x1); CSA(twos_b, ones, ones, x0, x1);
         CSA(fours_a, twos, twos, twos_a, twos_b);
@@ -374,38 +470,111 @@ static GLT_NOINLINE void lanes_accumulate(const uint16_t *list, int32_t blocks, 
         NEXT(x0); NEXT(x1); CSA(twos_b, ones, ones, x0, x1);
         CSA(fours_b, twos, twos, twos_a, twos_b);
         CSA(eights_b, fours, fours, fours_a, fours_b);
-        CSA(sixteens, eights, eights, eights_a, eights_b);
-        ripple(high, 0, sixteens); /* counts from zero: the carry dies fast */
+        CSA(carry, eights, eights, eights_a, eights_b);
+        while (carry != 0) { /* the counter never overflows: the carry dies */
+            const uint32_t next = *h & carry;
+            *h++ ^= carry;
+            carry = next;
+        }
     }
-    planes[0] = ones;
-    planes[1] = twos;
-    planes[2] = fours;
-    planes[3] = eights;
-    {
-        uint32_t carry = 0; /* planes[4..] += high (bit-sliced full adders) */
-        for (p = 4; p < PLANES; ++p) {
-            const uint32_t a = planes[p], h = high[p - 4];
-            planes[p] = a ^ h ^ carry;
-            carry = (a & h) | (carry & (a ^ h));
+    job->planes[0] = ones;
+    job->planes[1] = twos;
+    job->planes[2] = fours;
+    job->planes[3] = eights;
+}
+#undef NEXT
+#undef CSA
+#endif
+
+/* Gathers the lanes window of one output pixel and group (outside taps: zero
+ * words, i.e. one-padding). */
+static void gather_lanes_window(const glt_bconv2d_params *p, const uint32_t *input, int32_t oy,
+                                int32_t ox, int32_t group, uint32_t *window)
+{
+    const int32_t gw = p->group_words, fw = p->filter_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    const int32_t step_x = p->dilation_w * p->in_words;
+    int32_t kx_lo = 0, kx_hi = fw, ky, kx, k;
+    while (kx_lo < kx_hi && ix0 + kx_lo * p->dilation_w < 0) { /* inside taps: [kx_lo, kx_hi) */
+        ++kx_lo;
+    }
+    while (kx_hi > kx_lo && ix0 + (kx_hi - 1) * p->dilation_w >= p->in_w) {
+        --kx_hi;
+    }
+    for (ky = 0; ky < p->filter_h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dilation_h;
+        uint32_t *end = window + fw * gw;
+        if (iy >= 0 && iy < p->in_h) {
+            const uint32_t *src = input + (iy * p->in_w + ix0 + kx_lo * p->dilation_w) * p->in_words + group * gw;
+            for (k = kx_lo * gw; k > 0; --k) {
+                *window++ = 0u; /* +1 values (one-padding) */
+            }
+            if (gw == 1) {
+                for (kx = kx_lo; kx < kx_hi; ++kx, src += step_x) {
+                    *window++ = *src;
+                }
+            } else {
+                for (kx = kx_lo; kx < kx_hi; ++kx, src += step_x) {
+                    for (k = 0; k < gw; ++k) {
+                        *window++ = src[k];
+                    }
+                }
+            }
+        }
+        while (window != end) {
+            *window++ = 0u;
         }
     }
 }
 
-#undef NEXT
-
-/* Lanes j with value (floor(T/2) + S) < k_j, k_j = (n1 - (T mod 2) + 1) / 2. */
-static uint32_t lanes_compare(const uint32_t *planes, uint32_t t_odd, int32_t n1)
+/* Set bits of window[0..n): three words share a nibble stage (as in the SWAR
+ * algorithm: <= 12 per nibble), byte sums with USADA8 where available. */
+static int32_t popcount_words(const uint32_t *window, int32_t n)
 {
-    const uint32_t k0 = (uint32_t)(n1 + 1) >> 1, k1 = (uint32_t)n1 >> 1;
-    uint32_t lt0 = 0, lt1 = 0;
-    int32_t p;
-    for (p = 0; p < PLANES - 1; ++p) { /* LSB first: lt = (Y < k) on planes 0..p */
-        const uint32_t y = planes[p];
-        lt0 = (k0 >> p) & 1u ? (lt0 | ~y) : (lt0 & ~y);
-        lt1 = (k1 >> p) & 1u ? (lt1 | ~y) : (lt1 & ~y);
+    uint32_t m55 = 0x55555555u, m33 = 0x33333333u, mf0 = 0xF0F0F0F0u, az = 0, ah = 0;
+    int32_t i;
+    GLT_OPAQUE(m55);
+    GLT_OPAQUE(m33);
+    GLT_OPAQUE(mf0);
+    for (i = 0; i < n; i += 3) {
+        const uint32_t x0 = window[i];
+        const uint32_t x1 = i + 1 < n ? window[i + 1] : 0u;
+        const uint32_t x2 = i + 2 < n ? window[i + 2] : 0u;
+        const uint32_t a = x0 - ((x0 >> 1) & m55) + (x2 & m55);
+        const uint32_t b = x1 - ((x1 >> 1) & m55) + ((x2 >> 1) & m55);
+        const uint32_t h = ((a >> 2) & m33) + ((b >> 2) & m33);
+        const uint32_t z = (a + b) - 3u * h; /* nibble counts <= 12 */
+        az = glt_sum_bytes_acc(z, az);
+        ah = glt_sum_bytes_acc(z & mf0, ah);
     }
-    /* negative values are below any k >= 0 */
-    return planes[PLANES - 1] | (t_odd & lt1) | (~t_odd & lt0);
+    return (int32_t)(az - 15u * (ah >> 4)); /* bytes of z were lo + 16 * hi */
+}
+
+/* Finishes the counter and compares it: value = planes[0..3] + 16 * high on top
+ * of init[4..] (two's complement, `planes` planes); returns the lanes whose value
+ * is below the scalar k (k fits). Leaves high zeroed for the next use. */
+static uint32_t lanes_finish_less(const uint32_t *low, const uint32_t *init, uint32_t *high,
+                                  int32_t planes, int32_t k)
+{
+    uint32_t lt = 0, carry = 0, y;
+    int32_t p;
+    /* LSB first: lt = (low bits of value < low bits of k) */
+    for (p = 0; p < 4; ++p) {
+        lt = ((uint32_t)k >> p) & 1u ? (lt | ~low[p]) : (lt & ~low[p]);
+    }
+    for (p = 4;; ++p) {
+        const uint32_t a = init[p], h = high[p - 4];
+        high[p - 4] = 0;
+        y = a ^ h ^ carry; /* full adder: init + high */
+        carry = (a & h) | (carry & (a ^ h));
+        if (p == planes - 1) {
+            break;
+        }
+        lt = ((uint32_t)k >> p) & 1u ? (lt | ~y) : (lt & ~y);
+    }
+    /* y is the sign plane. k >= 0: every negative value is below; k < 0: only
+       negative values can be */
+    return k >= 0 ? (y | lt) : (y & lt);
 }
 
 static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t *input, uint32_t *output)
@@ -414,13 +583,17 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     const int32_t n = taps * p->group_words;
     const int32_t oc_per_group = p->out_c / p->groups;
     const int32_t out_words = (p->out_c + 31) / 32;
+    const int32_t planes_n = p->lane_planes;
     const int aligned = (oc_per_group & 31) == 0;
-    int32_t outside[GLT_MAX_TAPS];
-    uint32_t planes[PLANES];
-    /* set-bit list after the window in scratch (see glt_bconv2d.h) */
-    uint16_t *const list = (uint16_t *)(p->scratch + n);
+    uint32_t planes[LANE_PLANES_MAX];
+    uint32_t high[LANE_PLANES_MAX] = {0}; /* zero between uses (lanes_finish_less) */
+    uint32_t *const window = p->scratch; /* n words, then the sentinel */
+    lanes_job job;
     int32_t oy, ox, g, l, i;
 
+    job.window = window;
+    job.planes = planes;
+    job.high = high;
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
             uint32_t *out = output + (oy * p->out_w + ox) * out_words;
@@ -430,28 +603,46 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
                 }
             }
             for (g = 0; g < p->groups; ++g) {
-                const uint32_t *window;
-                int32_t n1 = 0;
-                if (taps == 1) {
-                    window = input +
-                             ((oy * p->stride_h) * p->in_w + ox * p->stride_w) * p->in_words +
-                             g * p->group_words;
-                } else {
-                    (void)gather_window(p, input, oy, ox, g, p->scratch, outside);
-                    window = p->scratch;
-                }
-                n1 = set_bit_list(window, n, list, (uint16_t)(n * 32));
+                int32_t n1, columns;
+                gather_lanes_window(p, input, oy, ox, g, window);
+                n1 = popcount_words(window, n);
+                job.invert = 2 * n1 > 32 * n ? 0xFFFFFFFFu : 0u;
+                columns = job.invert ? 32 * n - n1 : n1;
+                job.blocks = (columns + 15) >> 4;
+                window[n] = ~job.invert; /* all ones once inverted: zero columns */
                 for (l = 0; l < p->lane_groups; ++l) {
                     const int32_t table = g * p->lane_groups + l;
-                    const uint32_t *thr = p->lane_thresholds + table * (PLANES + 1);
+                    const uint32_t *thr = p->lane_thresholds + table * LANE_THRESHOLD_WORDS;
+                    const uint32_t *init = job.invert ? thr + 17 : thr;
                     const int32_t oc0 = g * oc_per_group + 32 * l;
-                    uint32_t bits;
-                    for (i = 0; i < PLANES; ++i) {
-                        planes[i] = thr[i];
+                    uint32_t bits, carry;
+                    for (i = 0; i < 4; ++i) {
+                        planes[i] = init[i];
                     }
-                    lanes_accumulate(list, (n1 + 15) >> 4, p->lane_filter + table * (n * 32 + 1),
-                                     planes);
-                    bits = lanes_compare(planes, thr[PLANES], n1);
+                    /* The threshold of lane j is k + d_j: d_j = 0 for even n1; for odd n1,
+                       d_j = 1 - odd_j (normal) or odd_j (complement). Adding 1 - d_j as
+                       one more column turns it into one comparison with k + 1. */
+                    carry = (n1 & 1) ? (job.invert ? ~thr[16] : thr[16]) : 0u;
+                    for (i = 0; i < 4; ++i) {
+                        const uint32_t next = planes[i] & carry;
+                        planes[i] ^= carry;
+                        carry = next;
+                    }
+                    high[0] = carry;
+                    if (job.blocks > 0) {
+                        job.cols = p->lane_filter + table * (n * 32 + 32);
+                        lanes_accumulate(&job);
+                    }
+                    if (!job.invert) {
+                        /* count > threshold <=> floor(T/2) + S < ceil((n1 - T mod 2) / 2):
+                           k = n1 / 2 (+ the column for odd n1) */
+                        bits = lanes_finish_less(planes, init, high, planes_n, (n1 >> 1) + (n1 & 1));
+                    } else {
+                        /* count > threshold <=> S' - h >= floor((o - n1) / 2) + 1, with
+                           h = floor((threshold + P) / 2) and o its remainder mod 2:
+                           not below 1 - ceil(n1 / 2) (+ the column for odd n1) */
+                        bits = ~lanes_finish_less(planes, init, high, planes_n, 1 - ((n1 + 1) >> 1) + (n1 & 1));
+                    }
                     if (aligned) {
                         out[oc0 >> 5] = bits;
                     } else {
@@ -474,6 +665,9 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
     const int32_t out_words = (p->out_c + 31) / 32;
     const int is_bits = p->output_type == GLT_OUT_BITS;
     const run_shape shape = make_shape(n);
+    /* one group, rows spanning the whole input width, no column padding */
+    const int contiguous = p->groups == 1 && p->filter_w == p->in_w && p->dilation_h == 1 &&
+                           p->dilation_w == 1 && p->out_w == 1 && p->pad_left == 0;
     int32_t outside[GLT_MAX_TAPS];
     int32_t acc[32];
     int32_t oy, ox, g, c;
@@ -495,6 +689,10 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
                     window = input +
                              ((oy * p->stride_h) * p->in_w + ox * p->stride_w) * p->in_words +
                              g * p->group_words;
+                } else if (contiguous && oy * p->stride_h - p->pad_top >= 0 &&
+                           oy * p->stride_h - p->pad_top + p->filter_h <= p->in_h) {
+                    /* full-width rows of one group: the window is in place */
+                    window = input + (oy * p->stride_h - p->pad_top) * p->in_w * p->in_words;
                 } else {
                     n_outside = gather_window(p, input, oy, ox, g, p->scratch, outside);
                     window = p->scratch;

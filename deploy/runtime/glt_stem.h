@@ -50,6 +50,7 @@ typedef struct {
     int32_t output_type;           /* GLT_OUT_FLOAT, GLT_OUT_INT8 or GLT_OUT_BITS */
     int32_t clamp_min, clamp_max;  /* float/int8 output: clamp of 2*acc */
     int32_t lane_groups;           /* words path: glt_bconv2d's lane tables (0: none) */
+    int32_t lane_planes;
     int32_t lv_groups;             /* levels path: ceil(out_c / 32) */
     int32_t lv_rows;               /* level rows per tap: patterns of every channel + 1 (outside) */
     int32_t lv_segment_taps;       /* taps summed in 8-bit lanes before widening (>= taps: never) */
@@ -61,10 +62,12 @@ typedef struct {
     const uint16_t *tap_popcount;  /* words path with zero_padding (see glt_bconv2d.h) */
     const uint32_t *lane_filter;   /* words path, optional (see glt_bconv2d.h) */
     const uint32_t *lane_thresholds;
-    const uint16_t *lv_offset;     /* [channels][256]: byte offset of value v's level row in a
-                                      tap's block of lv_rows rows (32 bytes each) */
-    const uint32_t *lv_table;      /* [lv_groups][taps][lv_rows][8]; the last row of a tap is
-                                      its outside value (padding), read with channel 0 only */
+    const uint16_t *lv_offset;     /* [channels][256]: byte offset in a group's table of the
+                                      row of value v's pattern (tap 0) */
+    const uint32_t *lv_table;      /* [lv_groups][lv_rows][taps][8] (tap-minor: the next tap
+                                      of a row is 32 bytes further); the last row holds the
+                                      outside value of each tap (padding), read with channel 0
+                                      only */
     const uint32_t *lv_compare;    /* [lv_groups][GLT_STEM_COMPARE_WORDS]: words 0..7: per lane
                                       byte, bit = (8-bit sum >= byte); word 8: lanes whose bit
                                       is not constant 0; words 9..24: halfword lanes

@@ -93,47 +93,169 @@ static uint32_t compare8(const lanes8 *s, const uint32_t *cmp)
 #endif
 }
 
-/* One output pixel, one group, every tap inside the frame, 3 raw channels, one
- * segment: the hot loop. */
-static void levels_inside_rgb(const glt_stem_params *p, const uint8_t *px0, const uint8_t *table,
-                              lanes8 *s)
+/* The hot loop: one output pixel, one group, every tap inside the frame, 3 raw
+ * channels, dilation_w 1, one segment. */
+typedef struct {
+    const uint8_t *px;       /* offset 0: channel 0 of the window's top-left pixel */
+    const uint8_t *table;    /* 4: the group's table (tap 0) */
+    const uint16_t *offset;  /* 8: lv_offset (channel c at + 256 * c) */
+    int32_t row_skip;        /* 12: bytes from after a filter row's last pixel to the next row */
+    int32_t row_bytes;       /* 16: 3 * filter_w */
+    int32_t filter_h;        /* 20 */
+    const uint32_t *compare; /* 24: the group's lv_compare */
+    uint32_t bits;           /* 28: the output word (out, DSP only) */
+    uint32_t acc[8];         /* 32: the sums (out, without DSP) */
+} rgb_job;
+
+#if defined(__GNUC__) && defined(__thumb2__)
+#define LEVELS_ASM 1
+/* Thumb-2: all 14 registers hold the loop state (8 accumulators, pixel and tap
+ * pointers, lv_offset, 3 temporaries), which GCC's allocator does not manage in C.
+ * Per tap: 3 x (LDRB, LDRH, ADD, 4 LDRD, 8 ADD) + 2 channel biases + loop. */
+#define ROW_ASM(bias, at)                        \
+    "ldrb   r11, [r8], #1\n\t"                   \
+    bias                                         \
+    "ldrh   r11, [r10, r11, lsl #1]\n\t"         \
+    "add    r11, r9, r11\n\t"                    \
+    "ldrd   r12, lr, [r11, #" at "+0]\n\t"       \
+    "add    r0, r0, r12\n\t"                     \
+    "add    r1, r1, lr\n\t"                      \
+    "ldrd   r12, lr, [r11, #" at "+8]\n\t"       \
+    "add    r2, r2, r12\n\t"                     \
+    "add    r3, r3, lr\n\t"                      \
+    "ldrd   r12, lr, [r11, #" at "+16]\n\t"      \
+    "add    r4, r4, r12\n\t"                     \
+    "add    r5, r5, lr\n\t"                      \
+    "ldrd   r12, lr, [r11, #" at "+24]\n\t"      \
+    "add    r6, r6, r12\n\t"                     \
+    "add    r7, r7, lr\n\t"
+#define TAP_ASM(at)                              \
+    ROW_ASM("", at)                              \
+    ROW_ASM("add    r11, r11, #256\n\t", at)     \
+    ROW_ASM("add    r11, r11, #512\n\t", at)
+
+#if GLT_STEM_DSP
+/* bits |= lanes of accumulator `acc` >= their threshold bytes, placed at bit w of
+ * each byte (channel 8 * byte + w): USUB8 sets GE per byte, SEL picks the bit. */
+#define COMPARE_ASM(acc, w, mask)                \
+    "ldr    r11, [r9, #" w "*4]\n\t"             \
+    "usub8  r11, " acc ", r11\n\t"               \
+    "mov    r11, #" mask "\n\t"                  \
+    "sel    r11, r11, r10\n\t"                   \
+    "orr    r8, r8, r11\n\t"
+#define FINISH_ASM                               \
+    "ldr    r12, [sp, #8]\n\t"                   \
+    "ldr    r9, [r12, #24]\n\t"                  \
+    "movs   r8, #0\n\t"                          \
+    "movs   r10, #0\n\t"                         \
+    COMPARE_ASM("r0", "0", "0x01010101")         \
+    COMPARE_ASM("r1", "1", "0x02020202")         \
+    COMPARE_ASM("r2", "2", "0x04040404")         \
+    COMPARE_ASM("r3", "3", "0x08080808")         \
+    COMPARE_ASM("r4", "4", "0x10101010")         \
+    COMPARE_ASM("r5", "5", "0x20202020")         \
+    COMPARE_ASM("r6", "6", "0x40404040")         \
+    COMPARE_ASM("r7", "7", "0x80808080")         \
+    "ldr    r11, [r9, #32]\n\t" /* keep mask */  \
+    "and    r8, r8, r11\n\t"                     \
+    "str    r8, [r12, #28]\n\t"
+#else
+#define FINISH_ASM                               \
+    "ldr    r12, [sp, #8]\n\t"                   \
+    "add    r12, r12, #32\n\t"                   \
+    "stm    r12, {r0-r7}\n\t"
+#endif
+
+/* Sums the window in the accumulators r0-r7; taps_per_step (1 or 2) taps per
+ * loop iteration. */
+#define LEVELS_FUNCTION(name, step_body, step_bytes)                                  \
+    __attribute__((naked, noinline)) static void name(rgb_job *job __attribute__((unused))) \
+    {                                                                                 \
+        __asm__("push   {r0, r4-r11, lr}\n\t"                                        \
+                "sub    sp, sp, #8\n\t" /* [sp]: end of the row's pixels, [sp, #4]: rows left */ \
+                "ldr    r8, [r0]\n\t"                                                 \
+                "ldr    r9, [r0, #4]\n\t"                                             \
+                "ldr    r10, [r0, #8]\n\t"                                            \
+                "ldr    r12, [r0, #20]\n\t"                                           \
+                "str    r12, [sp, #4]\n\t"                                            \
+                "movs   r0, #0\n\t"                                                   \
+                "movs   r1, #0\n\t"                                                   \
+                "movs   r2, #0\n\t"                                                   \
+                "movs   r3, #0\n\t"                                                   \
+                "movs   r4, #0\n\t"                                                   \
+                "movs   r5, #0\n\t"                                                   \
+                "movs   r6, #0\n\t"                                                   \
+                "movs   r7, #0\n"                                                     \
+                "1:\n\t"                                                              \
+                "ldr    r12, [sp, #8]\n\t"                                            \
+                "ldr    r12, [r12, #16]\n\t"                                          \
+                "add    r12, r8, r12\n\t"                                             \
+                "str    r12, [sp]\n"                                                  \
+                "2:\n\t"                                                              \
+                step_body                                                             \
+                "add    r9, r9, #" step_bytes "\n\t"                                  \
+                "ldr    r12, [sp]\n\t"                                                \
+                "cmp    r8, r12\n\t"                                                  \
+                "bne    2b\n\t"                                                       \
+                "ldr    r12, [sp, #8]\n\t"                                            \
+                "ldr    r12, [r12, #12]\n\t"                                          \
+                "add    r8, r8, r12\n\t"                                              \
+                "ldr    r12, [sp, #4]\n\t"                                            \
+                "subs   r12, r12, #1\n\t"                                             \
+                "str    r12, [sp, #4]\n\t"                                            \
+                "bne    1b\n\t"                                                       \
+                FINISH_ASM                                                            \
+                "add    sp, sp, #8\n\t"                                               \
+                "pop    {r0, r4-r11, pc}\n");                                         \
+    }
+
+LEVELS_FUNCTION(levels_rgb_1, TAP_ASM("0"), "32")
+LEVELS_FUNCTION(levels_rgb_2, TAP_ASM("0") TAP_ASM("32"), "64") /* even filter_w */
+#undef ROW_ASM
+#undef TAP_ASM
+#undef COMPARE_ASM
+#undef FINISH_ASM
+#undef LEVELS_FUNCTION
+#else
+#define LEVELS_ASM 0
+static void levels_rgb_1(rgb_job *job)
 {
-    const uint16_t *off0 = p->lv_offset, *off1 = off0 + 256, *off2 = off0 + 512;
-    const int32_t tap_bytes = p->lv_rows * ROW_BYTES;
-    const int32_t step_x = p->dilation_w * 3, step_y = p->dilation_h * p->in_w * 3;
+    const uint16_t *off0 = job->offset, *off1 = off0 + 256, *off2 = off0 + 512;
+    const uint8_t *px = job->px, *tap = job->table;
     uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    int32_t ky, kx;
-    for (ky = 0; ky < p->filter_h; ++ky, px0 += step_y) {
-        const uint8_t *px = px0;
-        for (kx = 0; kx < p->filter_w; ++kx, px += step_x, table += tap_bytes) {
-            ADD_ROW(table + off0[px[0]]);
-            ADD_ROW(table + off1[px[1]]);
-            ADD_ROW(table + off2[px[2]]);
+    int32_t ky;
+    for (ky = 0; ky < job->filter_h; ++ky, px += job->row_skip) {
+        const uint8_t *end = px + job->row_bytes;
+        for (; px != end; px += 3, tap += ROW_BYTES) {
+            ADD_ROW(tap + off0[px[0]]);
+            ADD_ROW(tap + off1[px[1]]);
+            ADD_ROW(tap + off2[px[2]]);
         }
     }
-    s->a[0] = a0;
-    s->a[1] = a1;
-    s->a[2] = a2;
-    s->a[3] = a3;
-    s->a[4] = a4;
-    s->a[5] = a5;
-    s->a[6] = a6;
-    s->a[7] = a7;
+    job->acc[0] = a0;
+    job->acc[1] = a1;
+    job->acc[2] = a2;
+    job->acc[3] = a3;
+    job->acc[4] = a4;
+    job->acc[5] = a5;
+    job->acc[6] = a6;
+    job->acc[7] = a7;
 }
+#define levels_rgb_2 levels_rgb_1
+#endif
 
 /* One output pixel, one group, any geometry: taps [t0, t1) of the window whose
  * top-left input pixel is (iy0, ix0). */
 static void levels_general(const glt_stem_params *p, const uint8_t *frame, int32_t iy0, int32_t ix0,
                            int32_t t0, int32_t t1, const uint8_t *table, lanes8 *s)
 {
-    const int32_t tap_bytes = p->lv_rows * ROW_BYTES;
-    const int32_t outside_row = (p->lv_rows - 1) * ROW_BYTES;
+    const int32_t outside_row = (p->lv_rows - 1) * p->filter_h * p->filter_w * ROW_BYTES;
     uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     int32_t t, c;
     for (t = t0; t < t1; ++t) {
         const int32_t iy = iy0 + (t / p->filter_w) * p->dilation_h;
         const int32_t ix = ix0 + (t % p->filter_w) * p->dilation_w;
-        const uint8_t *tap = table + t * tap_bytes;
+        const uint8_t *tap = table + t * ROW_BYTES;
         if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
             const uint8_t *px = frame + (iy * p->in_w + ix) * p->channels;
             for (c = 0; c < p->channels; ++c) {
@@ -157,10 +279,15 @@ static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t
 {
     const int32_t taps = p->filter_h * p->filter_w;
     const int32_t seg = p->lv_segment_taps;
-    const int32_t group_bytes = taps * p->lv_rows * ROW_BYTES;
+    const int32_t group_bytes = p->lv_rows * taps * ROW_BYTES;
     const int32_t span_h = (p->filter_h - 1) * p->dilation_h, span_w = (p->filter_w - 1) * p->dilation_w;
     const uint8_t *table = (const uint8_t *)(const void *)p->lv_table;
+    rgb_job job;
     int32_t oy, ox, g, t;
+    job.offset = p->lv_offset;
+    job.row_skip = (p->dilation_h * p->in_w - p->filter_w) * 3;
+    job.row_bytes = 3 * p->filter_w;
+    job.filter_h = p->filter_h;
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         for (ox = 0; ox < p->out_w; ++ox) {
@@ -171,8 +298,23 @@ static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t
                 const uint32_t *cmp = p->lv_compare + g * GLT_STEM_COMPARE_WORDS;
                 lanes8 s;
                 if (seg >= taps) {
-                    if (inside && p->channels == 3) {
-                        levels_inside_rgb(p, frame + (iy0 * p->in_w + ix0) * 3, tg, &s);
+                    if (inside && p->channels == 3 && p->dilation_w == 1) {
+                        job.px = frame + (iy0 * p->in_w + ix0) * 3;
+                        job.table = tg;
+                        job.compare = cmp;
+                        if ((p->filter_w & 1) == 0) {
+                            levels_rgb_2(&job);
+                        } else {
+                            levels_rgb_1(&job);
+                        }
+#if LEVELS_ASM && GLT_STEM_DSP
+                        *output++ = job.bits;
+                        continue;
+#else
+                        for (t = 0; t < 8; ++t) {
+                            s.a[t] = job.acc[t];
+                        }
+#endif
                     } else {
                         levels_general(p, frame, iy0, ix0, 0, taps, tg, &s);
                     }
@@ -196,9 +338,10 @@ static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t
 static void stem_words(const glt_stem_params *p, const uint8_t *frame, void *output)
 {
     const int32_t row_words = p->in_w * p->words;
-    const int32_t out_row = p->output_type == GLT_OUT_BITS ? p->out_w * ((p->out_c + 31) / 32)
-                                                           : p->out_w * p->out_c;
-    const int32_t elem = p->output_type == GLT_OUT_FLOAT ? 4 : p->output_type == GLT_OUT_INT8 ? 1 : 4;
+    /* bytes of one output row */
+    const int32_t out_row = p->output_type == GLT_OUT_BITS ? p->out_w * ((p->out_c + 31) / 32) * 4
+                            : p->output_type == GLT_OUT_FLOAT ? p->out_w * p->out_c * 4
+                                                              : p->out_w * p->out_c;
     uint32_t *strip = p->scratch;
     glt_frontend_params f;
     glt_bconv2d_params c;
@@ -227,6 +370,7 @@ static void stem_words(const glt_stem_params *p, const uint8_t *frame, void *out
     c.clamp_min = p->clamp_min;
     c.clamp_max = p->clamp_max;
     c.lane_groups = p->lane_groups;
+    c.lane_planes = p->lane_planes;
     c.filter = p->filter;
     c.multiplier = p->multiplier;
     c.bias = p->bias;
@@ -250,7 +394,7 @@ static void stem_words(const glt_stem_params *p, const uint8_t *frame, void *out
         }
         c.in_h = rows;
         c.pad_top = first < 0 ? p->filter_h : first; /* strip row r is filter row first + r */
-        glt_bconv2d_opt(&c, strip, (uint8_t *)output + (size_t)oy * (size_t)out_row * (size_t)elem);
+        glt_bconv2d_opt(&c, strip, (uint8_t *)output + oy * out_row);
     }
 }
 

@@ -27,7 +27,7 @@ class BConv2D(C.Structure):
         "in_h", "in_w", "in_words", "out_h", "out_w", "out_c", "filter_h", "filter_w",
         "group_words", "groups", "stride_h", "stride_w", "dilation_h", "dilation_w",
         "pad_top", "pad_left", "zero_padding", "binary_zero_point", "output_type",
-        "clamp_min", "clamp_max", "lane_groups")] + [(n, P) for n in (
+        "clamp_min", "clamp_max", "lane_groups", "lane_planes")] + [(n, P) for n in (
         "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
         "lane_thresholds", "scratch")]
 
@@ -54,7 +54,8 @@ class Stem(C.Structure):
     _fields_ = [(n, i32) for n in (
         "in_h", "in_w", "channels", "words", "out_h", "out_w", "out_c", "filter_h", "filter_w",
         "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top", "pad_left", "zero_padding",
-        "binary_zero_point", "output_type", "clamp_min", "clamp_max", "lane_groups", "lv_groups",
+        "binary_zero_point", "output_type", "clamp_min", "clamp_max", "lane_groups", "lane_planes",
+        "lv_groups",
         "lv_rows", "lv_segment_taps")] + [(n, P) for n in (
         "lut", "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
         "lane_thresholds", "lv_offset", "lv_table", "lv_compare", "scratch")]

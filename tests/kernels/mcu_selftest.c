@@ -3,7 +3,9 @@
  * glt_bconv2d_opt runs its inline-assembly and RBIT/CLZ paths:
  *  1. randomized optimized == reference checks (bconv2d over shapes, groups,
  *     strides, dilation, padding kinds, output types; bmaxpool; frontend;
- *     quantize/dequantize),
+ *     quantize/dequantize) and, with -DGLT_STEM_CASES, the fused stem cases of
+ *     the generated stem_cases.h (tables built by deploy/lowering.py on the host;
+ *     opt and ref must both equal the host's expected output),
  *  2. instruction counts of representative binary convolutions (SysTick under
  *     `-icount shift=0`, calibrated against a loop of known length).
  * Prints "check <name> <cases> ok|FAIL ..." and "bench <name> <binary MACs>
@@ -16,6 +18,7 @@
 #include "glt_bmaxpool.h"
 #include "glt_frontend.h"
 #include "glt_quantize.h"
+#include "glt_stem.h"
 
 void sh_write(const char *s);
 
@@ -70,7 +73,7 @@ static int32_t thr_buf[256];
 static uint16_t tap_buf[256 * 16];
 static uint32_t scratch[8192];
 static uint32_t lane_filt_buf[40000];
-static uint32_t lane_thr_buf[17 * 64];
+static uint32_t lane_thr_buf[33 * 64];
 static uint32_t lut_buf[4 * 256 * 3];
 static uint8_t frame_buf[2048];
 static float fbuf[2048];
@@ -150,17 +153,21 @@ static void build_lanes(glt_bconv2d_params *p)
     const int32_t n = p->filter_h * p->filter_w * p->group_words;
     const int32_t ocg = p->out_c / p->groups, lg = (ocg + 31) / 32;
     const int32_t acc_max = p->filter_h * p->filter_w * (p->binary_zero_point * 2 + 1);
-    int32_t g, l, j, i, pl;
+    int32_t g, l, j, i, pl, bits = 0;
+    while ((1 << bits) <= acc_max + 1) {
+        ++bits;
+    }
     p->lane_groups = lg;
-    memset(lane_filt_buf, 0, (size_t)(p->groups * lg * (n * 32 + 1)) * 4u);
-    memset(lane_thr_buf, 0, (size_t)(p->groups * lg * 17) * 4u);
+    p->lane_planes = bits + 1 < 5 ? 5 : bits + 1;
+    memset(lane_filt_buf, 0, (size_t)(p->groups * lg * (n * 32 + 32)) * 4u);
+    memset(lane_thr_buf, 0, (size_t)(p->groups * lg * 33) * 4u);
     for (g = 0; g < p->groups; ++g) {
         for (l = 0; l < lg; ++l) {
-            uint32_t *cols = lane_filt_buf + (g * lg + l) * (n * 32 + 1);
-            uint32_t *thr = lane_thr_buf + (g * lg + l) * 17;
+            uint32_t *cols = lane_filt_buf + (g * lg + l) * (n * 32 + 32);
+            uint32_t *thr = lane_thr_buf + (g * lg + l) * 33;
             for (j = 0; j < 32 && 32 * l + j < ocg; ++j) {
                 const int32_t oc = g * ocg + 32 * l + j;
-                int32_t pc = 0, t, half;
+                int32_t pc = 0, t, half, half_c;
                 for (i = 0; i < n * 32; ++i) {
                     if ((filt_buf[oc * n + i / 32] >> (i % 32)) & 1u) {
                         cols[i] |= 1u << j;
@@ -168,10 +175,12 @@ static void build_lanes(glt_bconv2d_params *p)
                     }
                 }
                 t = thr_buf[oc] < -1 ? -1 : thr_buf[oc] > acc_max ? acc_max : thr_buf[oc];
+                half_c = -((t + pc) / 2); /* t + pc >= 0 */
                 t -= pc;
                 half = t >= 0 ? t / 2 : -((1 - t) / 2); /* floor */
                 for (pl = 0; pl < 16; ++pl) {
                     thr[pl] |= (((uint32_t)half >> pl) & 1u) << j;
+                    thr[17 + pl] |= (((uint32_t)half_c >> pl) & 1u) << j;
                 }
                 thr[16] |= (uint32_t)(t - 2 * half) << j;
             }
@@ -310,6 +319,50 @@ static int check_frontend_quantize(int cases)
     return failed;
 }
 
+#ifdef GLT_STEM_CASES
+#include "stem_cases.h" /* written by tests/test_kernels.py */
+
+static int check_stem(void)
+{
+    int c, failed = 0;
+    for (c = 0; c < STEM_CASES; ++c) {
+        memset(out_ref, 0xA5, sizeof out_ref);
+        memset(out_opt, 0x5A, sizeof out_opt);
+        glt_stem_ref(&stem_params_list[c], stem_frames[c], out_ref);
+        glt_stem_opt(&stem_params_list[c], stem_frames[c], out_opt);
+        if (memcmp(out_ref, stem_expected[c], stem_expected_bytes[c]) != 0 ||
+            memcmp(out_opt, stem_expected[c], stem_expected_bytes[c]) != 0) {
+            put("mismatch stem case ");
+            put_u((uint32_t)c);
+            put("\n");
+            ++failed;
+        }
+    }
+    return failed;
+}
+
+/* Instructions of the fused stem on case 0 (the default model's stem shape). */
+static void bench_stem(uint32_t macs)
+{
+    uint32_t t0, t_opt, t_ref;
+    ticks_start();
+    t0 = ticks_now();
+    glt_stem_opt(&stem_params_list[0], stem_frames[0], out_opt);
+    t_opt = ticks_since(t0);
+    ticks_start();
+    t0 = ticks_now();
+    glt_stem_ref(&stem_params_list[0], stem_frames[0], out_ref);
+    t_ref = ticks_since(t0);
+    put("bench stem_case0 ");
+    put_u(macs);
+    put(" ");
+    put_u(t_opt);
+    put(" ");
+    put_u(t_ref);
+    put(memcmp(out_ref, out_opt, stem_expected_bytes[0]) ? " MISMATCH\n" : " same\n");
+}
+#endif
+
 static void report_check(const char *name, int cases, int failed)
 {
     put("check ");
@@ -392,7 +445,15 @@ int main(void)
     f = check_frontend_quantize(60);
     report_check("frontend_quantize", 60, f);
     failed += f;
+#ifdef GLT_STEM_CASES
+    f = check_stem();
+    report_check("stem", STEM_CASES, f);
+    failed += f;
+#endif
     calibrate();
+#ifdef GLT_STEM_CASES
+    bench_stem(STEM_CASE0_MACS);
+#endif
     bench("swar_3x3_32to32_bits", 16, 32, 32, 3, 1, GLT_OUT_BITS, 0);
     bench("lanes_3x3_32to32_bits", 16, 32, 32, 3, 1, GLT_OUT_BITS, 1);
     bench("swar_3x3_32to64_bits", 12, 32, 64, 3, 1, GLT_OUT_BITS, 0);

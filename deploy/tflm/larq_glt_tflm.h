@@ -1,0 +1,62 @@
+/*
+ * larq-glt's binary-network operators for TensorFlow Lite Micro.
+ *
+ * The Larq Compute Engine custom ops (LceQuantize, LceDequantize, LceBconv2d,
+ * LceBMaxPool2d) and larq-glt's fused uint8 input encoder (GltFrontend, written
+ * by deploy/tflm.py in place of the encoder ops), as TFLM kernels that call the
+ * C kernel cores of larq-glt's generated runtime (deploy/runtime): same results,
+ * bit for bit, as the LCE interpreter.
+ *
+ *   tflite::MicroMutableOpResolver<8> resolver;
+ *   larq_glt::tflm::RegisterLceOps(&resolver);   // all five custom ops
+ *   resolver.AddReshape();                        // plus the model's builtins
+ *
+ * Build: C++17 against a TFLM tree (its flatbuffers download provides
+ * flatbuffers/flexbuffers.h), with -DTF_LITE_STATIC_MEMORY, plus the C files of
+ * deploy/runtime compiled as C99.
+ */
+#ifndef LARQ_GLT_TFLM_H
+#define LARQ_GLT_TFLM_H
+
+#include "tensorflow/lite/micro/micro_common.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+
+namespace larq_glt {
+namespace tflm {
+
+// Custom op names, as the LCE converter writes them (GltFrontend: deploy/tflm.py).
+constexpr const char kLceQuantize[] = "LceQuantize";
+constexpr const char kLceDequantize[] = "LceDequantize";
+constexpr const char kLceBconv2d[] = "LceBconv2d";
+constexpr const char kLceBMaxPool2d[] = "LceBMaxPool2d";
+constexpr const char kGltFrontend[] = "GltFrontend";
+
+TFLMRegistration Register_LceQuantize();
+TFLMRegistration Register_LceDequantize();
+TFLMRegistration Register_LceBconv2d();
+TFLMRegistration Register_LceBMaxPool2d();
+TFLMRegistration Register_GltFrontend();
+
+// Adds all five ops to `resolver` (which needs room for them: 5 of its tOpCount).
+template <unsigned int tOpCount>
+TfLiteStatus RegisterLceOps(tflite::MicroMutableOpResolver<tOpCount>* resolver) {
+  // AddCustom copies the registration, so temporaries are fine.
+  const TFLMRegistration quantize = Register_LceQuantize();
+  const TFLMRegistration dequantize = Register_LceDequantize();
+  const TFLMRegistration bconv = Register_LceBconv2d();
+  const TFLMRegistration bmaxpool = Register_LceBMaxPool2d();
+  const TFLMRegistration frontend = Register_GltFrontend();
+  if (resolver->AddCustom(kLceQuantize, &quantize) != kTfLiteOk ||
+      resolver->AddCustom(kLceDequantize, &dequantize) != kTfLiteOk ||
+      resolver->AddCustom(kLceBconv2d, &bconv) != kTfLiteOk ||
+      resolver->AddCustom(kLceBMaxPool2d, &bmaxpool) != kTfLiteOk ||
+      resolver->AddCustom(kGltFrontend, &frontend) != kTfLiteOk) {
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace tflm
+}  // namespace larq_glt
+
+#endif  // LARQ_GLT_TFLM_H

@@ -1,0 +1,106 @@
+"""Generated firmware sources on the host against the LCE interpreter, bit for bit.
+
+For each input encoder (GLT, fixed thermometer, natural binary code), a compact
+model with random batch norm (negative gammas: thresholds of every sign) and
+random GLT thresholds is exported with larq_glt.export, turned into C by
+deploy.codegen (fused front end + stem: level tables for the thermometers, front
+end strips for NBC), built with gcc and run on 60 frames; the logits must equal
+Interpreter(use_reference_bconv=True)'s byte for byte. The default 96x96 topology
+is checked the same way, with the optimized and the reference kernels.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
+import tf_keras as keras
+
+from deploy import codegen, host
+from larq_glt import encoders, export, flatbuffer, models
+from larq_glt.models import Block, ModelConfig
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+N_FRAMES = 60
+SMALL = dict(input_size=32, stem_kernel=4, stem_stride=4, stem_filters=32,
+             blocks=(Block(64, 1, pool=True), Block(64, 2, pool=False)), num_classes=3)
+
+
+def randomize(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, g.shape) * rng.choice([-1, 1], g.shape),
+                rng.normal(0, 1, b.shape), rng.normal(0, 2, m.shape), rng.uniform(0.5, 2, v.shape),
+            ])
+        if isinstance(layer, encoders.GLT):
+            layer.logits.assign(rng.normal(0, 1, layer.logits.shape))
+    return model
+
+
+def frames_for(shape, n, seed):
+    """Uniform noise, smooth images, flat frames and the extremes 0 and 255."""
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    out = rng.integers(0, 256, size=(n, h, w, c), dtype=np.uint8)
+    for i in range(n // 3, 2 * n // 3):  # smooth: blocks of 8x8 plus noise
+        coarse = rng.integers(0, 256, size=(h // 8 + 1, w // 8 + 1, c)).astype(np.float32)
+        img = np.kron(coarse, np.ones((8, 8, 1), np.float32))[:h, :w] + rng.normal(0, 10, (h, w, c))
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    out[0], out[1] = 0, 255
+    out[2] = rng.integers(0, 256, size=c, dtype=np.uint8)  # one colour
+    return out
+
+
+def lce_logits(tflite_path, frames):
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    interp = Interpreter(tflite_path.read_bytes(), use_reference_bconv=True)
+    return np.stack([np.asarray(interp.predict(f[None]), np.float32).reshape(-1) for f in frames])
+
+
+def check_exact(tflite_path, tmp_path, seed, reference=False, n=N_FRAMES):
+    model = flatbuffer.read_model(tflite_path)
+    gen = codegen.generate(model, reference=reference)
+    exe = host.build(gen, tmp_path / ("ref" if reference else "opt"))
+    frames = frames_for(gen.input_shape, n, seed)
+    classes, logits = host.run(exe, frames)
+    expected = lce_logits(tflite_path, frames)
+    bad = [i for i in range(n) if logits[i].tobytes() != expected[i].tobytes()]
+    assert not bad, f"{len(bad)} of {n} frames differ, first {bad[0]}: {logits[bad[0]]} vs {expected[bad[0]]}"
+    assert np.array_equal(classes, np.argmax(expected, axis=1))
+    return gen
+
+
+@pytest.fixture(scope="module", params=["glt", "thermo", "nbc"])
+def small_model(request, tmp_path_factory):
+    encoding = request.param
+    model = randomize(models.compact(ModelConfig(**SMALL, encoding=encoding)), seed=len(encoding))
+    out = tmp_path_factory.mktemp(encoding) / "export"
+    return encoding, export.export_keras(model, out, n_check=4).out_dir / "model.tflite"
+
+
+def test_small_model_bit_exact(small_model, tmp_path):
+    encoding, path = small_model
+    gen = check_exact(path, tmp_path, seed=3)
+    stem = gen.calls[0]
+    assert stem.op_name == "FRONTEND+LceBconv2d" and stem.inputs == (flatbuffer.read_model(path).inputs[0],)
+    if encoding == "nbc":  # 256 patterns per channel: front end strips + glt_bconv2d_opt
+        assert stem.params["lv_groups"] == 0 and stem.scratch_bytes > 0
+    else:  # 9 patterns per channel: level tables
+        assert stem.params["lv_groups"] == 1 and stem.params["lv_rows"] == 3 * 9 + 1
+
+
+def test_default_model_bit_exact_optimized_and_reference(tmp_path):
+    """The product topology (96x96x3, GLT with 8 levels, 4x4/4 stem, four grouped
+    blocks, 3x3 classifier); its activation arena no longer holds the encoded frame."""
+    model = randomize(models.compact(), seed=11)
+    path = export.export_keras(model, tmp_path / "export", n_check=4).out_dir / "model.tflite"
+    gen = check_exact(path, tmp_path, seed=5)
+    assert gen.arena_bytes < 8 * 1024  # the 96x96 encoded frame alone was 36 KB
+    check_exact(path, tmp_path, seed=6, reference=True, n=8)
