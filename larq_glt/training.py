@@ -19,7 +19,8 @@ A pruning run has three phases, numbered on one epoch axis so checkpoints,
 
 1. ``dense``: ``epochs`` epochs (Adam, cosine decay from ``learning_rate``);
    the consumer convs already carry all-ones channel masks.
-2. ``ramp``: ``prune_epochs`` epochs at the constant ``prune_learning_rate``;
+2. ``ramp``: ``prune_epochs`` epochs at the constant ``prune_learning_rate``
+   (default: half ``learning_rate``);
    before each, blocks are masked up to the cubic ramp's share of the target.
 3. ``finetune``: at its start the masks are set to the target and the model is
    *physically shrunk* (bit-identical outputs), then trained for
@@ -30,7 +31,10 @@ boundary (model restored, optimizer new) is the same as one that was not
 interrupted; inside a phase the optimizer state is restored as well. The masks
 are variables of the model, hence in every checkpoint. The run directory
 records the size before and after pruning (``size.json``, and a table in
-``summary.txt``), the accuracy after each phase (``metrics.json: stages``) and
+``summary.txt``), the accuracy at each stage (``metrics.json: stages``:
+``before_pruning`` at the end of the dense phase, ``after_ramp`` of the shrunk
+model before fine-tuning — with ``prune_epochs=0`` that is one-shot pruning
+without retraining — and ``after_finetune``) and
 the surviving blocks (``pruning.json``; block ``b`` is channels ``b·B`` to
 ``b·B + B − 1``). ``max_model_bits`` is checked before any training: the
 final size depends only on the plan, not on which blocks are chosen.
@@ -79,6 +83,10 @@ class TrainConfig:
     Distillation: ``kd_teacher`` (``"auto"`` or a run dir / ``.keras`` path),
     ``kd_alpha``, ``kd_temperature``, ``kd_teacher_epochs`` (auto teacher;
     default ``epochs``). ``max_model_bits``: weight-bit budget of the final model.
+    ``init_from``: a run directory or ``.keras`` file whose weights start this
+    run (transfer learning): every layer is copied by name, the classifier
+    and its batch norm only when their shapes match (a new class count keeps
+    them freshly initialised); any other mismatch is an error.
     """
 
     dataset: str = "synthetic"
@@ -109,10 +117,12 @@ class TrainConfig:
     kd_temperature: float = 4.0
     kd_teacher_epochs: int | None = None
     max_model_bits: int | None = None
+    init_from: str | None = None
 
     # Options that define the run: a resumed run must agree on these.
     _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
-                 "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs")
+                 "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
+                 "init_from")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
 
@@ -206,6 +216,7 @@ def teacher_config(cfg: TrainConfig) -> TrainConfig:
         kd_teacher=None,
         kd_teacher_epochs=None,
         max_model_bits=None,
+        init_from=None,
     )
 
 
@@ -277,6 +288,50 @@ def _restore_checkpoint(run: RunDir, ckpt: tf.train.Checkpoint, epoch: int) -> N
     if not path.exists():
         raise RunError(f"state.json says {epoch} epochs are done but {path} is missing")
     ckpt.read(str(path / "ckpt")).expect_partial()
+
+
+def _load_weights(run: RunDir, model: keras.Model, epoch: int) -> None:
+    """Set ``model``'s weights from a checkpoint, and nothing else.
+
+    A compiled model tracks its optimizer, so restoring ``Checkpoint(model=...)``
+    into it would also (lazily) restore the old phase's optimizer state into a
+    new phase's optimizer. An uncompiled twin takes the restore instead.
+    """
+    twin = keras.models.clone_model(model)
+    _restore_checkpoint(run, tf.train.Checkpoint(model=twin), epoch)
+    model.set_weights(twin.get_weights())
+
+
+_HEAD = ("classifier", "classifier_bn")
+
+
+def _init_from(model: keras.Model, path) -> dict:
+    """Copy the weights of a trained model into ``model`` layer by layer (see
+    ``TrainConfig.init_from``); returns what was copied and what was not."""
+    from larq_glt import runs
+
+    source = runs.load_model(path)
+    copied, fresh = [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        try:
+            src = source.get_layer(layer.name)
+        except ValueError:
+            raise TrainingError(f"--init-from {path}: the model has no layer {layer.name!r}") from None
+        new, old = layer.get_weights(), src.get_weights()
+        shapes, src_shapes = [w.shape for w in new], [w.shape for w in old]
+        if shapes == src_shapes:
+            layer.set_weights(old)
+            copied.append(layer.name)
+        elif layer.name in _HEAD:
+            fresh.append(layer.name)
+        else:
+            raise TrainingError(
+                f"--init-from {path}: layer {layer.name} has weights {src_shapes} there and {shapes} here; "
+                f"only the classifier may differ (same encoding, levels, width and blocks needed)"
+            )
+    return {"path": str(path), "copied": copied, "fresh": fresh}
 
 
 def _write_summaries(run: RunDir, model: keras.Model, before: dict | None = None) -> dict:
@@ -364,14 +419,19 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     start = run.last_epoch() if resume else 0
     metrics = run.read_json(run.metrics) if (resume and run.metrics.exists()) else {"epochs": []}
     metrics["epochs"] = [e for e in metrics["epochs"] if e["epoch"] <= start]
-    stages = metrics.setdefault("stages", {})
+    stages = metrics.setdefault("stages", {}) if plan else {}
     if plan and start <= phases[-1].begin:
         stages.pop("after_ramp", None)
     if start:
         print(f"resuming {run.path} after epoch {start}", file=sys.stderr)
     else:
         run.path.mkdir(parents=True, exist_ok=True)
-        if cfg.encoding == "glt" and cfg.glt_init == "quantile":
+        if cfg.init_from:
+            metrics["init_from"] = _init_from(base, cfg.init_from)
+            if cfg.progress:
+                print(f"initialised from {cfg.init_from}: fresh {metrics['init_from']['fresh'] or 'none'}",
+                      file=sys.stderr)
+        elif cfg.encoding == "glt" and cfg.glt_init == "quantile":
             base.get_layer("encoder").init_from_data(splits.arrays("train", limit=2048)[0])
     config = {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": list(splits.class_names)}
     if plan:
@@ -398,7 +458,7 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
                 at = None
             else:
                 if at != phase.begin:
-                    _restore_checkpoint(run, tf.train.Checkpoint(model=model), phase.begin)
+                    _load_weights(run, model, phase.begin)
                 pruning.update_masks(model, plan, 1.0)
                 with strategy.scope():
                     model, _, kept = pruning.shrink(model, mcfg, plan)
@@ -420,8 +480,8 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
         if at != first:
             if first > phase.begin:  # inside a phase: its optimizer state too
                 _restore_checkpoint(run, tf.train.Checkpoint(model=model, optimizer=optimizer), first)
-            elif first > 0:
-                _restore_checkpoint(run, tf.train.Checkpoint(model=model), first)
+            elif first > 0:  # a phase starts: the weights, and a fresh optimizer
+                _load_weights(run, model, first)
         ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
         for epoch in range(first, phase.end):
             t0 = time.time()
@@ -459,7 +519,7 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
                 return metrics
 
     if at != total and total > 0:  # finished earlier, stopped before the artifacts
-        _restore_checkpoint(run, tf.train.Checkpoint(model=model), total)
+        _load_weights(run, model, total)
     last = metrics["epochs"][-1] if metrics["epochs"] else {}
     if plan and phases[-1].end == phases[-1].begin:  # no fine-tuning: the final model is the pruned one
         last = stages["after_ramp"]
@@ -485,8 +545,6 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     if plan:
         metrics["final"]["weight_bits_before_pruning"] = size_before["total"]["weight_bits"]
         metrics["final"]["binary_macs_before_pruning"] = size_before["total"]["binary_macs"]
-    else:
-        metrics.pop("stages", None)
     encoder = model.get_layer("encoder")
     if isinstance(encoder, encoders._ThermometerBase):
         plots.transfer_curve(encoder, run.transfer_curve, title=f"{type(encoder).__name__} transfer curve ({cfg.dataset})")

@@ -135,13 +135,16 @@ def test_cli_pruning_with_distillation_writes_the_size_table(tmp_path, capsys):
 @pytest.mark.slow
 def test_interrupted_pruning_run_resumes_identically(tmp_path):
     opts = dict(SMALL, limit=64, levels=4, model=PRUNABLE, epochs=1, prune_ratio=0.5, prune_epochs=2,
-                finetune_epochs=1)
+                finetune_epochs=1, kd_teacher="auto", kd_teacher_epochs=1)
     full = TrainConfig(**opts, out=str(tmp_path / "full"))
     train(full)
     cut = TrainConfig(**opts, out=str(tmp_path / "cut"))
-    train(cut, _interrupt_after=2)  # in the middle of the ramp
+    train(cut, _interrupt_after=1)  # at the boundary between dense training and the ramp
+    train(cut, resume=True, _interrupt_after=2)  # in the middle of the ramp
     train(cut, resume=True, _interrupt_after=3)  # at the boundary before shrinking
+    teacher_mtime = (tmp_path / "cut" / "teacher" / "model.keras").stat().st_mtime_ns
     train(cut, resume=True)
+    assert (tmp_path / "cut" / "teacher" / "model.keras").stat().st_mtime_ns == teacher_mtime  # not retrained
     a = runs.load_model(full.out).get_weights()
     b = runs.load_model(cut.out).get_weights()
     assert len(a) == len(b)
@@ -189,3 +192,25 @@ def test_help_explains_pruning_and_distillation_flags():
     for flag in ("--prune-ratio", "--prune-block", "--prune-epochs", "--finetune-epochs", "--kd-teacher",
                  "--kd-alpha", "--kd-temperature", "--max-model-bits"):
         assert flag in text
+
+
+def test_init_from_copies_the_body_and_starts_a_new_classifier(tmp_path):
+    from larq_glt import models
+    from larq_glt.training import _init_from
+
+    cfg = models.ModelConfig(input_size=32, num_classes=10, stem_filters=32, levels=4,
+                             blocks=(models.Block(64, 1), models.Block(64, 2, pool=False)))
+    source = models.compact(cfg)
+    for w in source.weights:
+        w.assign(np.random.default_rng(len(w.name)).normal(size=w.shape).astype(np.float32) * 0.1 + 0.5)
+    source.save(tmp_path / "src.keras")
+    target = models.compact(cfg, num_classes=2)
+    info = _init_from(target, tmp_path / "src.keras")
+    assert info["fresh"] == ["classifier", "classifier_bn"]
+    assert "encoder" in info["copied"] and "block2_conv" in info["copied"]
+    for name in info["copied"]:
+        for a, b in zip(target.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    other = models.compact(cfg, num_classes=2, width=2.0)
+    with pytest.raises(TrainingError, match="stem_conv has weights .* only the classifier may differ"):
+        _init_from(other, tmp_path / "src.keras")
