@@ -16,10 +16,16 @@ tree and its prebuilt ``libtensorflow-microlite.a``.
 
 The uint8 input encoder (CAST -> RESHAPE -> SUB -> RESHAPE -> LceQuantize for
 GLT) cannot run as TFLM builtins: TFLM's CAST has no UINT8 input, and the float
-intermediates would need ~1 MB of arena for a 96x96 frame. :func:`tflm_model`
-replaces those ops by one ``GltFrontend`` custom op whose per-channel tables are
-the ones ``deploy/lowering.py`` derives and verifies from the encoder ops (the
-generated runtime's front end): same bits, no float.
+intermediates would need ~2 MB of arena for a 96x96 frame. :func:`tflm_model`
+rewrites the flatbuffer for TFLM with what ``deploy/lowering.py`` computes for
+the generated runtime (so the bits are the same): the encoder and the first
+binary conv become one ``GltStem`` op (``glt_stem_opt``: raw frame in, no
+encoded frame in RAM), the other bit-packed LceBconv2d ops get the lane tables
+of ``glt_bconv2d_opt``'s bit-sliced algorithm as two extra constant inputs. With
+``accelerate=False`` the encoder becomes ``GltFrontend`` and the LceBconv2d ops
+stay as LCE wrote them (the kernels then compute everything from LCE's options
+and tensors in Prepare). The rewritten flatbuffer is saved as
+``model_tflm.tflite`` next to the firmware.
 
 The wrapper implements ``model.h`` (``model_init`` / ``model_invoke``), so the
 harness's ``main.c``, its UART ``result:`` lines and its instruction counting
@@ -37,8 +43,10 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import flatbuffers
 import jinja2
 import numpy as np
+from flatbuffers import flexbuffers
 
 from deploy import firmware, harness, lowering, memory_plan
 from deploy.boards import Board, load_board
@@ -61,6 +69,7 @@ CUSTOM_OPS = {
     "LceBconv2d": "Register_LceBconv2d",
     "LceBMaxPool2d": "Register_LceBMaxPool2d",
     "GltFrontend": "Register_GltFrontend",
+    "GltStem": "Register_GltStem",
 }
 #: Integer custom options each LCE op's TFLM kernel reads (as the LCE kernels do).
 OPTION_KEYS = {
@@ -70,8 +79,10 @@ OPTION_KEYS = {
     "LceQuantize": (),
     "LceDequantize": (),
     "GltFrontend": (),
+    "GltStem": (),   # glt_stem_params fields, written by tflm_model (see deploy/tflm/glt_stem_op.cc)
 }
 FRONTEND_OP = "GltFrontend"
+STEM_OP = "GltStem"
 # TFLM's library directory names: gen/cortex_m_generic_<TARGET_ARCH>_<BUILD_TYPE>[_<kernels>]_gcc/lib
 BUILD_TYPES = ("release_with_logs", "release", "default")
 LIBRARY = "libtensorflow-microlite.a"
@@ -80,7 +91,7 @@ _TREE_MARKER = "tensorflow/lite/micro/micro_interpreter.h"
 _DOWNLOADS = "tensorflow/lite/micro/tools/make/downloads"
 _RESOLVER_HEADER = "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 # Flatbuffer TensorType / BuiltinOperator numbers used when rewriting.
-_INT32, _CUSTOM = 2, 32
+_INT32, _UINT8, _CUSTOM = 2, 3, 32
 _ARENA_OVERHEAD = 4096          # interpreter, allocator and per-tensor/op bookkeeping
 _PER_TENSOR, _PER_OP = 48, 160  # TfLiteEvalTensor + planner data; node + registration + op data
 
@@ -222,56 +233,130 @@ def _aligned_buffer_class(schema):
     return AlignedBuffer
 
 
-def tflm_model(data: bytes, model: Model) -> tuple[bytes, list[str]]:
-    """The flatbuffer TFLM runs: ``data`` with the uint8 input encoder replaced by
-    one GltFrontend op (see the module docstring); unchanged without such an
-    encoder. Returns the bytes and notes on what was changed."""
+#: GltStem's inputs after the frame: glt_stem_params array fields (deploy/tflm/glt_stem_op.cc kArrayInputs).
+STEM_ARRAYS = ("lut", "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
+               "lane_thresholds", "lv_offset", "lv_table", "lv_compare")
+
+
+def _stem_call(model: Model, front) -> "lowering.KernelCall | None":
+    """The generated runtime's fused stem call (front end + the conv reading it), if any."""
+    readers = model.consumers(front.outputs[0])
+    if len(readers) != 1:
+        return None
+    try:
+        conv = lowering.lower_operator(model, readers[0])
+        calls = lowering.fuse_stem_calls(model, [front, conv])
+    except lowering.UnsupportedOpError:
+        return None
+    return calls[0] if calls[0].function == "glt_stem_opt" else None
+
+
+def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[bytes, list[str]]:
+    """The flatbuffer TFLM runs: ``data`` with its uint8 input encoder replaced
+    (see the module docstring) and, with ``accelerate``, the build-time tables of
+    the generated runtime's fastest kernels, computed by deploy/lowering.py exactly
+    as for that runtime (flash, not arena):
+
+    - the encoder and the LceBconv2d reading it -> one GltStem op (glt_stem_opt);
+      without ``accelerate`` (or when they cannot fuse) the encoder -> GltFrontend;
+    - each other bit-packed LceBconv2d gets the lane tables of glt_bconv2d_opt's
+      bit-sliced algorithm as constant inputs 5 and 6.
+
+    Returns the bytes (``data`` itself if nothing applies) and notes on what changed."""
     try:
         front = lowering._find_frontend(model)  # the generated runtime's encoder fusion
     except lowering.UnsupportedOpError as e:
         raise TflmError(f"the uint8 input encoder cannot be fused ({e}); TFLM cannot run it as builtins "
                         "either (its CAST has no UINT8 input)") from None
-    if front is None:
+    stem = _stem_call(model, front) if (front is not None and accelerate) else None
+    lanes = {}
+    if accelerate:
+        for op in model.operators:
+            if op.opcode == "LceBconv2d" and not (stem and op.index in stem.op_indices):
+                try:
+                    arrays = lowering.lower_operator(model, op).arrays
+                except lowering.UnsupportedOpError as e:
+                    raise TflmError(str(e)) from None
+                if "lane_filter" in arrays:
+                    lanes[op.index] = (arrays["lane_filter"], arrays["lane_thresholds"])
+    if front is None and not lanes:
         return data, []
     schema = _schema()
     m = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     if len(m.subgraphs) != 1:
         raise TflmError(f"the model has {len(m.subgraphs)} subgraphs; only single-subgraph models are supported")
     sg = m.subgraphs[0]
-    lut = np.ascontiguousarray(front.arrays["lut"], dtype="<u4")
-    channels, words = front.params["channels"], front.params["words"]
-    m.buffers.append(schema.BufferT())
-    m.buffers[-1].data = np.frombuffer(lut.tobytes(), dtype=np.uint8)
-    lut_tensor = schema.TensorT()
-    lut_tensor.shape = np.array([channels, 256, words], dtype=np.int32)
-    lut_tensor.type = _INT32
-    lut_tensor.buffer = len(m.buffers) - 1
-    lut_tensor.name = b"glt_frontend_tables"
-    sg.tensors.append(lut_tensor)
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = _CUSTOM
-    code.customCode = FRONTEND_OP.encode()
-    code.version = 1
-    m.operatorCodes.append(code)
-    op = schema.OperatorT()
-    op.opcodeIndex = len(m.operatorCodes) - 1
-    op.inputs = np.array([front.inputs[0], len(sg.tensors) - 1], dtype=np.int32)
-    op.outputs = np.array([front.outputs[0]], dtype=np.int32)
-    fused = set(front.op_indices)
-    first = min(fused)
-    # Only the raw frame feeds the encoder, so the fused op can take the first encoder op's place.
-    sg.operators = ([o for i, o in enumerate(sg.operators) if i < first and i not in fused] + [op]
-                    + [o for i, o in enumerate(sg.operators) if i > first and i not in fused])
+
+    def constant(values: np.ndarray, name: str, shape=None) -> int:
+        """A constant tensor: INT32 words of `shape`, or (shape None) the raw bytes as UINT8."""
+        raw = np.ascontiguousarray(values)
+        buf = schema.BufferT()
+        buf.data = np.frombuffer(raw.astype(raw.dtype.newbyteorder("<")).tobytes(), dtype=np.uint8)
+        m.buffers.append(buf)
+        t = schema.TensorT()
+        t.shape = np.array(shape if shape is not None else [buf.data.size], dtype=np.int32)
+        t.type = _INT32 if shape is not None else _UINT8
+        t.buffer = len(m.buffers) - 1
+        t.name = name.encode()
+        sg.tensors.append(t)
+        return len(sg.tensors) - 1
+
+    def custom_op(name: str, inputs, outputs, options: dict | None = None):
+        codes = [c for c, code in enumerate(m.operatorCodes) if code.customCode == name.encode()]
+        if not codes:
+            code = schema.OperatorCodeT()
+            code.builtinCode = code.deprecatedBuiltinCode = _CUSTOM
+            code.customCode = name.encode()
+            code.version = 1
+            m.operatorCodes.append(code)
+            codes = [len(m.operatorCodes) - 1]
+        op = schema.OperatorT()
+        op.opcodeIndex = codes[0]
+        op.inputs = np.array(inputs, dtype=np.int32)
+        op.outputs = np.array(outputs, dtype=np.int32)
+        if options:
+            op.customOptions = np.frombuffer(flexbuffers.Dumps(options), dtype=np.uint8)
+        return op
+
+    notes = []
+    for index, (lane_filter, lane_thresholds) in lanes.items():
+        op = sg.operators[index]
+        inputs = list(op.inputs) + [-1] * (5 - len(op.inputs))
+        op.inputs = np.array(inputs[:5] + [constant(lane_filter, f"glt_lane_filter_{index}", [lane_filter.size]),
+                                           constant(lane_thresholds, f"glt_lane_thresholds_{index}",
+                                                    [lane_thresholds.size])], dtype=np.int32)
+    if lanes:
+        extra = sum(f.nbytes + t.nbytes for f, t in lanes.values())
+        notes.append(f"lane tables for {len(lanes)} LceBconv2d ops ({extra:,} bytes of flash)")
+    if stem is not None:
+        skip = set(stem.reference_arrays)   # read by the reference kernel only
+        inputs = [stem.inputs[0]] + [constant(stem.arrays[a], f"glt_stem_{a}")
+                                     if a in stem.arrays and a not in skip else -1 for a in STEM_ARRAYS]
+        options = {k: int(v) for k, v in stem.params.items()}
+        options["scratch_bytes"] = int(stem.scratch_bytes)
+        new_op = custom_op(STEM_OP, inputs, list(stem.outputs), options)
+        replaced = set(stem.op_indices)
+        tables = sum(stem.arrays[a].nbytes for a in STEM_ARRAYS if a in stem.arrays and a not in skip)
+        notes.insert(0, f"uint8 input encoder + first LceBconv2d ({stem.notes[0]}) -> {STEM_OP} "
+                        f"with {tables:,} bytes of tables")
+    else:
+        lut = np.asarray(front.arrays["lut"], dtype=np.uint32)
+        channels, words = front.params["channels"], front.params["words"]
+        new_op = custom_op(FRONTEND_OP, [front.inputs[0], constant(lut, "glt_frontend_tables",
+                                                                     [channels, 256, words])],
+                           [front.outputs[0]])
+        replaced = set(front.op_indices)
+        notes.insert(0, f"uint8 input encoder ({front.notes[0].removeprefix('fuses ')}) -> {FRONTEND_OP} "
+                        f"with {lut.nbytes:,} bytes of tables")
+    first = min(replaced)
+    # Only the raw frame feeds the replaced ops, so the new op can take the first one's place.
+    sg.operators = ([o for i, o in enumerate(sg.operators) if i < first and i not in replaced] + [new_op]
+                    + [o for i, o in enumerate(sg.operators) if i > first and i not in replaced])
     _drop_unused_tensors(sg, m)
     m.buffers = _align_buffers(schema, m.buffers)
-    import flatbuffers
-
-    builder = flatbuffers.Builder(len(data) + lut.nbytes + 4096)
+    builder = flatbuffers.Builder(2 * len(data) + 4096)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    out = bytes(builder.Output())
-    notes = [f"uint8 input encoder ({front.notes[0].removeprefix('fuses ')}) -> {FRONTEND_OP} "
-             f"with {lut.nbytes:,} bytes of tables"]
-    return out, notes
+    return bytes(builder.Output()), notes
 
 
 def _align_buffers(schema, buffers):
@@ -383,14 +468,20 @@ def estimate_arena(model: Model) -> int:
     peak = memory_plan.plan(buffers).peak
     scratch, persistent = 0, 0
     for op in model.operators:
+        if op.opcode == STEM_OP:
+            scratch = max(scratch, int((op.custom_options or {}).get("scratch_bytes", 0)))
         if op.opcode == "LceBconv2d":
             filt = model.tensors[op.inputs[1]]
             out_c, fh, fw, gw = filt.shape
             scratch = max(scratch, 4 * (fh * fw * gw + 1))
-            persistent += out_c * (8 + 4) + 2 * out_c * fh * fw  # multiplier+bias or thresholds, tap popcounts
+            bits = model.tensors[op.outputs[0]].type_name == "INT32"
+            persistent += out_c * (4 if bits else 8)   # clamped thresholds, or fused multiplier + bias
+            opts = op.custom_options or {}
+            if opts.get("padding") == 0 and opts.get("pad_values") == 0:
+                persistent += 2 * out_c * fh * fw     # per-tap filter popcounts for zero padding
     bookkeeping = _ARENA_OVERHEAD + _PER_TENSOR * len(model.tensors) + _PER_OP * n
     total = peak + scratch + persistent + bookkeeping
-    return (total + total // 4 + 15) // 16 * 16
+    return (total + total // 8 + 15) // 16 * 16   # the bookkeeping terms above are already generous
 
 
 # --------------------------------------------------------------------------- the build
@@ -462,9 +553,10 @@ def model_sources(data: bytes, model: Model, *, name: str, class_names, arena_by
 def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level: str = "-O2",
           frame_source: str = "builtin", frames=None, max_frames: int | None = None, profile: bool = False,
           stack_size: int | None = None, arena_bytes: int | None = None, build_type: str | None = None,
-          compile: bool = True) -> TflmBuildResult:
+          accelerate: bool = True, compile: bool = True) -> TflmBuildResult:
     """Generate and compile the TFLM firmware for ``board`` (see the module docstring).
     ``build_type`` picks the TFLM library build (BUILD_TYPE) when the tree has several;
+    ``accelerate=False`` leaves the LceBconv2d ops as LCE wrote them (no stem, no lane tables);
     ``compile=False`` renders the sources without a TFLM tree (for inspection/tests)."""
     board = load_board(board)
     library = find_library(tflm_dir, board, build_type) if (compile or tflm_dir is not None) else None
@@ -478,7 +570,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
     except ModelFormatError as e:
         raise TflmError(str(e)) from None
     lce_options(fb)
-    data, notes = tflm_model(original, fb)
+    data, notes = tflm_model(original, fb, accelerate=accelerate)
     tfb = read_model_bytes(data, f"{model_path} (rewritten for TFLM)")
     resolver = resolver_ops(tfb, library.tree if library else None)
     inp, _ = _io(tfb)

@@ -7,6 +7,7 @@ extern "C" {
 #include "glt_bmaxpool.h"
 #include "glt_frontend.h"
 #include "glt_quantize.h"
+#include "glt_stem.h"
 }
 
 #endif  // LARQ_GLT_TFLM_KERNELS_H

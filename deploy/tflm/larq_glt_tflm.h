@@ -2,13 +2,14 @@
  * larq-glt's binary-network operators for TensorFlow Lite Micro.
  *
  * The Larq Compute Engine custom ops (LceQuantize, LceDequantize, LceBconv2d,
- * LceBMaxPool2d) and larq-glt's fused uint8 input encoder (GltFrontend, written
- * by deploy/tflm.py in place of the encoder ops), as TFLM kernels that call the
- * C kernel cores of larq-glt's generated runtime (deploy/runtime): same results,
- * bit for bit, as the LCE interpreter.
+ * LceBMaxPool2d) and larq-glt's fused uint8 input encoder (GltFrontend, or
+ * GltStem: the encoder fused with the first convolution; deploy/tflm.py writes
+ * them in place of the encoder ops), as TFLM kernels that call the C kernel
+ * cores of larq-glt's generated runtime (deploy/runtime): same results, bit for
+ * bit, as the LCE interpreter.
  *
  *   tflite::MicroMutableOpResolver<8> resolver;
- *   larq_glt::tflm::RegisterLceOps(&resolver);   // all five custom ops
+ *   larq_glt::tflm::RegisterLceOps(&resolver);   // all six custom ops
  *   resolver.AddReshape();                        // plus the model's builtins
  *
  * Build: C++17 against a TFLM tree (its flatbuffers download provides
@@ -30,14 +31,16 @@ constexpr const char kLceDequantize[] = "LceDequantize";
 constexpr const char kLceBconv2d[] = "LceBconv2d";
 constexpr const char kLceBMaxPool2d[] = "LceBMaxPool2d";
 constexpr const char kGltFrontend[] = "GltFrontend";
+constexpr const char kGltStem[] = "GltStem";
 
 TFLMRegistration Register_LceQuantize();
 TFLMRegistration Register_LceDequantize();
 TFLMRegistration Register_LceBconv2d();
 TFLMRegistration Register_LceBMaxPool2d();
 TFLMRegistration Register_GltFrontend();
+TFLMRegistration Register_GltStem();
 
-// Adds all five ops to `resolver` (which needs room for them: 5 of its tOpCount).
+// Adds all six ops to `resolver` (which needs room for them: 6 of its tOpCount).
 template <unsigned int tOpCount>
 TfLiteStatus RegisterLceOps(tflite::MicroMutableOpResolver<tOpCount>* resolver) {
   // AddCustom copies the registration, so temporaries are fine.
@@ -46,11 +49,13 @@ TfLiteStatus RegisterLceOps(tflite::MicroMutableOpResolver<tOpCount>* resolver) 
   const TFLMRegistration bconv = Register_LceBconv2d();
   const TFLMRegistration bmaxpool = Register_LceBMaxPool2d();
   const TFLMRegistration frontend = Register_GltFrontend();
+  const TFLMRegistration stem = Register_GltStem();
   if (resolver->AddCustom(kLceQuantize, &quantize) != kTfLiteOk ||
       resolver->AddCustom(kLceDequantize, &dequantize) != kTfLiteOk ||
       resolver->AddCustom(kLceBconv2d, &bconv) != kTfLiteOk ||
       resolver->AddCustom(kLceBMaxPool2d, &bmaxpool) != kTfLiteOk ||
-      resolver->AddCustom(kGltFrontend, &frontend) != kTfLiteOk) {
+      resolver->AddCustom(kGltFrontend, &frontend) != kTfLiteOk ||
+      resolver->AddCustom(kGltStem, &stem) != kTfLiteOk) {
     return kTfLiteError;
   }
   return kTfLiteOk;

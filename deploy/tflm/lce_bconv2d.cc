@@ -3,9 +3,13 @@
 // Prepare computes, from the custom options and the constant tensors, exactly
 // what deploy/lowering.py computes for the generated runtime (padding, LCE's
 // fused output multiplier/bias in double, clamps, clamped thresholds, per-tap
-// filter popcounts for zero padding). The lane tables of the bit-sliced
-// algorithm are not built: without them glt_bconv2d_opt takes its per-channel
-// path, which gives the same bits.
+// filter popcounts for zero padding).
+//
+// Optional inputs 5 and 6 (bit-packed output only): the lane tables of
+// glt_bconv2d_opt's bit-sliced algorithm (lane_filter, lane_thresholds, INT32
+// constants), which deploy/tflm.py adds to the flatbuffer at build time from
+// deploy/lowering.py: they cost flash instead of arena RAM. Without them (a
+// plain LCE flatbuffer) the kernel takes its per-channel path: same bits, slower.
 #include <math.h>
 #include <string.h>
 
@@ -22,6 +26,17 @@ namespace {
 constexpr int kMaxTaps = 64;  // GLT_MAX_TAPS of glt_bconv2d_opt.c
 constexpr int32_t kThresholdMin = -1;
 constexpr int32_t kThresholdMax = 1 << 30;  // range glt_bconv2d_opt needs
+constexpr int32_t kLanesAccMax = 32000;     // LANES_ACC_MAX of deploy/lowering.py
+constexpr int32_t kLaneThresholdWords = 33; // LANE_THRESHOLD_WORDS of deploy/lowering.py
+constexpr int kLaneFilterInput = 5, kLaneThresholdsInput = 6;
+
+// Counter planes of the bit-sliced algorithm (deploy/lowering.py lane_planes):
+// values lie in [-(acc_max + 1), acc_max + 1], and at least 5 planes.
+int32_t LanePlanes(int32_t acc_max) {
+  int32_t bits = 0;
+  for (uint32_t v = static_cast<uint32_t>(acc_max) + 1; v != 0; v >>= 1) ++bits;
+  return bits + 1 > 5 ? bits + 1 : 5;
+}
 
 enum Option {
   kChannelsIn,
@@ -43,6 +58,7 @@ struct OpData {
   IntOptions options;
   glt_bconv2d_params params;
   int scratch_index;  // -1: the kernel needs no scratch
+  bool lanes;         // lane tables given (inputs 5 and 6)
 };
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {
@@ -147,6 +163,27 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
       clamped[c] = t < kThresholdMin ? kThresholdMin : (t > kThresholdMax ? kThresholdMax : t);
     }
     p.thresholds = clamped;
+    TempTensor lane_filter = Input(context, node, kLaneFilterInput);
+    TempTensor lane_thresholds = Input(context, node, kLaneThresholdsInput);
+    if (lane_filter || lane_thresholds) {
+      const int32_t acc_max = taps * channels_per_group;
+      const int32_t lane_groups = (p.out_c / p.groups + 31) / 32;
+      const int32_t n = taps * p.group_words;
+      GLT_ENSURE(lane_filter && lane_thresholds && !p.zero_padding && acc_max <= kLanesAccMax,
+                 "LceBconv2d: lane tables need both inputs 5 and 6, no zero padding and at most %d "
+                 "accumulated bits", (int)kLanesAccMax);
+      GLT_ENSURE(lane_filter->type == kTfLiteInt32 && lane_thresholds->type == kTfLiteInt32 &&
+                     lane_filter->allocation_type == kTfLiteMmapRo &&
+                     lane_thresholds->allocation_type == kTfLiteMmapRo &&
+                     NumElements(lane_filter.get()) == p.groups * lane_groups * (n * 32 + 32) &&
+                     NumElements(lane_thresholds.get()) == p.groups * lane_groups * kLaneThresholdWords,
+                 "LceBconv2d: lane tables must be constant INT32 of %d and %d words",
+                 (int)(p.groups * lane_groups * (n * 32 + 32)),
+                 (int)(p.groups * lane_groups * kLaneThresholdWords));
+      p.lane_groups = lane_groups;
+      p.lane_planes = LanePlanes(acc_max);
+      data->lanes = true;
+    }
   } else {
     TempTensor multiplier = Input(context, node, 2);
     TempTensor bias = Input(context, node, 3);
@@ -200,7 +237,8 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     p.tap_popcount = per_tap;
   }
 
-  // The im2col window (plus a spare word), shared with other ops' scratch.
+  // The im2col window (plus the sentinel word of the lanes algorithm), shared
+  // with other ops' scratch.
   const size_t scratch_bytes = sizeof(uint32_t) * (static_cast<size_t>(taps) * p.group_words + 1);
   return context->RequestScratchBufferInArena(context, scratch_bytes, &data->scratch_index);
 }
@@ -211,6 +249,12 @@ TfLiteStatus Eval(TfLiteContext* context, TfLiteNode* node) {
   const TfLiteEvalTensor* filter = tflite::micro::GetEvalInput(context, node, 1);
   TfLiteEvalTensor* output = tflite::micro::GetEvalOutput(context, node, 0);
   data->params.filter = tflite::micro::GetTensorData<uint32_t>(filter);
+  if (data->lanes) {
+    data->params.lane_filter =
+        tflite::micro::GetTensorData<uint32_t>(tflite::micro::GetEvalInput(context, node, kLaneFilterInput));
+    data->params.lane_thresholds = tflite::micro::GetTensorData<uint32_t>(
+        tflite::micro::GetEvalInput(context, node, kLaneThresholdsInput));
+  }
   data->params.scratch =
       static_cast<uint32_t*>(context->GetScratchBuffer(context, data->scratch_index));
   glt_bconv2d_opt(&data->params, tflite::micro::GetTensorData<uint32_t>(input), output->data.data);

@@ -1,0 +1,375 @@
+"""TensorFlow Lite Micro target (deploy/tflm.py, deploy/tflm/*.cc).
+
+Without a TFLM tree: the custom options the TFLM kernels read against what LCE
+wrote, the flatbuffer rewrite (fused input encoder), the resolver list, the
+rendered sources and the errors for a missing or unbuilt --tflm-dir.
+With TFLM_DIR (a tflite-micro checkout with libtensorflow-microlite.a built for
+cortex-m7+fp, see README): the firmware in QEMU equals the generated runtime and
+the LCE interpreter bit for bit.
+"""
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tflite
+from flatbuffers import flexbuffers
+
+from deploy import lowering, tflm
+from larq_glt.flatbuffer import read_model_bytes
+from tests.conftest import have_arm_toolchain
+
+ROOT = Path(__file__).resolve().parents[1]
+TFLM_DIR = os.environ.get("TFLM_DIR")
+
+
+def _model(exported):
+    data = (exported / "model.tflite").read_bytes()
+    return data, read_model_bytes(data)
+
+
+def _raw_custom_options(data: bytes) -> list[tuple[str, dict]]:
+    """(op name, options) straight from the flatbuffer with tflite + flexbuffers,
+    independently of larq_glt.flatbuffer."""
+    m = tflite.Model.GetRootAsModel(data, 0)
+    sg = m.Subgraphs(0)
+    out = []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        code = m.OperatorCodes(op.OpcodeIndex())
+        if code.CustomCode():
+            raw = op.CustomOptionsAsNumpy()
+            raw = b"" if isinstance(raw, int) else bytes(raw)   # 0: no options
+            opts = flexbuffers.Loads(raw) if raw else {}
+            out.append((code.CustomCode().decode(), opts))
+    return out
+
+
+# ----------------------------------------------------------------- custom options
+
+
+def test_option_keys_are_the_ones_the_cpp_kernels_read():
+    """tflm.OPTION_KEYS mirrors the kOptionKeys tables of the C++ kernels."""
+    for op, source in (("LceBconv2d", "lce_bconv2d.cc"), ("LceBMaxPool2d", "lce_bmaxpool2d.cc")):
+        text = (ROOT / "deploy" / "tflm" / source).read_text()
+        table = re.search(r"kOptionKeys\[kNumOptions\] = \{(.*?)\};", text, re.S)[1]
+        assert tuple(re.findall(r'"(\w+)"', table)) == tflm.OPTION_KEYS[op]
+
+
+def test_options_read_equal_what_lce_wrote(exported_default):
+    data, model = _model(exported_default)
+    got = tflm.lce_options(model)
+    raw = _raw_custom_options(data)
+    assert [g["op"] for g in got] == [name for name, _ in raw]
+    for g, (name, opts) in zip(got, raw):
+        assert set(tflm.OPTION_KEYS[name]) <= set(opts), name
+        assert g["options"] == {k: int(opts[k]) for k in tflm.OPTION_KEYS[name]}
+    convs = [g["options"] for g in got if g["op"] == "LceBconv2d"]
+    # the GLT stem: 3 colour channels x 8 thresholds, 4x4 stride 4; the classifier: VALID, zero pad value
+    assert convs[0]["channels_in"] == 24 and convs[0]["stride_height"] == 4
+    assert convs[-1]["padding"] == 1 and convs[-1]["pad_values"] == 0
+
+
+def test_missing_custom_option_is_refused(exported_default):
+    _, model = _model(exported_default)
+    ops = list(model.operators)
+    k = next(i for i, op in enumerate(ops) if op.opcode == "LceBconv2d")
+    opts = dict(ops[k].custom_options)
+    del opts["pad_values"]
+    ops[k] = dataclasses.replace(ops[k], custom_options=opts)
+    broken = dataclasses.replace(model, operators=tuple(ops) if isinstance(model.operators, tuple) else ops)
+    with pytest.raises(tflm.TflmError, match="pad_values"):
+        tflm.lce_options(broken)
+
+
+# ----------------------------------------------------------------- the flatbuffer for TFLM
+
+
+def test_encoder_is_fused_into_one_op(exported_default):
+    data, model = _model(exported_default)
+    out, notes = tflm.tflm_model(data, model, accelerate=False)
+    t = read_model_bytes(out)
+    front = lowering._find_frontend(model)
+    fused = set(front.op_indices)
+    rest = [op for op in model.operators if op.index not in fused]
+    assert [op.opcode for op in t.operators] == ["GltFrontend"] + [op.opcode for op in rest]
+    assert "CAST" in notes[0] and "GltFrontend" in notes[0]
+    # the fused op: raw frame + its tables in, the LceQuantize output out
+    op0 = t.operators[0]
+    frame, tables, packed = (t.tensors[i] for i in (*op0.inputs, op0.outputs[0]))
+    assert frame.type_name == "UINT8" and list(frame.shape) == list(model.tensors[model.inputs[0]].shape)
+    assert tables.type_name == "INT32"
+    np.testing.assert_array_equal(tables.data.view(np.uint32).reshape(-1), front.arrays["lut"])
+    assert list(packed.shape) == list(model.tensors[front.outputs[0]].shape)
+    # every other op unchanged: options, constant inputs, tensor shapes
+    for a, b in zip(rest, t.operators[1:]):
+        assert a.custom_options == b.custom_options and a.builtin_options == b.builtin_options
+        for i, j in zip(a.inputs, b.inputs):
+            assert (i < 0) == (j < 0)
+            if i >= 0:
+                ta, tb = model.tensors[i], t.tensors[j]
+                assert list(ta.shape) == list(tb.shape) and ta.type_name == tb.type_name
+                if ta.data is not None:
+                    np.testing.assert_array_equal(ta.data, tb.data)
+    # no encoder intermediates or constants left (TFLM would keep bookkeeping for them)
+    referenced = set(t.inputs) | set(t.outputs) | {i for op in t.operators for i in (*op.inputs, *op.outputs)}
+    assert referenced - {-1} == set(range(len(t.tensors)))
+    assert len(t.tensors) < len(model.tensors)
+
+
+def _cpp_strings(source: str, table: str) -> tuple[str, ...]:
+    text = (ROOT / "deploy" / "tflm" / source).read_text()
+    body = re.search(table + r"\[\] = \{(.*?)\};", text, re.S)[1]
+    return tuple(re.findall(r'"(\w+)"', body))
+
+
+def _cpp_constant(source: str, name: str) -> int:
+    text = (ROOT / "deploy" / "tflm" / source).read_text()
+    return int(re.search(name + r" = (\d+);", text)[1])
+
+
+def test_accelerated_model_carries_the_generated_runtime_tables(exported_default):
+    """GltStem and the lane tables are the lowering's own kernel calls, field for field."""
+    data, model = _model(exported_default)
+    out, notes = tflm.tflm_model(data, model)
+    t = read_model_bytes(out)
+    calls = lowering.lower_model(model)
+    stem = calls[0]
+    assert stem.function == "glt_stem_opt" and t.operators[0].opcode == "GltStem"
+    op = t.operators[0]
+    opts = dict(op.custom_options)
+    assert opts.pop("scratch_bytes") == stem.scratch_bytes
+    assert opts == {k: int(v) for k, v in stem.params.items()}
+    # the C++ kernel reads exactly these fields and arrays
+    assert set(_cpp_strings("glt_stem_op.cc", "kIntFields")) == set(stem.params)
+    assert _cpp_strings("glt_stem_op.cc", "kArrayInputs") == tflm.STEM_ARRAYS
+    assert set(stem.arrays) <= set(tflm.STEM_ARRAYS)
+    for name, i in zip(tflm.STEM_ARRAYS, op.inputs[1:]):
+        if name in stem.arrays and name not in stem.reference_arrays:
+            assert t.tensors[i].data.tobytes() == np.ascontiguousarray(stem.arrays[name]).tobytes(), name
+        else:
+            assert i == -1, name
+    # lane tables: inputs 5 and 6 of every other bit-packed LceBconv2d, as lowered
+    convs = [c for c in calls if c.op_name == "LceBconv2d" and "lane_filter" in c.arrays]
+    tops = [o for o in t.operators if o.opcode == "LceBconv2d" and len(o.inputs) == 7]
+    assert len(convs) == len(tops) >= 3 and "lane tables" in notes[1]
+    for c, o in zip(convs, tops):
+        assert t.tensors[o.inputs[5]].data.view(np.uint32).tolist() == c.arrays["lane_filter"].tolist()
+        assert t.tensors[o.inputs[6]].data.view(np.uint32).tolist() == c.arrays["lane_thresholds"].tolist()
+    assert _cpp_constant("lce_bconv2d.cc", "kLanesAccMax") == lowering.LANES_ACC_MAX
+    assert _cpp_constant("lce_bconv2d.cc", "kLaneThresholdWords") == lowering.LANE_THRESHOLD_WORDS
+
+
+def test_rewritten_buffers_are_16_byte_aligned(exported_default):
+    data, model = _model(exported_default)
+    out, _ = tflm.tflm_model(data, model)
+    m = tflite.Model.GetRootAsModel(out, 0)
+    starts = []
+    for i in range(m.BuffersLength()):
+        b = m.Buffers(i)
+        if b.DataLength():
+            starts.append(b._tab.Vector(b._tab.Offset(4)))
+    assert starts and all(s % 16 == 0 for s in starts)
+
+
+def test_arena_estimate_fused_vs_literal_encoder(exported_default):
+    """Why the encoder is fused: its float intermediates alone need ~1 MB."""
+    data, model = _model(exported_default)
+    fused = read_model_bytes(tflm.tflm_model(data, model)[0])
+    assert tflm.estimate_arena(fused) < 200_000
+    assert tflm.estimate_arena(model) > 96 * 96 * 24 * 4
+
+
+# ----------------------------------------------------------------- resolver
+
+
+def test_resolver_holds_only_the_ops_used(exported_default):
+    data, model = _model(exported_default)
+    fused = read_model_bytes(tflm.tflm_model(data, model)[0])
+    assert [(r["kind"], r["name"]) for r in tflm.resolver_ops(fused)] == [
+        ("custom", "GltStem"), ("custom", "LceBMaxPool2d"), ("custom", "LceBconv2d"),
+        ("builtin", "RESHAPE")]
+    plain = read_model_bytes(tflm.tflm_model(data, model, accelerate=False)[0])
+    assert [r["name"] for r in tflm.resolver_ops(plain)] == ["GltFrontend", "LceBconv2d", "LceBMaxPool2d", "RESHAPE"]
+    literal = tflm.resolver_ops(model)
+    assert [r["name"] for r in literal] == ["CAST", "RESHAPE", "SUB", "LceQuantize", "LceBconv2d", "LceBMaxPool2d"]
+    assert {r["name"]: r.get("method") for r in literal if r["kind"] == "builtin"} == {
+        "CAST": "AddCast", "RESHAPE": "AddReshape", "SUB": "AddSub"}
+
+
+@pytest.mark.parametrize("builtin, method", [("FULLY_CONNECTED", "AddFullyConnected"), ("CONV_2D", "AddConv2D"),
+                                             ("AVERAGE_POOL_2D", "AddAveragePool2D"), ("ARG_MAX", "AddArgMax")])
+def test_builtin_method_names(builtin, method):
+    assert tflm._add_method(builtin) == method
+
+
+def test_resolver_checks_the_tree_and_custom_ops(exported_default, tmp_path):
+    _, model = _model(exported_default)
+    header = tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+    header.parent.mkdir(parents=True)
+    header.write_text("TfLiteStatus AddCast(\nTfLiteStatus AddSub(\n")
+    with pytest.raises(tflm.TflmError, match="AddReshape"):
+        tflm.resolver_ops(model, tmp_path)
+    ops = list(model.operators)
+    ops[5] = dataclasses.replace(ops[5], opcode="LceBconv3d")
+    with pytest.raises(tflm.TflmError, match="LceBconv3d"):
+        tflm.resolver_ops(dataclasses.replace(model, operators=ops))
+
+
+# ----------------------------------------------------------------- sources
+
+
+def test_rendered_sources_without_tflm(exported_default, tmp_path):
+    r = tflm.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "fw",
+                   compile=False, max_frames=2, frames=np.zeros((2, 96, 96, 3), np.uint8))
+    d = r.out_dir
+    cc = (d / "model_tflm.cc").read_text()
+    assert "MicroMutableOpResolver<4>" in cc and "AddReshape()" in cc and "Register_LceBconv2d" in cc
+    assert "AddCast" not in cc
+    data = (d / "model_data.cc").read_text()
+    body = data[data.index("{"):data.index("};")]
+    assert bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", body)) == (d / "model_tflm.tflite").read_bytes()
+    assert "alignas(16)" in data
+    make = (d / "Makefile").read_text()
+    assert "$(CROSS)g++" in make and "tflm/lce_bconv2d.cc" in make and "model_tflm.cc" in make
+    assert "-ffp-contract=off" in make
+    header = (d / "model.h").read_text()
+    assert "model_arena_used_bytes()" in header and "MODEL_NUM_OPS 10" in header
+
+
+def test_c_only_builds_keep_the_c_linker(tmp_path):
+    from deploy import harness
+
+    out = harness.render_harness("mps2-an500", tmp_path / "h", model_sources={
+        "model.h": "#define MODEL_NUM_CLASSES 2\n"}, frames=[b"\0"])
+    make = (out / "Makefile").read_text()
+    assert "g++" not in make and "LD_DRIVER := $(CC)" in make
+
+
+# ----------------------------------------------------------------- the TFLM tree
+
+
+def _fake_tree(root: Path, libs=()):
+    (root / "tensorflow/lite/micro").mkdir(parents=True)
+    (root / "tensorflow/lite/micro/micro_interpreter.h").write_text("")
+    for sub in ("flatbuffers/include", "gemmlowp", "ruy"):
+        (root / "tensorflow/lite/micro/tools/make/downloads" / sub).mkdir(parents=True)
+    for name in libs:
+        lib = root / "gen" / name / "lib" / tflm.LIBRARY
+        lib.parent.mkdir(parents=True)
+        lib.write_bytes(b"!<arch>\n")
+    return root
+
+
+def test_missing_tflm_dir_says_how_to_build(tmp_path):
+    with pytest.raises(tflm.TflmError, match="--tflm-dir") as e:
+        tflm.find_library(None, "mps2-an500")
+    assert "TARGET=cortex_m_generic TARGET_ARCH=cortex-m7+fp" in str(e.value) and "microlite" in str(e.value)
+    with pytest.raises(tflm.TflmError, match="no such directory"):
+        tflm.find_library(tmp_path / "nope", "mps2-an500")
+    with pytest.raises(tflm.TflmError, match="not a TensorFlow Lite Micro tree"):
+        tflm.find_library(tmp_path, "mps2-an500")
+
+
+def test_unbuilt_tree_says_how_to_build(tmp_path):
+    tree = _fake_tree(tmp_path / "tflm", libs=["cortex_m_generic_cortex-m7_default_gcc"])
+    with pytest.raises(tflm.TflmError) as e:
+        tflm.find_library(tree, "mps2-an500")
+    msg = str(e.value)
+    assert "no libtensorflow-microlite.a for TARGET_ARCH=cortex-m7+fp" in msg
+    assert "found only gen/cortex_m_generic_cortex-m7_default_gcc" in msg   # soft-float build
+    assert "make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic" in msg
+
+
+def test_find_library_prefers_builds_with_logs(tmp_path):
+    tree = _fake_tree(tmp_path / "tflm", libs=["cortex_m_generic_cortex-m7+fp_release_gcc",
+                                               "cortex_m_generic_cortex-m7+fp_release_with_logs_gcc",
+                                               "cortex_m_generic_cortex-m4+fp_default_gcc"])
+    lib = tflm.find_library(tree, "mps2-an500")
+    assert lib.build_type == "release_with_logs" and lib.target_arch == "cortex-m7+fp"
+    assert "-DTF_LITE_STATIC_MEMORY" in lib.defines and "-DNDEBUG" in lib.defines
+    assert "-DTF_LITE_STRIP_ERROR_STRINGS" not in lib.defines
+    assert tflm.find_library(tree, "mps2-an386").target_arch == "cortex-m4+fp"
+
+
+def test_build_py_reports_a_missing_tree(exported_default):
+    proc = subprocess.run([sys.executable, "deploy/build.py", "--board", "mps2-an500", "--runtime", "tflm",
+                           "--model", str(exported_default / "model.tflite")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "error: --runtime tflm needs --tflm-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------- with TFLM
+
+
+def _lce(tflite_path, frames):
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    it = Interpreter(Path(tflite_path).read_bytes(), use_reference_bconv=True)
+    return np.concatenate([it.predict(f[None]) for f in frames]).astype(np.float32)
+
+
+@pytest.fixture
+def tflm_dir():
+    if not TFLM_DIR:
+        pytest.skip("TFLM_DIR is not set: point it at a tflite-micro tree with libtensorflow-microlite.a "
+                    "built for TARGET_ARCH=cortex-m7+fp (README: TensorFlow Lite Micro)")
+    if not have_arm_toolchain():
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    return TFLM_DIR
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_tflm_firmware_in_qemu_matches_generated_runtime_and_lce(exported_default, tmp_path, tflm_dir):
+    from deploy import emulator, firmware, protocol
+
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    frames[1] = frames[1] // 4 + 30
+    model = exported_default / "model.tflite"
+    runs = {}
+    t = tflm.build("mps2-an500", model=model, out=tmp_path / "tflm", tflm_dir=tflm_dir, frames=frames,
+                   max_frames=4, profile=True)
+    runs["tflm"] = emulator.run("mps2-an500", t.elf, timeout=180)
+    # the plain LCE ops (options and tensors only, per-channel path) and GltFrontend
+    plain = tflm.build("mps2-an500", model=model, out=tmp_path / "plain", tflm_dir=tflm_dir, frames=frames,
+                       max_frames=4, accelerate=False)
+    runs["tflm-plain"] = emulator.run("mps2-an500", plain.elf, timeout=180)
+    g = firmware.build("mps2-an500", model=model, out=tmp_path / "gen", frames=frames, max_frames=4)
+    runs["generated"] = emulator.run("mps2-an500", g.elf, timeout=180)
+    logits = {}
+    for name, run in runs.items():
+        assert run.status == "exited" and run.exit_code == 0, run.describe()
+        results = [r for r in map(protocol.parse_result, run.lines) if r]
+        assert [r.frame for r in results] == [0, 1, 2, 3], name
+        logits[name] = np.array([r.logit_bits for r in results], dtype=np.uint32)
+    want = _lce(model, frames).view(np.uint32)
+    np.testing.assert_array_equal(logits["tflm"], want)
+    np.testing.assert_array_equal(logits["tflm-plain"], want)
+    np.testing.assert_array_equal(logits["tflm"], logits["generated"])
+    boot = next(protocol.parse_boot(line) for line in runs["tflm"].lines if protocol.parse_boot(line))
+    assert 0 < int(boot.fields["arena"]) <= t.arena_bytes
+    ops = [protocol.parse_ops(line) for line in runs["tflm"].lines if line.startswith("ops:")]
+    assert len(ops) == 4
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_tflm_firmware_reports_a_too_small_arena(exported_default, tmp_path, tflm_dir):
+    from deploy import emulator
+
+    t = tflm.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "tflm", tflm_dir=tflm_dir,
+                   frames=np.zeros((1, 96, 96, 3), np.uint8), max_frames=1, arena_bytes=32768)
+    run = emulator.run("mps2-an500", t.elf, timeout=60)
+    assert run.exit_code == 3, run.describe()
+    assert any(line.startswith("tflm: ") for line in run.lines)   # TFLM's own message, on the UART
+    assert any(line == "error: tflm AllocateTensors failed (see the tflm: lines above) in an arena of bytes: 32768"
+               for line in run.lines), run.lines
