@@ -16,6 +16,7 @@ instructions, 100,708-byte arena, 333,288-byte model):
 
     python bench/mcu_cost.py                     # writes benchmarks/mcu_cost.{json,md}
     python bench/mcu_cost.py --model runs/x/export/model.tflite --out /tmp/cost
+    python bench/mcu_cost.py --tflm-dir ../tflite-micro   # adds the TFLM runtime beside the generated one
 """
 from __future__ import annotations
 
@@ -124,12 +125,24 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="a .tflite (default: the shipped person detector)")
     p.add_argument("--board", default="mps2-an500")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "mcu_cost"), help="output path without extension")
+    p.add_argument("--tflm-dir", help="also measure TensorFlow Lite Micro (a tree with its library built)")
     args = p.parse_args(argv)
     res = measure(args.model, args.board)
+    if args.tflm_dir:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import tflm_cost  # the same model and frames under TFLM; logits must be identical
+
+        res["tflm"] = tflm_cost.compare(args.model, args.board, tflm_dir=args.tflm_dir)["tflm"]
     command = "python bench/mcu_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
     res["command"] = command.strip()
     atomic.write_json(args.out + ".json", res)
     text = render(res, res["command"])
+    if "tflm" in res:
+        t = res["tflm"]
+        text += ("\n## TensorFlow Lite Micro runtime (same model, identical logits)\n\n"
+                 f"instructions per inference {t['instructions_per_inference']['mean']:,.0f}; "
+                 f"flash {t['flash_bytes']:,} B; arena {t['arena_bytes']:,} B; "
+                 f"stack {t['stack_high_water_bytes']:,} B; peak RAM {t['peak_ram_bytes']:,} B\n")
     atomic.write_text(args.out + ".md", text)
     print(text)
     return 0

@@ -827,7 +827,7 @@ def frontend_lut(model: Model, chain: list[Operator], src: Tensor, out: Tensor) 
 # --------------------------------------------------------------------------- fused stem
 
 STEM_LANES = 32  # GLT_STEM_LANES: output channels per level row
-STEM_COMPARE_WORDS = 25  # GLT_STEM_COMPARE_WORDS
+STEM_COMPARE_WORDS = 27  # GLT_STEM_COMPARE_WORDS
 STEM_TABLE_MAX_BYTES = 32 * 1024  # larger level tables: the words algorithm instead
 _STEM_SUM_MAX = 32767  # 16-bit lanes biased by 0x8000 (glt_stem_opt.c compare16)
 
@@ -914,7 +914,9 @@ def stem_params(channels: int, lut: np.ndarray, conv_params: dict, conv_arrays: 
         arrays.update(lv_offset=levels["offset"], lv_table=levels["table"], lv_compare=levels["compare"])
         return params, arrays, 0, [
             f"levels algorithm: {levels['patterns']} patterns per channel, {levels['table'].nbytes} "
-            f"table bytes, sums up to {levels['max_sum']}, {levels['segment_taps']} taps per 8-bit segment"]
+            f"table bytes, sums up to {levels['max_sum']}, {levels['segment_taps']} taps per 8-bit segment"
+            + (f" (DSP cores: one saturating pass, {levels['inverted']} complemented lanes)"
+               if levels["saturate"] and levels["segment_taps"] < taps else "")]
     strip = cp["filter_h"] * cp["in_w"] * words * 4
     return params, arrays, strip + conv_scratch_bytes, [
         "words algorithm: front end row strips + glt_bconv2d_opt"]
@@ -964,17 +966,33 @@ def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
     entries = [cnt - m[:, :, None] for cnt, m in zip(counts, mins)]
     out_entry = v_out - mins[0]
     base = sum(m.sum(axis=1) for m in mins)  # [out_c]: the sum of every row's minimum
-    spread = sum(e.max(axis=2) for e in entries)  # [out_c, taps]
-    spread = np.maximum(spread, out_entry)
+    inside = sum(e.max(axis=2) for e in entries)  # [out_c, taps]: range of an inside tap
+    spread = np.maximum(inside, out_entry)  # a tap adds 0..spread
     max_sum = spread.sum(axis=1)  # [out_c]
     if spread.max(initial=0) > 255 or max_sum.max(initial=0) > _STEM_SUM_MAX:
         return None
     segment = taps
     while segment > 1 and any(spread[:, t:t + segment].sum(axis=1).max() > 255 for t in range(0, taps, segment)):
         segment -= 1
+    # comparison: bit = base + S > threshold <=> S >= u
+    thr = np.asarray(thresholds, dtype=np.int64).reshape(-1)
+    u = thr - base + 1
+    # Saturating byte sums (UQADD8) decide S >= u exactly when u <= 255. A lane
+    # with 255 < u <= max_sum is complemented instead: its entries become
+    # spread - entry per tap (channel 0 takes the slack between an inside tap's
+    # range and spread), so it sums S' = max_sum - S and its bit is
+    # NOT(S' >= max_sum - u + 1), exact in saturated bytes when that is <= 255.
+    flip = (u > 255) & (u <= max_sum)
+    f3 = flip[:, None, None]
+    entries[0] = np.where(f3, (spread - inside + entries[0].max(axis=2))[:, :, None] - entries[0], entries[0])
+    for c in range(1, n_ch):
+        entries[c] = np.where(f3, entries[c].max(axis=2)[:, :, None] - entries[c], entries[c])
+    out_entry = np.where(flip[:, None], spread - out_entry, out_entry)
+    u = np.where(flip, max_sum - u + 1, u)
     # rows: channel 0's patterns, channel 1's, ..., the outside row; each row
     # holds every tap (tap-minor: the next tap is 32 bytes further)
     row_vals = np.concatenate(entries + [out_entry[:, :, None]], axis=2)  # [out_c, taps, rows]
+    assert row_vals.min(initial=0) >= 0 and row_vals.max(initial=0) <= 255
     lanes = np.zeros((groups * STEM_LANES, taps, rows), np.int64)
     lanes[:out_c] = row_vals
     lanes = lanes.reshape(groups, STEM_LANES, taps, rows).transpose(0, 3, 2, 1)  # [g, rows, taps, lane]
@@ -985,28 +1003,32 @@ def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
     table = row_bytes.reshape(-1).view("<u4").astype(np.uint32)
     row_base = np.cumsum([0] + [len(u) for u in patterns])[:-1]
     offset = np.stack([(row_base[c] + levels[c]) * taps * 32 for c in range(n_ch)]).astype(np.uint16)
-    # comparison: bit = base + S > threshold <=> S >= u
-    thr = np.asarray(thresholds, dtype=np.int64).reshape(-1)
-    u = np.zeros(groups * STEM_LANES, np.int64)
+    uu = np.ones(groups * STEM_LANES, np.int64)  # unused lanes: never set
     r = np.zeros(groups * STEM_LANES, np.int64)
-    u[:out_c] = thr - base + 1
-    r[:out_c] = max_sum
-    u[out_c:] = 1  # unused lanes: never set
+    inv = np.zeros(groups * STEM_LANES, bool)
+    uu[:out_c], r[:out_c], inv[:out_c] = u, max_sum, flip
+    u = uu
     compare = np.zeros((groups, STEM_COMPARE_WORDS), np.uint32)
     u8 = np.clip(u, 0, 255).reshape(groups, STEM_LANES)
     keep = (u <= r).reshape(groups, STEM_LANES)
     u16 = np.clip(u, 0, r + 1).reshape(groups, STEM_LANES)
     c16 = (0x8000 - u16).astype(np.uint32)
+    inv = inv.reshape(groups, STEM_LANES)
+    saturate = ((u <= 255) | (u > r)).reshape(groups, STEM_LANES).all(axis=1)
     for g in range(groups):
         for lane in range(STEM_LANES):
             compare[g, lane % 8] |= np.uint32(int(u8[g, lane]) << (8 * (lane // 8)))
             if keep[g, lane]:
                 compare[g, 8] |= np.uint32(1 << lane)
+            if inv[g, lane]:
+                compare[g, 25] |= np.uint32(1 << lane)
         for w in range(8):
             compare[g, 9 + 2 * w] = c16[g, w] | (c16[g, 16 + w] << 16)
             compare[g, 10 + 2 * w] = c16[g, 8 + w] | (c16[g, 24 + w] << 16)
+        compare[g, 26] = int(saturate[g])
     return {
         "groups": groups, "rows": rows, "segment_taps": int(segment), "offset": offset.reshape(-1),
         "table": table, "compare": compare.reshape(-1),
         "patterns": [len(u) for u in patterns], "max_sum": int(max_sum.max(initial=0)),
+        "saturate": bool(saturate.all()), "inverted": int(inv.sum()),
     }

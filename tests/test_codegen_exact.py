@@ -11,6 +11,7 @@ is checked the same way, with the optimized and the reference kernels.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,40 @@ def test_default_model_bit_exact_optimized_and_reference(tmp_path):
     gen = check_exact(path, tmp_path, seed=5)
     assert gen.arena_bytes < 8 * 1024  # the 96x96 encoded frame alone was 36 KB
     check_exact(path, tmp_path, seed=6, reference=True, n=8)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "person_detect" / "model.tflite"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/person_detect/model.tflite not present")
+def test_shipped_model_bit_exact(tmp_path):
+    """The shipped person detector, whose stem sums exceed a byte (segments on
+    cores without the DSP extension, one saturating pass with complemented lanes
+    on those with it): the generated code equals LCE on 20 frames."""
+    gen = check_exact(SHIPPED, tmp_path, seed=20, n=20)
+    stem = gen.calls[0]
+    taps = stem.params["filter_h"] * stem.params["filter_w"]
+    assert stem.params["lv_groups"] >= 1 and stem.params["lv_segment_taps"] < taps, stem.notes
+    compare = stem.arrays["lv_compare"].reshape(stem.params["lv_groups"], -1)
+    assert (compare[:, 26] == 1).all(), stem.notes  # the DSP cores' single pass decides every lane
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/person_detect/model.tflite not present")
+def test_shipped_model_bit_exact_on_cortex_m7(tmp_path):
+    """The same on QEMU mps2-an500 (Cortex-M7, DSP extension): the stem's single
+    saturating pass over sums beyond a byte equals LCE on 6 frames."""
+    from deploy import emulator, firmware, protocol
+    from tests.conftest import have_arm_toolchain
+
+    if not have_arm_toolchain():
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+    frames = frames_for((96, 96, 3), 6, seed=21)
+    result = firmware.build("mps2-an500", model=SHIPPED, out=tmp_path / "fw", frames=frames, max_frames=6)
+    run = emulator.run("mps2-an500", result.elf, timeout=120)
+    assert run.status == "exited" and run.exit_code == 0, run.describe()
+    results = [r for r in map(protocol.parse_result, run.lines) if r]
+    assert len(results) == 6
+    want = lce_logits(SHIPPED, frames)
+    got = np.array([r.logit_bits for r in results], dtype=np.uint32)
+    np.testing.assert_array_equal(got, want.view(np.uint32))

@@ -274,14 +274,21 @@ def stem_encode(frame: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return out
 
 
-def stem_case(rng, *, channels, planes, kind, out_type, filter_p=0.5, channel_major=True, **geometry):
-    """A fused stem: random frame, front end tables, conv; params/arrays from lowering."""
+def stem_case(rng, *, channels, planes, kind, out_type, filter_p=0.5, channel_major=True, extreme=False,
+              **geometry):
+    """A fused stem: random frame, front end tables, conv; params/arrays from lowering.
+    extreme: regions of 0 and 255 in the frame (a thermometer's largest and
+    smallest counts: the sums reach their bounds)."""
     lut, cin = stem_lut(rng, channels, planes, kind, channel_major)
     params, arrays, scratch, _, filt_bits = bconv_case(rng, cin=cin, groups=1, out_type=out_type,
                                                        filter_p=filter_p, **geometry)
     frame = rng.integers(0, 256, size=(params["in_h"], params["in_w"], channels), dtype=np.uint8)
     if rng.random() < 0.3:
         frame = np.clip(frame // 32 * 32 + 16, 0, 255).astype(np.uint8)  # few distinct values
+    if extreme:
+        h, w = frame.shape[:2]
+        frame[:h // 2, :w // 2] = 0
+        frame[h // 2:, w // 2:] = 255
     x = unpack(stem_encode(frame, lut), cin)
     expected = bconv_numpy(params, arrays, x, filt_bits)
     stem = lowering.stem_params(channels, lut, params, arrays, scratch)
@@ -362,6 +369,69 @@ def test_stem_level_tables_choice_and_segments():
     (params, arrays, scratch, notes), _, _ = stem_case(rng, channels=3, planes=8, kind="thermo",
                                                        out_type=OUT_BITS, filter_p=0.0, **geometry)
     assert 1 <= params["lv_segment_taps"] < 16, notes
+
+
+def saturated_levels_numpy(stem, frame):
+    """glt_stem_opt's levels algorithm on a DSP core, in numpy: per output pixel,
+    the table rows of every tap added in saturating byte lanes (UQADD8), compared
+    with the byte thresholds (USUB8 + SEL), masked by keep and xored with the
+    invert mask (complemented lanes)."""
+    p, a = stem[0], stem[1]
+    taps, groups = p["filter_h"] * p["filter_w"], p["lv_groups"]
+    table = a["lv_table"].view(np.uint8).reshape(groups, -1)
+    cmp = a["lv_compare"].reshape(groups, lowering.STEM_COMPARE_WORDS)
+    offset = a["lv_offset"].astype(np.int64).reshape(p["channels"], 256)
+    outside = (p["lv_rows"] - 1) * taps * 32
+    lane = np.arange(32)
+    byte_of_lane = 4 * (lane % 8) + lane // 8
+    thr8 = cmp[:, :8].view(np.uint8).reshape(groups, 32)[:, byte_of_lane].astype(np.int64)
+    out = np.zeros((p["out_h"], p["out_w"], groups), np.uint32)
+    for oy in range(p["out_h"]):
+        for ox in range(p["out_w"]):
+            total = np.zeros((groups, 32), np.int64)
+            for t in range(taps):
+                iy = oy * p["stride_h"] - p["pad_top"] + (t // p["filter_w"]) * p["dilation_h"]
+                ix = ox * p["stride_w"] - p["pad_left"] + (t % p["filter_w"]) * p["dilation_w"]
+                if 0 <= iy < p["in_h"] and 0 <= ix < p["in_w"]:
+                    starts = [offset[c, frame[iy, ix, c]] + 32 * t for c in range(p["channels"])]
+                else:
+                    starts = [outside + 32 * t]
+                for st in starts:
+                    total += table[:, st:st + 32][:, byte_of_lane]
+            ge = np.minimum(total, 255) >= thr8  # saturation keeps sum >= u for u <= 255
+            bits = (ge.astype(np.uint64) << lane.astype(np.uint64)).sum(axis=1).astype(np.uint32)
+            out[oy, ox] = (bits & cmp[:, 8]) ^ cmp[:, 25]
+    return out
+
+
+def test_stem_sums_beyond_a_byte_saturate_exactly():
+    """Sums up to 2 x 255 (all-zero filters: each tap spans 0..24, 16 to 20 taps):
+    lowering complements the lanes whose threshold exceeds a byte so that
+    saturating byte sums decide every lane (the single pass of the DSP cores);
+    numpy's model of that pass equals LCE's bits. Beyond 510 some lanes cannot be
+    decided that way and the kernel keeps widening segments."""
+    rng = np.random.default_rng(77)
+    inverted = 0
+    for case, (fh, fw, same, pad_value) in enumerate([(4, 4, True, 1), (4, 5, True, 0), (4, 4, False, 1),
+                                                      (3, 5, True, 1)] * 3):
+        cout = int(rng.choice([32, 40])) if fh * fw < 20 else 32  # 2 groups of 20 taps: > 32 KB
+        stem, frame, expected = stem_case(rng, channels=3, planes=8, kind="thermo", out_type=OUT_BITS,
+                                          filter_p=float(rng.choice([0.0, 0.05])), cout=cout,
+                                          fh=fh, fw=fw, sh=2, sw=3, dh=1, dw=1, same=same, pad_value=pad_value,
+                                          in_h=9, in_w=11, extreme=case % 2 == 0)
+        params, arrays = stem[0], stem[1]
+        assert params["lv_groups"] and params["lv_segment_taps"] < fh * fw, stem[3]  # sums beyond a byte
+        cmp = arrays["lv_compare"].reshape(params["lv_groups"], lowering.STEM_COMPARE_WORDS)
+        assert (cmp[:, 26] == 1).all(), (case, stem[3])
+        inverted += int(sum(bin(int(w)).count("1") for w in cmp[:, 25]))
+        got = saturated_levels_numpy(stem, frame)
+        assert got.tobytes() == expected.tobytes(), (case, stem[3])
+    assert inverted > 0  # complemented lanes were exercised
+    # 5x5 taps of range 24: sums up to 600, thresholds in the middle cannot be decided in a byte
+    stem, frame, expected = stem_case(rng, channels=3, planes=8, kind="thermo", out_type=OUT_BITS, filter_p=0.0,
+                                      cout=32, fh=5, fw=5, sh=2, sw=2, dh=1, dw=1, same=True, pad_value=1,
+                                      in_h=9, in_w=9)
+    assert stem[1]["lv_compare"][26] == 0 and "sums up to 600" in stem[3][0]
 
 
 def test_stem_thresholds_at_the_extremes(lib):
@@ -667,7 +737,9 @@ def mcu_stem_cases():
         dict(channels=3, planes=10, kind="thermo", out_type=OUT_BITS, cout=40, fh=2, fw=2, sh=2, sw=2,
              dh=1, dw=1, same=True, pad_value=0, in_h=9, in_w=9, channel_major=False),  # 2 groups
         dict(channels=3, planes=8, kind="thermo", out_type=OUT_BITS, filter_p=0.0, cout=32, fh=4, fw=4,
-             sh=4, sw=4, dh=1, dw=1, same=True, pad_value=1, in_h=16, in_w=16),  # segments
+             sh=4, sw=4, dh=1, dw=1, same=True, pad_value=1, in_h=16, in_w=16, extreme=True),  # saturation
+        dict(channels=3, planes=8, kind="thermo", out_type=OUT_BITS, filter_p=0.0, cout=32, fh=5, fw=5,
+             sh=2, sw=2, dh=1, dw=1, same=True, pad_value=1, in_h=9, in_w=9, extreme=True),  # segments
         dict(channels=4, planes=5, kind="patterns", out_type=OUT_BITS, cout=33, fh=3, fw=2, sh=2, sw=1,
              dh=1, dw=2, same=True, pad_value=1, in_h=8, in_w=9),
         dict(channels=3, planes=8, kind="nbc", out_type=OUT_BITS, cout=32, fh=4, fw=4, sh=4, sw=4,
@@ -680,8 +752,12 @@ def mcu_stem_cases():
         cfg = random_stem_config(rng)
         cfg["in_h"], cfg["in_w"] = min(cfg["in_h"], 9), min(cfg["in_w"], 9)
         cases.append(stem_case(rng, **cfg))
-    assert cases[0][0][0]["lv_groups"] == 1 and cases[5][0][0]["lv_groups"] == 0
-    assert cases[3][0][0]["lv_segment_taps"] < 16
+    assert cases[0][0][0]["lv_groups"] == 1 and cases[6][0][0]["lv_groups"] == 0
+    # case 3: sums beyond a byte, one saturating pass on DSP cores (complemented lanes)
+    assert cases[3][0][0]["lv_segment_taps"] < 16 and cases[3][0][1]["lv_compare"][26] == 1
+    assert cases[3][0][1]["lv_compare"][25] != 0
+    # case 4: sums up to 600, widened segments on every core
+    assert cases[4][0][0]["lv_segment_taps"] < 25 and cases[4][0][1]["lv_compare"][26] == 0
     return cases
 
 

@@ -21,8 +21,11 @@
  *    row's per-lane minimum over patterns, so a lane's sum stays small. An output
  *    pixel costs one row addition (8 words) per (tap, channel) for 32 channels, and
  *    a SIMD comparison with per-lane thresholds yields the packed output word.
- *    The 8-bit lanes are widened to 16 bits every lv_segment_taps taps when their
- *    sum could exceed 255 (lowering computes the bound from the table).
+ *    When a lane's sum could exceed 255 (lowering computes the bound from the
+ *    table): with the DSP extension, saturating byte additions keep the
+ *    comparison exact if its threshold is at most 255 (lanes whose threshold is
+ *    larger are complemented: they sum bound - sum, and their bit is inverted);
+ *    otherwise the 8-bit lanes are widened to 16 bits every lv_segment_taps taps.
  *
  * 2. Words (otherwise, e.g. a natural binary code with 256 patterns per channel):
  *    per output row, the front end encodes only the filter_h input rows the row
@@ -36,7 +39,8 @@
 #include "glt_common.h"
 
 #define GLT_STEM_LANES 32          /* output channels per level row (8 words of 4 bytes) */
-#define GLT_STEM_COMPARE_WORDS 25  /* per group: 8 byte thresholds, keep mask, 16 halfword constants */
+#define GLT_STEM_COMPARE_WORDS 27  /* per group: 8 byte thresholds, keep mask, 16 halfword
+                                      constants, invert mask, saturate flag */
 
 typedef struct {
     int32_t in_h, in_w, channels;  /* raw uint8 frame */
@@ -72,7 +76,10 @@ typedef struct {
                                       byte, bit = (8-bit sum >= byte); word 8: lanes whose bit
                                       is not constant 0; words 9..24: halfword lanes
                                       0x8000 - u (u = least 16-bit sum whose bit is 1), in the
-                                      order (w, bytes 0 and 2), (w, bytes 1 and 3) for w = 0..7 */
+                                      order (w, bytes 0 and 2), (w, bytes 1 and 3) for w = 0..7;
+                                      word 25: lanes whose bit is inverted after the
+                                      comparison (complemented sums); word 26: 1 when
+                                      saturated byte sums decide every lane (words 0..7) */
     uint32_t *scratch;             /* words path: filter_h * in_w * words words of strip, then
                                       glt_bconv2d_opt's scratch */
 } glt_stem_params;

@@ -8,6 +8,13 @@
  * comparison with the thresholds is SIMD too: USUB8 + SEL on cores with the DSP
  * extension (8-bit sums), else (or when the sums need 16 bits) halfword lanes
  * biased so that bit 15 of a lane is the output bit.
+ *
+ * With the DSP extension the rows are added with UQADD8 (saturating bytes): a
+ * lane's comparison sum >= u (u <= 255) survives saturation, so one pass over
+ * all taps suffices even when sums exceed 255, provided lowering could bring
+ * every lane's u to 255 or below (lv_compare word 26; lanes with a larger u
+ * are complemented and their bit inverted, word 25). Otherwise the taps are
+ * summed in segments that fit a byte and widened to 16 bits.
  */
 #include "glt_bconv2d.h"
 #include "glt_frontend.h"
@@ -26,18 +33,29 @@ typedef struct {
     uint32_t a[8];
 } lanes8;
 
+#define COMPARE_INVERT 25   /* lv_compare word: lanes whose bit is inverted */
+#define COMPARE_SATURATE 26 /* lv_compare word: 1 if saturated byte sums decide every lane */
+
+/* a += b in byte lanes: saturating with the DSP extension (exact while the sums
+ * fit a byte, as in a segment; decides sum >= u <= 255 beyond), else wrapping. */
+#if GLT_STEM_DSP
+#define LANE_ADD(a, b) __asm__("uqadd8 %0, %0, %1" : "+r"(a) : "r"(b))
+#else
+#define LANE_ADD(a, b) ((a) += (b))
+#endif
+
 /* Adds the 32-byte row at `row` to the accumulators a0..a7 (locals of the caller). */
 #define ADD_ROW(row)                                                        \
     do {                                                                    \
         const uint32_t *r_ = (const uint32_t *)(const void *)(row);         \
-        a0 += r_[0];                                                        \
-        a1 += r_[1];                                                        \
-        a2 += r_[2];                                                        \
-        a3 += r_[3];                                                        \
-        a4 += r_[4];                                                        \
-        a5 += r_[5];                                                        \
-        a6 += r_[6];                                                        \
-        a7 += r_[7];                                                        \
+        LANE_ADD(a0, r_[0]);                                                \
+        LANE_ADD(a1, r_[1]);                                                \
+        LANE_ADD(a2, r_[2]);                                                \
+        LANE_ADD(a3, r_[3]);                                                \
+        LANE_ADD(a4, r_[4]);                                                \
+        LANE_ADD(a5, r_[5]);                                                \
+        LANE_ADD(a6, r_[6]);                                                \
+        LANE_ADD(a7, r_[7]);                                                \
     } while (0)
 
 /* 16-bit lanes: h[2w] += even bytes of a[w], h[2w + 1] += odd bytes. */
@@ -62,7 +80,7 @@ static uint32_t compare16(const uint32_t *h, const uint32_t *c)
         bits |= ((h[2 * w] + c[2 * w]) & m) >> (15 - w);    /* channels w, w + 16 */
         bits |= ((h[2 * w + 1] + c[2 * w + 1]) & m) >> (7 - w); /* channels w + 8, w + 24 */
     }
-    return bits;
+    return bits ^ c[COMPARE_INVERT - 9];
 }
 
 /* Output bits from byte sums (the sums fit 8 bits). */
@@ -81,7 +99,7 @@ static uint32_t compare8(const lanes8 *s, const uint32_t *cmp)
                 : "cc");
         bits |= ge;
     }
-    return bits & cmp[8];
+    return (bits & cmp[8]) ^ cmp[COMPARE_INVERT];
 #else
     uint32_t h[16];
     int32_t w;
@@ -111,24 +129,29 @@ typedef struct {
 #define LEVELS_ASM 1
 /* Thumb-2: all 14 registers hold the loop state (8 accumulators, pixel and tap
  * pointers, lv_offset, 3 temporaries), which GCC's allocator does not manage in C.
- * Per tap: 3 x (LDRB, LDRH, ADD, 4 LDRD, 8 ADD) + 2 channel biases + loop. */
+ * Per tap: 3 x (LDRB, LDRH, ADD, 4 LDRD, 8 ADD or UQADD8) + 2 channel biases + loop. */
+#if GLT_STEM_DSP
+#define ACC_ASM "uqadd8 "
+#else
+#define ACC_ASM "add    "
+#endif
 #define ROW_ASM(bias, at)                        \
     "ldrb   r11, [r8], #1\n\t"                   \
     bias                                         \
     "ldrh   r11, [r10, r11, lsl #1]\n\t"         \
     "add    r11, r9, r11\n\t"                    \
     "ldrd   r12, lr, [r11, #" at "+0]\n\t"       \
-    "add    r0, r0, r12\n\t"                     \
-    "add    r1, r1, lr\n\t"                      \
+    ACC_ASM "r0, r0, r12\n\t"                    \
+    ACC_ASM "r1, r1, lr\n\t"                     \
     "ldrd   r12, lr, [r11, #" at "+8]\n\t"       \
-    "add    r2, r2, r12\n\t"                     \
-    "add    r3, r3, lr\n\t"                      \
+    ACC_ASM "r2, r2, r12\n\t"                    \
+    ACC_ASM "r3, r3, lr\n\t"                     \
     "ldrd   r12, lr, [r11, #" at "+16]\n\t"      \
-    "add    r4, r4, r12\n\t"                     \
-    "add    r5, r5, lr\n\t"                      \
+    ACC_ASM "r4, r4, r12\n\t"                    \
+    ACC_ASM "r5, r5, lr\n\t"                     \
     "ldrd   r12, lr, [r11, #" at "+24]\n\t"      \
-    "add    r6, r6, r12\n\t"                     \
-    "add    r7, r7, lr\n\t"
+    ACC_ASM "r6, r6, r12\n\t"                    \
+    ACC_ASM "r7, r7, lr\n\t"
 #define TAP_ASM(at)                              \
     ROW_ASM("", at)                              \
     ROW_ASM("add    r11, r11, #256\n\t", at)     \
@@ -158,6 +181,8 @@ typedef struct {
     COMPARE_ASM("r7", "7", "0x80808080")         \
     "ldr    r11, [r9, #32]\n\t" /* keep mask */  \
     "and    r8, r8, r11\n\t"                     \
+    "ldr    r11, [r9, #100]\n\t" /* invert */    \
+    "eor    r8, r8, r11\n\t"                     \
     "str    r8, [r12, #28]\n\t"
 #else
 #define FINISH_ASM                               \
@@ -211,6 +236,7 @@ typedef struct {
 
 LEVELS_FUNCTION(levels_rgb_1, TAP_ASM("0"), "32")
 LEVELS_FUNCTION(levels_rgb_2, TAP_ASM("0") TAP_ASM("32"), "64") /* even filter_w */
+#undef ACC_ASM
 #undef ROW_ASM
 #undef TAP_ASM
 #undef COMPARE_ASM
@@ -297,7 +323,7 @@ static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t
                 const uint8_t *tg = table + g * group_bytes;
                 const uint32_t *cmp = p->lv_compare + g * GLT_STEM_COMPARE_WORDS;
                 lanes8 s;
-                if (seg >= taps) {
+                if (seg >= taps || (GLT_STEM_DSP && cmp[COMPARE_SATURATE])) {
                     if (inside && p->channels == 3 && p->dilation_w == 1) {
                         job.px = frame + (iy0 * p->in_w + ix0) * 3;
                         job.table = tg;
