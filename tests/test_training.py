@@ -214,3 +214,13 @@ def test_init_from_copies_the_body_and_starts_a_new_classifier(tmp_path):
     other = models.compact(cfg, num_classes=2, width=2.0)
     with pytest.raises(TrainingError, match="stem_conv has weights .* only the classifier may differ"):
         _init_from(other, tmp_path / "src.keras")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains(tmp_path):
+    """--distribute mirrored runs the same loop under tf.distribute (one CPU replica here)."""
+    metrics = train(TrainConfig(**SMALL, epochs=1, out=str(tmp_path / "m"), distribute="mirrored"))
+    assert 0.0 <= metrics["final"]["val_accuracy"] <= 1.0
+    from larq_glt.data.synthetic import NUM_CLASSES
+
+    assert runs.load_model(tmp_path / "m").output_shape[-1] == NUM_CLASSES
