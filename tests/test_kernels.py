@@ -208,6 +208,35 @@ def test_bconv2d_reduction_lengths(lib, n_words):
         assert np.array_equal(ref, bconv_numpy(params, arrays, x, filt_bits))
 
 
+@pytest.mark.parametrize("out_type", [OUT_FLOAT, OUT_INT8])
+def test_bconv2d_whole_input_window(lib, out_type):
+    """Float/int8 output whose window is the whole input (1x1 output, VALID, filter
+    covering the input, e.g. the classifier: a dedicated path) on several out_c and
+    window word counts (every n % 6), beside near misses that take the general path
+    (SAME padding, a larger input, stride, groups)."""
+    rng = np.random.default_rng(77 + out_type)
+    shapes = [(3, 3, 256), (1, 1, 32), (1, 1, 64), (1, 1, 96), (2, 1, 64), (1, 3, 33), (2, 2, 40),
+              (3, 3, 32), (1, 2, 160), (5, 1, 32), (2, 3, 224)]
+    for i, (fh, fw, cin) in enumerate(shapes):
+        for cout in (1, 2, 3, 31, 32, 33, 70):
+            variants = [dict(in_h=fh, in_w=fw, same=False, sh=1, groups=1)]  # the dedicated path
+            if i % 2 == 0:
+                variants += [dict(in_h=fh, in_w=fw, same=True, sh=1, groups=1),   # padded when > 1x1
+                             dict(in_h=fh + 1, in_w=fw, same=False, sh=2, groups=1),
+                             dict(in_h=fh, in_w=fw, same=False, sh=1, groups=1 if cin % 64 else 2)]
+            for v in variants:
+                co = cout * v["groups"]
+                params, arrays, scratch, x, filt_bits = bconv_case(
+                    rng, cin=cin, cout=co, groups=v["groups"], fh=fh, fw=fw, sh=v["sh"], sw=1, dh=1, dw=1,
+                    same=v["same"], pad_value=int(rng.integers(0, 2)), out_type=out_type,
+                    in_h=v["in_h"], in_w=v["in_w"], input_p=rng.choice([0.5, 0.0, 1.0]))
+                xp = packed_input(x, cin, v["groups"])
+                ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+                opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+                assert ref.tobytes() == opt.tobytes(), (fh, fw, cin, cout, v)
+                assert ref.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes(), (fh, fw, cin, v)
+
+
 def test_int8_rounding_is_half_away_from_zero(lib):
     """y = x * m + b landing exactly on .5 must round like std::round."""
     params, arrays, scratch, x, filt_bits = bconv_case(
@@ -789,8 +818,8 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
     lines = (run.stdout + run.stderr).splitlines()  # semihosting writes to QEMU's stderr
     assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
     checks = [l.split() for l in lines if l.startswith("check ")]
-    assert len(checks) == 4 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
-    assert checks[3][1:3] == ["stem", "24"]
+    assert len(checks) == 5 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
+    assert checks[1][1:3] == ["bconv2d_whole", "60"] and checks[4][1:3] == ["stem", "24"]
     (calib,) = [l.split() for l in lines if l.startswith("calib ")]
     instructions_per_tick = int(calib[2]) / int(calib[1])
     assert 39 <= instructions_per_tick <= 41  # SysTick at 25 MHz, 1 instruction per ns

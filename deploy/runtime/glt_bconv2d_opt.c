@@ -33,7 +33,9 @@
  * Both gather the window once per output pixel and group (im2col into scratch;
  * outside taps are zeros, i.e. LCE's one-padding, corrected afterwards for
  * zero-padding). SWAR reads 1x1 windows, and windows of full-width rows of one
- * group, in place.
+ * group, in place. Float/int8 output whose window is the whole input (a 1x1-output
+ * classifier) skips the per-pixel machinery: conv_dense_whole counts every output
+ * channel in one call of xor_popcount_acc, then applies the output transform.
  */
 #include "glt_bconv2d.h"
 
@@ -657,7 +659,71 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     }
 }
 
-void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output)
+/* acc_out[r] = sum over the n words of popcount(window[i] ^ filter[r * n + i]) for
+ * `rows` rows: xor_popcount_rows without its bookkeeping (the n % 6 leading words
+ * are counted word by word, then 6-word blocks, four per loop step). */
+static GLT_NOINLINE void xor_popcount_acc(const uint32_t *window, const uint32_t *filter,
+                                          int32_t rows, int32_t n, int32_t *acc_out)
+{
+    uint32_t m55 = 0x55555555u, m33 = 0x33333333u, three = 3u, zero = 0u;
+    const int32_t head = n % 6, hexads = n / 6;
+    const uint32_t *w = filter;
+#if GLT_BCONV_ASM
+    uint32_t t0, t1, t2, t3, t4, t5;
+#endif
+    GLT_OPAQUE(m55);
+    GLT_OPAQUE(m33);
+    GLT_OPAQUE(three);
+    GLT_OPAQUE(zero);
+    do {
+        const uint32_t *a = window;
+        uint32_t acc_z = 0, acc_h = 0; /* as in xor_popcount_rows */
+        int32_t k, count = 0;
+        for (k = 0; k < head; ++k) {
+            count += glt_popcount32(*a++ ^ *w++);
+        }
+        for (k = hexads; k >= 4; k -= 4) {
+            HEXAD();
+            HEXAD();
+            HEXAD();
+            HEXAD();
+        }
+        while (k-- > 0) {
+            HEXAD();
+        }
+        *acc_out++ = count + (int32_t)(acc_z - 15u * (acc_h >> 4));
+    } while (--rows > 0);
+}
+
+/* Float/int8 output of one output pixel whose window is the input itself (1x1
+ * output, no padding, filter covering the whole input, or a 1x1 filter on a 1x1
+ * input), e.g. a classifier: no gather, no per-pixel bookkeeping, the counts of
+ * all output channels in one call, then the output transform. */
+static GLT_NOINLINE void conv_dense_whole(const glt_bconv2d_params *p, const uint32_t *input,
+                                         void *output, int32_t n)
+{
+    const int32_t out_c = p->out_c, lo = p->clamp_min, hi = p->clamp_max;
+    const float *mul = p->multiplier, *bias = p->bias;
+    int32_t acc[32];
+    int32_t oc, c;
+    for (oc = 0; oc < out_c; oc += 32) {
+        const int32_t chunk = out_c - oc < 32 ? out_c - oc : 32;
+        xor_popcount_acc(input, p->filter + oc * n, chunk, n, acc);
+        if (p->output_type == GLT_OUT_FLOAT) {
+            for (c = 0; c < chunk; ++c) {
+                glt_bconv_write_dense(GLT_OUT_FLOAT, lo, hi, mul[oc + c], bias[oc + c], acc[c], output,
+                                      oc + c);
+            }
+        } else {
+            for (c = 0; c < chunk; ++c) {
+                glt_bconv_write_dense(GLT_OUT_INT8, lo, hi, mul[oc + c], bias[oc + c], acc[c], output,
+                                      oc + c);
+            }
+        }
+    }
+}
+
+static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *input, void *output)
 {
     const int32_t taps = p->filter_h * p->filter_w;
     const int32_t n = taps * p->group_words;
@@ -672,10 +738,6 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
     int32_t acc[32];
     int32_t oy, ox, g, c;
 
-    if (is_bits && p->lane_filter != 0 && !p->zero_padding) {
-        conv_lanes(p, input, (uint32_t *)output);
-        return;
-    }
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
             const int32_t pixel = oy * p->out_w + ox;
@@ -739,5 +801,23 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
                 *bits_out = bits >> (32 - (p->out_c & 31));
             }
         }
+    }
+}
+
+void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output)
+{
+    if (p->output_type == GLT_OUT_BITS) {
+        if (p->lane_filter != 0 && !p->zero_padding) {
+            conv_lanes(p, input, (uint32_t *)output);
+        } else {
+            conv_swar(p, input, output);
+        }
+    } else if (p->out_h == 1 && p->out_w == 1 && p->groups == 1 && p->pad_top == 0 &&
+               p->pad_left == 0 && p->filter_h == p->in_h && p->filter_w == p->in_w &&
+               (p->dilation_h == 1 || p->in_h == 1) && (p->dilation_w == 1 || p->in_w == 1)) {
+        /* the window is the whole input, in place */
+        conv_dense_whole(p, input, output, p->filter_h * p->filter_w * p->group_words);
+    } else {
+        conv_swar(p, input, output);
     }
 }

@@ -242,6 +242,38 @@ static int check_bconv(int cases)
     return failed;
 }
 
+/* Float/int8 output whose window is the whole input (1x1 output, VALID): the
+ * dedicated path of glt_bconv2d_opt, every n % 6 and out_c up to 70. */
+static int check_bconv_whole(int cases)
+{
+    static const int32_t cins[] = {1, 32, 33, 64, 96, 130, 200, 256};
+    int c, failed = 0;
+    for (c = 0; c < cases; ++c) {
+        glt_bconv2d_params p;
+        memset(&p, 0, sizeof p);
+        p.groups = 1;
+        p.out_c = c < 8 ? 2 : rnd_range(1, 70);
+        p.filter_h = p.in_h = rnd_range(1, 3);
+        p.filter_w = p.in_w = rnd_range(1, 3);
+        p.out_h = p.out_w = 1;
+        p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+        p.output_type = rnd_range(0, 1) ? GLT_OUT_FLOAT : GLT_OUT_INT8;
+        fill_bconv(&p, cins[rnd_range(0, 7)]);
+        memset(out_ref, 0xA5, sizeof out_ref);
+        memset(out_opt, 0x5A, sizeof out_opt);
+        glt_bconv2d_ref(&p, in_buf, out_ref);
+        glt_bconv2d_opt(&p, in_buf, out_opt);
+        if (memcmp(out_ref, out_opt, out_bytes(&p)) != 0) {
+            if (failed < 5) {
+                put("mismatch bconv_whole case ");
+                put_u((uint32_t)c);
+                put("\n");
+            }
+            ++failed;
+        }
+    }
+    return failed;
+}
 static int check_bmaxpool(int cases)
 {
     int c, failed = 0;
@@ -415,6 +447,33 @@ static void bench(const char *name, int32_t hw, int32_t cin, int32_t cout, int32
     put(memcmp(out_ref, out_opt, out_bytes(&p)) ? " MISMATCH\n" : " same\n");
 }
 
+/* The person detector's classifier: 3x3 VALID over 3x3x256, 2 float outputs. */
+static void bench_classifier(void)
+{
+    glt_bconv2d_params p;
+    uint32_t t0, t_opt, t_ref;
+    memset(&p, 0, sizeof p);
+    p.in_h = p.in_w = p.filter_h = p.filter_w = 3;
+    p.out_h = p.out_w = 1;
+    p.out_c = 2;
+    p.groups = 1;
+    p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+    p.output_type = GLT_OUT_FLOAT;
+    fill_bconv(&p, 256);
+    ticks_start();
+    t0 = ticks_now();
+    glt_bconv2d_opt(&p, in_buf, out_opt);
+    t_opt = ticks_since(t0);
+    ticks_start();
+    t0 = ticks_now();
+    glt_bconv2d_ref(&p, in_buf, out_ref);
+    t_ref = ticks_since(t0);
+    put("bench classifier_3x3x256_to2_float 4608 ");
+    put_u(t_opt);
+    put(" ");
+    put_u(t_ref);
+    put(memcmp(out_ref, out_opt, out_bytes(&p)) ? " MISMATCH\n" : " same\n");
+}
 static void calibrate(void)
 {
     /* 4 instructions per iteration (3 adds, subs... + bne): 1M iterations */
@@ -438,6 +497,9 @@ int main(void)
     put("larq-glt kernel self-test\n");
     f = check_bconv(300);
     report_check("bconv2d", 300, f);
+    failed += f;
+    f = check_bconv_whole(60);
+    report_check("bconv2d_whole", 60, f);
     failed += f;
     f = check_bmaxpool(200);
     report_check("bmaxpool", 200, f);
@@ -469,6 +531,7 @@ int main(void)
     bench("swar_1x1_64to64_bits", 12, 64, 64, 1, 1, GLT_OUT_BITS, 0);
     bench("lanes_1x1_64to64_bits", 12, 64, 64, 1, 1, GLT_OUT_BITS, 1);
     bench("swar_3x3_64to64_float", 12, 64, 64, 3, 1, GLT_OUT_FLOAT, 0);
+    bench_classifier();
     put(failed ? "RESULT FAIL\n" : "RESULT PASS\n");
     return failed != 0;
 }
