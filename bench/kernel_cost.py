@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -44,20 +43,11 @@ def default_model(out_dir: Path, encoding: str, seed: int) -> Path:
     """Exports models.compact(encoding=...) with random BN statistics and GLT logits."""
     import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
     import tf_keras as keras
-    from larq_glt import encoders, export, models
+    from larq_glt import export, models, testing
 
     keras.utils.set_random_seed(seed)  # the binary kernels' initial values
-    rng = np.random.default_rng(seed)
-    model = models.compact(encoding=encoding)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, g.shape) * rng.choice([-1, 1], g.shape),
-                rng.normal(0, 1, b.shape), rng.normal(0, 2, m.shape), rng.uniform(0.5, 2, v.shape),
-            ])
-        if isinstance(layer, encoders.GLT):
-            layer.logits.assign(rng.normal(0, 1, layer.logits.shape))
+
+    model = testing.randomize(models.compact(encoding=encoding), seed)
     result = export.export_keras(model, out_dir, n_check=8)
     return Path(result.out_dir) / "model.tflite"
 

@@ -2,24 +2,13 @@
 batch-norm statistics) reused by the deploy tests."""
 import shutil
 
-import numpy as np
 import pytest
 
 
 def _randomize(model, seed=0):
-    import tf_keras as keras
+    from larq_glt import testing
 
-    from larq_glt import encoders
-
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape) * rng.choice([-1, 1], g.shape),
-                               rng.normal(0, 1, b.shape), rng.normal(0, 2, m.shape), rng.uniform(0.5, 2, v.shape)])
-        if isinstance(layer, encoders.GLT):
-            layer.logits.assign(rng.normal(0, 1, layer.logits.shape))
-    return model
+    return testing.randomize(model, seed)
 
 
 @pytest.fixture(scope="session")

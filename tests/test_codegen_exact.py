@@ -17,10 +17,8 @@ import numpy as np
 import pytest
 
 import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
-import tf_keras as keras
-
 from deploy import codegen, host
-from larq_glt import encoders, export, flatbuffer, models
+from larq_glt import export, flatbuffer, models
 from larq_glt.models import Block, ModelConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
@@ -31,17 +29,9 @@ SMALL = dict(input_size=32, stem_kernel=4, stem_stride=4, stem_filters=32,
 
 
 def randomize(model, seed):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, g.shape) * rng.choice([-1, 1], g.shape),
-                rng.normal(0, 1, b.shape), rng.normal(0, 2, m.shape), rng.uniform(0.5, 2, v.shape),
-            ])
-        if isinstance(layer, encoders.GLT):
-            layer.logits.assign(rng.normal(0, 1, layer.logits.shape))
-    return model
+    from larq_glt import testing
+
+    return testing.randomize(model, seed)
 
 
 def frames_for(shape, n, seed):

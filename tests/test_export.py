@@ -16,17 +16,9 @@ SMALL = dict(input_size=32, stem_kernel=2, stem_stride=2, stem_filters=32,
 
 def _randomize_bn(model, seed=0):
     """Random BN statistics, so thresholds, multipliers and signs are exercised."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, g.shape) * rng.choice([-1, 1], g.shape),
-                rng.normal(0, 1, b.shape), rng.normal(0, 2, m.shape), rng.uniform(0.5, 2, v.shape),
-            ])
-        if isinstance(layer, encoders.GLT):
-            layer.logits.assign(rng.normal(0, 1, layer.logits.shape))
-    return model
+    from larq_glt import testing
+
+    return testing.randomize(model, seed)
 
 
 @pytest.fixture(scope="module", params=["glt", "thermo", "nbc"])
