@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -26,6 +24,7 @@ import jinja2
 from deploy import protocol
 from deploy.boards import Board, load_board
 from deploy.toolchain import arm_gcc, find_tool
+from larq_glt import atomic
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "firmware_templates" / "harness"
 FRAME_SOURCES = ("uart", "builtin")
@@ -182,32 +181,14 @@ def render_harness(board: "str | Board", out_dir: "str | os.PathLike", *,
     rendered["Makefile"] = env.get_template("Makefile.j2").render(ctx)
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic.directory(out_dir) as tmp:  # rename-based: out_dir is never half-written
         for name, text in rendered.items():
             (tmp / name).write_text(text)
         for rel, value in model_sources.items():
             dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(_read_source(value))
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put `new` at `target`: rename-based, so target is never half-written."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 def build_firmware(build_dir: "str | os.PathLike", *, make_args: Sequence[str] = (),
