@@ -52,18 +52,12 @@ def measure(model=None, board="mps2-an500", frames=None, out_dir=None, timeout=1
         with emulator.open_session(board, build.elf, timeout=timeout * (len(frames) + 2)) as session:
             session.wait_for(r"^larq-glt boot: ", timeout=timeout)
             client = protocol.FrameClient(session, timeout=timeout)
-            results, ops = [], []
-            for i, frame in enumerate(frames):
-                results.append(client.send(frame.tobytes(), i))
-                line = client._next_line("ops line")
-                while not line.startswith("ops:"):
-                    line = client._next_line("ops line")
-                ops.append(protocol.parse_ops(line))
+            results, ops = client.stream_profiled([f.tobytes() for f in frames])
             stats = protocol.parse_stats(client.command("stats", "stats:"))
     per_op = {}
     for name, call in zip(gen.op_names, gen.calls):
         key = name.replace(" ", "_")
-        counts = [o["ops"][key] if "ops" in o else o[key] for o in ops]
+        counts = [o[key] for o in ops]
         per_op[name] = {
             "instructions_mean": float(np.mean(counts)),
             "binary_macs": int(call.binary_macs),

@@ -40,14 +40,8 @@ def _stream(board, elf, frames, timeout):
     with emulator.open_session(board, elf, timeout=timeout * (len(frames) + 2)) as session:
         boot = protocol.parse_boot(session.wait_for(r"^larq-glt boot: .*", timeout=timeout)[0])
         client = protocol.FrameClient(session, timeout=timeout)
-        results, ops = [], []
-        for i, frame in enumerate(frames):
-            results.append(client.send(frame.tobytes(), i))
-            line = client._next_line("ops line")
-            while not line.startswith("ops:"):
-                line = client._next_line("ops line")
-            words = line.split()[3:]   # ops: frame N name count name count ...
-            ops.append([(words[k], int(words[k + 1])) for k in range(0, len(words) - 1, 2)])
+        results, per_frame = client.stream_profiled([f.tobytes() for f in frames])
+        ops = [list(o.items()) for o in per_frame]
         stats = protocol.parse_stats(client.command("stats", "stats:"))
     return boot, results, ops, stats
 

@@ -243,5 +243,21 @@ class FrameClient:
             if line.startswith(prefix):
                 return line
 
+    def wait_ops(self, seq: int) -> dict:
+        """The `ops:` line (GLT_PROFILE builds) that follows frame seq's result, parsed."""
+        while True:
+            ops = parse_ops(self._next_line(f"ops line for frame {seq}"))
+            if ops is not None:
+                return ops
+
+    def stream_profiled(self, frames: Sequence[bytes], first_seq: int = 0) -> tuple[list[FrameResult], list[dict]]:
+        """Like stream(), for profiling builds: also each frame's per-op counts."""
+        results, ops = [], []
+        for i, f in enumerate(frames):
+            seq = (first_seq + i) & MAX_SEQ
+            results.append(self.send(f, seq))
+            ops.append(self.wait_ops(seq)["ops"])
+        return results, ops
+
     def stream(self, frames: Sequence[bytes], first_seq: int = 0) -> list[FrameResult]:
         return [self.send(f, (first_seq + i) & MAX_SEQ) for i, f in enumerate(frames)]
