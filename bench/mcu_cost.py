@@ -42,18 +42,39 @@ MLPERF_REFERENCE = {
 }
 
 
-def measure(model=None, board="mps2-an500", frames=None, out_dir=None, timeout=120.0) -> dict:
+def _shown(path) -> str:
+    """A path inside the project relative to it (results stay machine-independent)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _run(model, board, frames, out_dir, timeout, profile_repeat=1):
+    """Build with per-op profiling, stream ``frames``; (build, frames, results, ops, stats)."""
+    build = firmware.build(board, model=model, out=out_dir, frame_source="uart", profile=True,
+                           profile_repeat=profile_repeat)
+    if frames is None:
+        frames, _, _ = samples.load(build.generated.input_shape)
+    with emulator.open_session(board, build.elf, timeout=timeout * profile_repeat * (len(frames) + 2)) as session:
+        session.wait_for(r"^larq-glt boot: ", timeout=timeout)
+        client = protocol.FrameClient(session, timeout=timeout * profile_repeat)
+        results, ops = client.stream_profiled([f.tobytes() for f in frames])
+        stats = protocol.parse_stats(client.command("stats", "stats:"))
+    return build, frames, results, ops, stats
+
+
+def measure(model=None, board="mps2-an500", frames=None, out_dir=None, timeout=120.0, op_repeat=16) -> dict:
+    """Totals from a build that runs each op once; per-op counts from a build
+    that runs each op ``op_repeat`` times per timing (SysTick ticks every 40
+    instructions, too coarse for small ops), on the same frames, whose logits
+    must agree."""
     with tempfile.TemporaryDirectory() as tmp:
-        build = firmware.build(board, model=model, out=Path(out_dir or tmp) / "fw", frame_source="uart",
-                               profile=True)
-        gen = build.generated
-        if frames is None:
-            frames, _, _ = samples.load(gen.input_shape)
-        with emulator.open_session(board, build.elf, timeout=timeout * (len(frames) + 2)) as session:
-            session.wait_for(r"^larq-glt boot: ", timeout=timeout)
-            client = protocol.FrameClient(session, timeout=timeout)
-            results, ops = client.stream_profiled([f.tobytes() for f in frames])
-            stats = protocol.parse_stats(client.command("stats", "stats:"))
+        base = Path(out_dir or tmp)
+        build, frames, results, ops, stats = _run(model, board, frames, base / "fw", timeout)
+        if op_repeat > 1:
+            _, _, rep_results, ops, _ = _run(model, board, frames, base / "fw-repeat", timeout, op_repeat)
+            if [r.logit_bits for r in rep_results] != [r.logit_bits for r in results]:
+                raise RuntimeError("the op-repeat build's logits differ from the single-run build's")
+    gen = build.generated
     per_op = {}
     for name, call in zip(gen.op_names, gen.calls):
         key = name.replace(" ", "_")
@@ -68,10 +89,11 @@ def measure(model=None, board="mps2-an500", frames=None, out_dir=None, timeout=1
     peak_ram = gen.arena_bytes + stack + gen.input_bytes
     return {
         "board": board,
-        "model": str(build.model_path),
+        "model": _shown(build.model_path),
         "frames": len(results),
         "instructions_per_inference": {"mean": float(np.mean(total)), "min": int(min(total)), "max": int(max(total))},
         "per_op": per_op,
+        "per_op_repeat": op_repeat,
         "binary_macs": int(sum(c.binary_macs for c in gen.calls)),
         "flash_bytes": build.size["flash_bytes"],
         "weight_bytes": gen.weight_bytes,
@@ -105,6 +127,10 @@ def render(res: dict, command: str) -> str:
         "",
         "## Per op",
         "",
+        f"Each op ran {res.get('per_op_repeat', 1)} times per timing in a second build (same frames, same logits): "
+        "the mean per call, including the call itself, at a resolution of "
+        f"{40 / res.get('per_op_repeat', 1):g} instructions (SysTick ticks every 40).",
+        "",
         "| op | instructions | binary MACs | binary MACs / instruction |",
         "| --- | ---: | ---: | ---: |",
     ]
@@ -119,9 +145,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="a .tflite (default: the shipped person detector)")
     p.add_argument("--board", default="mps2-an500")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "mcu_cost"), help="output path without extension")
+    p.add_argument("--op-repeat", type=int, default=16,
+                   help="per-op counts: each op runs this many times per timing (1: the totals' build)")
     p.add_argument("--tflm-dir", help="also measure TensorFlow Lite Micro (a tree with its library built)")
     args = p.parse_args(argv)
-    res = measure(args.model, args.board)
+    res = measure(args.model, args.board, op_repeat=args.op_repeat)
     if args.tflm_dir:
         sys.path.insert(0, str(ROOT / "bench"))
         import tflm_cost  # the same model and frames under TFLM; logits must be identical

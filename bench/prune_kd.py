@@ -7,17 +7,18 @@ Writes ``benchmarks/prune_kd.json`` and ``benchmarks/PRUNE_KD.md``.
 
     .venv/bin/python bench/prune_kd.py --data-dir ../shared/data/imagenette96
 
-Budget: about 2 hours on the 2-core CPU machine, everything included (an
-estimate from ~86 training images/s for the width-4 model at 64 px on an idle
-machine, KD adding the teacher's forward pass; a busy machine takes longer):
+Budget: about 1 hour on the 2-core CPU machine when idle, everything
+included (~86 training images/s for the width-4 model at 64 px; KD adds the
+teacher's forward pass; a busy machine takes longer):
 
 - 64×64 images (Imagenette's 96×96 resized) instead of 96: 2.25× fewer MACs;
   the 4×4/4 stem and three 2×2 pools still leave a 2×2 final map.
 - ``--limit 3000``: 3,000 of the 9,469 training images and 3,000 of the
   3,925 validation images (a fixed, class-mixed choice).
-- 12 epochs per cell: 6 dense, 3 ramp, 3 fine-tune (every cell, ratio 0
-  included, follows the same schedule, so the cells differ only in what is
-  pruned and in the loss); the teacher trains for 6 epochs.
+- One shared dense run (``--epochs 15``): every cell starts from its weights
+  (``init_from``, as a user prunes a trained model) and then runs the same
+  3 ramp + 4 fine-tune epochs, ratio 0 included, so the cells differ only in
+  what is pruned and in the loss. The teacher trains for 12 epochs.
 - ``--width 4`` on the default blocks: 3.5 Mbit of weights, well above the
   1 Mbit budget, with four 32-channel blocks in every pruning cell so the
   three ratios are exact (1, 2 or 3 blocks out of 4 per cell).
@@ -59,10 +60,10 @@ def parse_args(argv=None):
     p.add_argument("--width", type=float, default=4.0, help="multiplier on the default blocks' filters")
     p.add_argument("--encoding", default="glt")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=6, help="dense epochs of every cell")
+    p.add_argument("--epochs", type=int, default=15, help="epochs of the shared dense run every cell starts from")
     p.add_argument("--prune-epochs", type=int, default=3, help="ramp epochs of every cell")
-    p.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning epochs of every cell")
-    p.add_argument("--teacher-epochs", type=int, default=6)
+    p.add_argument("--finetune-epochs", type=int, default=4, help="fine-tuning epochs of every cell")
+    p.add_argument("--teacher-epochs", type=int, default=12)
     p.add_argument("--ratios", default="0,0.25,0.5,0.75", help="comma-separated pruning ratios")
     p.add_argument("--kd", default="off,on", help="comma-separated: off (cross-entropy only), on (distillation)")
     p.add_argument("--kd-alpha", type=float, default=0.5)
@@ -78,8 +79,8 @@ def parse_args(argv=None):
 def base_config(args, out: Path, **kw) -> training.TrainConfig:
     return training.TrainConfig(
         dataset="folder", data_dir=args.data_dir, out=str(out), encoding=args.encoding,
-        epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
-        limit=args.limit, progress=args.verbose, model={"width": args.width}, **kw,
+        batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
+        limit=args.limit, progress=args.verbose, model={"width": args.width}, **{"epochs": args.epochs, **kw},
     )
 
 
@@ -145,8 +146,9 @@ def markdown(result: dict) -> str:
         "```",
         "",
         f"Data: `{s['data_dir']}`, {s['image_size']}×{s['image_size']} px, at most {s['limit']} images per split; "
-        f"model: default compact blocks at width {s['width']:g}, encoding `{s['encoding']}`; schedule per cell: "
-        f"{s['epochs']} dense + {s['prune_epochs']} ramp + {s['finetune_epochs']} fine-tune epochs"
+        f"model: default compact blocks at width {s['width']:g}, encoding `{s['encoding']}`; every cell starts "
+        f"from one dense run of {s['epochs']} epochs (val accuracy {result['dense']['val_accuracy']:.4f}) and "
+        f"runs {s['prune_epochs']} ramp + {s['finetune_epochs']} fine-tune epochs"
         + (f"; teacher: full-precision counterpart, {s['teacher_epochs']} epochs, val accuracy "
            f"{result['teacher']['val_accuracy']:.4f}; KD α = {s['kd_alpha']}, T = {s['kd_temperature']}"
            if result.get("teacher") else "")
@@ -203,15 +205,22 @@ def main(argv=None) -> int:
         teacher_row = {"val_accuracy": tmetrics["final"]["val_accuracy"], "run": str(teacher_dir),
                        "weight_bits": tmetrics["final"]["weight_bits"]}
 
+    print("dense run (the starting point of every cell)", flush=True)
+    dense_dir = runs / "dense"
+    dmetrics, _ = run_cell(base_config(args, dense_dir), splits)
+    dense_row = {"val_accuracy": dmetrics["final"]["val_accuracy"], "run": str(dense_dir),
+                 "weight_bits": dmetrics["final"]["weight_bits"], "epochs": args.epochs,
+                 "train_seconds": round(sum(e.get("seconds", 0) for e in dmetrics["epochs"]), 1)}
+
     rows = []
-    result = {"command": command, "settings": settings, "teacher": teacher_row, "cells": rows,
+    result = {"command": command, "settings": settings, "teacher": teacher_row, "dense": dense_row, "cells": rows,
               "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, TensorFlow {tf.__version__}"}
     for kd in kds:
         for ratio in ratios:
             name = f"ratio{ratio:g}-{'kd' if kd else 'ce'}"
             print(f"cell {name}", flush=True)
             cfg = base_config(
-                args, runs / name, prune_ratio=ratio, prune_epochs=args.prune_epochs,
+                args, runs / name, epochs=0, init_from=str(dense_dir), prune_ratio=ratio, prune_epochs=args.prune_epochs,
                 finetune_epochs=args.finetune_epochs,
                 kd_teacher=str(teacher_dir) if kd else None, kd_alpha=args.kd_alpha,
                 kd_temperature=args.kd_temperature,

@@ -130,6 +130,7 @@ def check_fit(board: Board, gen: codegen.GeneratedModel, *, frame_bytes: int, st
 
 def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", frame_source: str = "builtin",
           frames=None, frame_count: int | None = None, max_frames: int | None = None, profile: bool = False,
+          profile_repeat: int = 1,
           reference_kernels: bool = False, stack_size: int | None = None, positive_class: int | None = None,
           stats_every: int = 0, debug: bool = False, compile: bool = True) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
@@ -157,6 +158,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
 
     out_dir = Path(out or ROOT / "build" / board.name)
     options = harness.HarnessOptions(opt_level=opt_level, max_frames=max_frames, profile=profile,
+                                     profile_repeat=profile_repeat,
                                      stack_size=stack_size, positive_class=positive_class,
                                      arena_bytes=gen.arena_bytes, stats_every=stats_every,
                                      include_dirs=("runtime",),

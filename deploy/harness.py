@@ -56,6 +56,7 @@ class HarnessOptions:
     opt_level: str = "-O2"
     max_frames: int | None = None      # stop (semihosting exit on mps2) after n frames; None: always on
     profile: bool = False              # -DGLT_PROFILE: an `ops:` line of per-op cycles after each result
+    profile_repeat: int = 1            # profile builds: run each op this many times per timing (mean reported)
     stack_size: int | None = None      # bytes; None: the board's default
     stats_every: int = 0               # a `stats:` line every n frames (0: only on the `stats` command)
     positive_class: int = 1            # LED on when this class is predicted
@@ -93,6 +94,7 @@ def harness_context(board: Board, *, model_name: str, frames: Sequence[bytes], f
         "opt_level": options.opt_level,
         "max_frames": options.max_frames,
         "profile": options.profile,
+        "profile_repeat": options.profile_repeat,
         "test_fault": options.test_fault,
         "extra_cflags": list(options.extra_cflags),
         "include_dirs": list(options.include_dirs),
@@ -122,6 +124,8 @@ def _check_inputs(board: Board, model_name: str, frames: Sequence[bytes], frame_
         raise HarnessError(f"stack_size {stack} must be a positive multiple of 8 below the RAM size")
     if options.max_frames is not None and options.max_frames <= 0:
         raise HarnessError(f"max_frames must be positive (or None for always-on), not {options.max_frames}")
+    if options.profile_repeat < 1:
+        raise HarnessError(f"profile_repeat must be 1 or more, not {options.profile_repeat}")
     if options.opt_level not in ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og", "-Oz"):
         raise HarnessError(f"opt_level {options.opt_level!r} is not a gcc -O level")
 

@@ -408,13 +408,25 @@ def _lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         arrays["tap_popcount"] = per_tap.reshape(-1).astype(np.uint16)
     if zero_padding and cin_group % 2:
         notes.append("zero-padding with an odd number of channels per group (LCE's reference kernel refuses it)")
+    dense = bconv_is_dense(params)
     return _call(
         op, model, "glt_bconv2d", "glt_bconv2d.h",
+        # the whole input is the window: call that path of the optimized kernel directly
+        **({"function": "glt_bconv2d_dense_opt"} if dense else {}),
         params=params, arrays=arrays, inputs=[inp.index], outputs=[out.index],
-        scratch_bytes=bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays),
+        scratch_bytes=0 if dense else bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays),
         binary_macs=out_h * out_w * out_c * taps * cin_group, notes=notes,
         reference_arrays=("filter", "thresholds") if "lane_filter" in arrays else (),
     )
+
+
+def bconv_is_dense(p: dict) -> bool:
+    """glt_bconv2d_is_dense (glt_bconv2d_opt.c): float/int8 output whose window
+    is the whole input, in place."""
+    return (p["output_type"] != OUT_BITS and p["out_h"] == 1 and p["out_w"] == 1 and p["groups"] == 1
+            and p["pad_top"] == 0 and p["pad_left"] == 0 and p["filter_h"] == p["in_h"]
+            and p["filter_w"] == p["in_w"] and (p["dilation_h"] == 1 or p["in_h"] == 1)
+            and (p["dilation_w"] == 1 or p["in_w"] == 1))
 
 
 def _lower_bmaxpool(model: Model, op: Operator) -> KernelCall:

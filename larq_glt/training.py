@@ -450,6 +450,14 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     verbose = (1 if sys.stdout.isatty() else 2) if cfg.progress else 0
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, profile_batch=0)
 
+    if plan and phases[0].end == 0 and start == 0:
+        # Pruning a loaded model (--init-from, --epochs 0): its accuracy before
+        # any mask is the "before pruning" stage.
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        loss, acc = model.evaluate(splits.val, verbose=0)
+        stages["before_pruning"] = {"epoch": 0, "val_accuracy": float(acc), "val_loss": float(loss)}
+        atomic.write_json(run.metrics, metrics)
+
     for phase in phases:
         if phase.name == "finetune":
             if start > phase.begin:
@@ -537,7 +545,9 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
         size["pruning"] = run.read_json(pruning_json)
         by_epoch = {e["epoch"]: e for e in metrics["epochs"]}
         dense_end = phases[0].end
-        stages["before_pruning"] = {"epoch": dense_end, "val_accuracy": by_epoch.get(dense_end, {}).get("val_accuracy")}
+        if dense_end > 0 or "before_pruning" not in stages:
+            stages["before_pruning"] = {"epoch": dense_end,
+                                        "val_accuracy": by_epoch.get(dense_end, {}).get("val_accuracy")}
         stages["after_finetune"] = {"epoch": total, "val_accuracy": last.get("val_accuracy")}
     atomic.write_json(run.path / "size.json", size)
     metrics["final"]["weight_bits"] = cost["total"]["weight_bits"]

@@ -76,6 +76,35 @@ def test_qemu_firmware_matches_host_and_lce(exported_default, tmp_path):
 
 
 @needs_arm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
+    """PROFILE_REPEAT runs each op n times per timing and prints the mean: the same
+    logits, per-op counts within one SysTick tick (40 instructions) of the single
+    run's, and a result-line total that counts every repeat."""
+    from deploy import emulator, protocol
+
+    frames = _frames(2, seed=5)
+    runs = {}
+    for repeat in (1, 8):
+        result = firmware.build("mps2-an500", model=exported_default / "model.tflite",
+                                out=tmp_path / f"fw{repeat}", frames=frames, max_frames=2, profile=True,
+                                profile_repeat=repeat)
+        run = emulator.run("mps2-an500", result.elf, timeout=120)
+        assert run.status == "exited" and run.exit_code == 0, run.describe()
+        runs[repeat] = ([r for r in map(protocol.parse_result, run.lines) if r],
+                        [protocol.parse_ops(l)["ops"] for l in run.lines if l.startswith("ops:")])
+    (one, one_ops), (rep, rep_ops) = runs[1], runs[8]
+    assert [r.logit_bits for r in one] == [r.logit_bits for r in rep]
+    for single, mean in zip(one_ops, rep_ops):
+        assert single.keys() == mean.keys()
+        for name in single:
+            assert abs(single[name] - mean[name]) <= 45, (name, single[name], mean[name])
+    for a, b in zip(one, rep):
+        assert 7 * a.cycles < b.cycles < 9 * a.cycles
+
+
+@needs_arm
 def test_nucleo_build_and_size_report(exported_default, tmp_path):
     out = tmp_path / "nucleo"
     proc = subprocess.run([sys.executable, "deploy/build.py", "--board", "nucleo", "--model",

@@ -234,6 +234,14 @@ def test_bconv2d_whole_input_window(lib, out_type):
                 ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
                 opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
                 assert ref.tobytes() == opt.tobytes(), (fh, fw, cin, cout, v)
+                # lowering's choice (it calls the dense path directly) agrees with the kernel's
+                hp = hostlib.Params("glt_bconv2d_params", params, arrays)
+                c_dense = bool(lib.glt_bconv2d_is_dense(hp.ref))
+                assert c_dense == lowering.bconv_is_dense(params), (fh, fw, cin, cout, v)
+                assert c_dense or v is not variants[0]
+                if c_dense:
+                    dense = run_bconv(lib, "glt_bconv2d_dense_opt", params, arrays, scratch, xp)
+                    assert ref.tobytes() == dense.tobytes(), (fh, fw, cin, cout, v)
                 assert ref.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes(), (fh, fw, cin, v)
 
 
@@ -819,7 +827,7 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
     assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
     checks = [l.split() for l in lines if l.startswith("check ")]
     assert len(checks) == 5 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
-    assert checks[1][1:3] == ["bconv2d_whole", "60"] and checks[4][1:3] == ["stem", "24"]
+    assert checks[1][1:3] == ["bconv2d_whole", "120"] and checks[4][1:3] == ["stem", "24"]
     (calib,) = [l.split() for l in lines if l.startswith("calib ")]
     instructions_per_tick = int(calib[2]) / int(calib[1])
     assert 39 <= instructions_per_tick <= 41  # SysTick at 25 MHz, 1 instruction per ns

@@ -97,4 +97,13 @@ void glt_bconv2d_ref(const glt_bconv2d_params *p, const uint32_t *input, void *o
  * Cortex-M). Bit-identical to glt_bconv2d_ref. */
 void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
 
+/* The optimized kernel's path for float/int8 output whose window is the whole
+ * input, in place (one output pixel, one group, no padding, filter = input size;
+ * e.g. a classifier): nonzero when it applies to `p`. */
+int glt_bconv2d_is_dense(const glt_bconv2d_params *p);
+
+/* That path alone, for callers that know glt_bconv2d_is_dense(p) (the generated
+ * schedule calls it directly); glt_bconv2d_opt dispatches to it. */
+void glt_bconv2d_dense_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
+
 #endif /* GLT_BCONV2D_H */

@@ -34,8 +34,9 @@
  * outside taps are zeros, i.e. LCE's one-padding, corrected afterwards for
  * zero-padding). SWAR reads 1x1 windows, and windows of full-width rows of one
  * group, in place. Float/int8 output whose window is the whole input (a 1x1-output
- * classifier) skips the per-pixel machinery: conv_dense_whole counts every output
- * channel in one call of xor_popcount_acc, then applies the output transform.
+ * classifier) skips the per-pixel machinery: glt_bconv2d_dense_opt counts and
+ * writes one output channel after the other in a single function (for a small
+ * layer such as a 2-class classifier, calls and set-up are a large share).
  */
 #include "glt_bconv2d.h"
 
@@ -127,6 +128,68 @@ static run_shape make_shape(int32_t n)
             "eor    %[a2], %[a2], %[w0]\n\t"                         \
             TRIPLE_BODY("a0", "a1", "a2")                            \
             ASM_OPERANDS)
+
+/* The dense path's variant of a triple: one accumulator instead of two. The
+ * bytes of z are lo + 16 hi (nibble counts <= 12); those of z rotated by 4 are
+ * hi + 16 lo' (the next byte's low nibble): their two byte sums add up to 17 times
+ * the count, so `az / 17` is exact and a register is freed; the 0x55/0xAA masks
+ * are immediates (the shifts move onto SUB/ADD), which frees another. */
+#define TRIPLE_BODY17(x0, x1, x2)                                \
+    "and    %[w0], %[" x0 "], #0xAAAAAAAA\n\t"                   \
+    "sub    %[" x0 "], %[" x0 "], %[w0], lsr #1\n\t"             \
+    "and    %[w0], %[" x2 "], #0x55555555\n\t"                   \
+    "add    %[" x0 "], %[" x0 "], %[w0]\n\t"                     \
+    "and    %[w1], %[" x1 "], #0xAAAAAAAA\n\t"                   \
+    "sub    %[" x1 "], %[" x1 "], %[w1], lsr #1\n\t"             \
+    "and    %[w1], %[" x2 "], #0xAAAAAAAA\n\t"                   \
+    "add    %[" x1 "], %[" x1 "], %[w1], lsr #1\n\t"             \
+    "and    %[w0], %[m33], %[" x0 "], lsr #2\n\t"                \
+    "and    %[w1], %[m33], %[" x1 "], lsr #2\n\t"                \
+    "add    %[w0], %[w0], %[w1]\n\t"                             \
+    "add    %[" x0 "], %[" x0 "], %[" x1 "]\n\t"                 \
+    "mls    %[" x0 "], %[w0], %[three], %[" x0 "]\n\t"           \
+    "usada8 %[az], %[" x0 "], %[zero], %[az]\n\t"                \
+    "ror    %[" x0 "], %[" x0 "], #4\n\t"                        \
+    "usada8 %[az], %[" x0 "], %[zero], %[az]\n\t"
+
+#define HEXAD17_BODY                                                 \
+    "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                          \
+    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
+    "eor    %[a0], %[a0], %[w0]\n\t"                               \
+    "eor    %[a1], %[a1], %[w1]\n\t"                               \
+    "ldrd   %[a2], %[a3], [%[A]], #8\n\t"                          \
+    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
+    "eor    %[a2], %[a2], %[w0]\n\t"                               \
+    "eor    %[a3], %[a3], %[w1]\n\t"                               \
+    TRIPLE_BODY17("a0", "a1", "a2")                                  \
+    "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                          \
+    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
+    "eor    %[a0], %[a0], %[w0]\n\t"                               \
+    "eor    %[a1], %[a1], %[w1]\n\t"                               \
+    TRIPLE_BODY17("a3", "a0", "a1")
+
+/* az = 17 x the XOR-popcount of one filter row (a positive multiple of 24 words)
+ * with the window; w advances past the row. The loop lives inside the assembly
+ * (13 registers); window and word count are read from memory (one LDRD). */
+typedef struct {
+    const uint32_t *window;
+    int32_t words;
+} dense_row;
+
+#define DENSE_ROW17(row)                                                                  \
+    __asm__("ldrd   %[A], %[k], %[ro]\n\t"                                                \
+            "mov    %[az], #0\n\t"                                                        \
+            "1:\n\t" HEXAD17_BODY HEXAD17_BODY HEXAD17_BODY HEXAD17_BODY                   \
+            "subs   %[k], %[k], #24\n\t"                                                  \
+            "bne    1b\n\t"                                                               \
+            : [a0] "=&r"(t0), [a1] "=&r"(t1), [a2] "=&r"(t2), [a3] "=&r"(t3),              \
+              [w0] "=&r"(t4), [w1] "=&r"(t5), [az] "=&r"(az), [A] "=&r"(a), [W] "+r"(w),   \
+              [k] "=&r"(k)                                                                \
+            : [ro] "m"(row), [m33] "r"(m33), [three] "r"(three),                          \
+              [zero] "r"(zero)                                                            \
+            : "cc", "memory")
+
+#define TWO_OVER_17 0xE1E1E1E2u /* 2 * (17^-1 mod 2^32): 2 * count = az * this, exactly */
 
 #else /* portable C, same arithmetic */
 
@@ -659,15 +722,73 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     }
 }
 
-/* acc_out[r] = sum over the n words of popcount(window[i] ^ filter[r * n + i]) for
- * `rows` rows: xor_popcount_rows without its bookkeeping (the n % 6 leading words
- * are counted word by word, then 6-word blocks, four per loop step). */
-static GLT_NOINLINE void xor_popcount_acc(const uint32_t *window, const uint32_t *filter,
-                                          int32_t rows, int32_t n, int32_t *acc_out)
+/* Output transform of glt_bconv2d_dense_opt's channels: count -> output[oc]. */
+#define DENSE_WRITE(type, clamp)                                                          \
+    do {                                                                                  \
+        int32_t x = 2 * count;                                                            \
+        float y;                                                                          \
+        if (clamp) {                                                                      \
+            x = x < lo ? lo : x;                                                          \
+            x = x > hi ? hi : x;                                                          \
+        }                                                                                 \
+        y = (float)x * mul[oc]; /* two roundings, as glt_bconv_write_dense */             \
+        y = y + bias[oc];                                                                 \
+        if ((type) == GLT_OUT_FLOAT) {                                                    \
+            ((float *)output)[oc] = y;                                                    \
+        } else {                                                                          \
+            ((int8_t *)output)[oc] = glt_round_to_int8(y);                                \
+        }                                                                                 \
+    } while (0)
+
+static GLT_NOINLINE void dense_any(const glt_bconv2d_params *p, const uint32_t *input, void *output);
+
+void glt_bconv2d_dense_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output)
+{
+#if GLT_BCONV_ASM
+    /* Float output whose clamp never bites (2 * count lies in [0, 64 words]) and
+     * whole blocks of four hexads: each row's count in one assembly loop, then its
+     * output transform (a small layer, e.g. a classifier, is mostly set-up). */
+    const int32_t words = p->filter_h * p->filter_w * p->group_words;
+    /* words % 24 == 0 without a division: 8 | words, and 3 | words / 8 (x * 3^-1 mod
+       2^32 maps the multiples of 3, and only them, into [0, 2^32 / 3]) */
+    if (p->output_type == GLT_OUT_FLOAT && (words & 7) == 0 &&
+        ((uint32_t)words >> 3) * 0xAAAAAAABu <= 0x55555555u && p->clamp_min <= 0 &&
+        p->clamp_max >= 64 * words) {
+        const uint32_t m33 = 0x33333333u, three = 3u, zero = 0u;
+        uint32_t t0, t1, t2, t3, t4, t5, az;
+        const uint32_t *a, *w = p->filter;
+        dense_row row;
+        const float *mul = p->multiplier, *bias = p->bias;
+        float *out = (float *)output;
+        float *const end = out + p->out_c;
+        int32_t k;
+        row.window = input;
+        row.words = words;
+        do {
+            float y;
+            DENSE_ROW17(row);
+            y = (float)(int32_t)(az * TWO_OVER_17) * *mul++; /* two roundings, as */
+            *out++ = y + *bias++;                             /* glt_bconv_write_dense */
+        } while (out != end);
+        return;
+    }
+#endif
+    dense_any(p, input, output);
+}
+
+/* Any window length: one output channel after the other. */
+static GLT_NOINLINE void dense_any(const glt_bconv2d_params *p, const uint32_t *input, void *output)
 {
     uint32_t m55 = 0x55555555u, m33 = 0x33333333u, three = 3u, zero = 0u;
-    const int32_t head = n % 6, hexads = n / 6;
-    const uint32_t *w = filter;
+    const int32_t n = p->filter_h * p->filter_w * p->group_words;
+    const int32_t head = n % 6, hexads = n / 6, out_c = p->out_c;
+    const int32_t lo = p->clamp_min, hi = p->clamp_max;
+    /* 2 * count lies in [0, 64 n]: most layers' clamps (no activation) never bite */
+    const int clamp = lo > 0 || hi < 64 * n;
+    const int is_float = p->output_type == GLT_OUT_FLOAT;
+    const float *mul = p->multiplier, *bias = p->bias;
+    const uint32_t *w = p->filter;
+    int32_t oc;
 #if GLT_BCONV_ASM
     uint32_t t0, t1, t2, t3, t4, t5;
 #endif
@@ -675,8 +796,8 @@ static GLT_NOINLINE void xor_popcount_acc(const uint32_t *window, const uint32_t
     GLT_OPAQUE(m33);
     GLT_OPAQUE(three);
     GLT_OPAQUE(zero);
-    do {
-        const uint32_t *a = window;
+    for (oc = 0; oc < out_c; ++oc) {
+        const uint32_t *a = input;
         uint32_t acc_z = 0, acc_h = 0; /* as in xor_popcount_rows */
         int32_t k, count = 0;
         for (k = 0; k < head; ++k) {
@@ -691,36 +812,24 @@ static GLT_NOINLINE void xor_popcount_acc(const uint32_t *window, const uint32_t
         while (k-- > 0) {
             HEXAD();
         }
-        *acc_out++ = count + (int32_t)(acc_z - 15u * (acc_h >> 4));
-    } while (--rows > 0);
-}
-
-/* Float/int8 output of one output pixel whose window is the input itself (1x1
- * output, no padding, filter covering the whole input, or a 1x1 filter on a 1x1
- * input), e.g. a classifier: no gather, no per-pixel bookkeeping, the counts of
- * all output channels in one call, then the output transform. */
-static GLT_NOINLINE void conv_dense_whole(const glt_bconv2d_params *p, const uint32_t *input,
-                                         void *output, int32_t n)
-{
-    const int32_t out_c = p->out_c, lo = p->clamp_min, hi = p->clamp_max;
-    const float *mul = p->multiplier, *bias = p->bias;
-    int32_t acc[32];
-    int32_t oc, c;
-    for (oc = 0; oc < out_c; oc += 32) {
-        const int32_t chunk = out_c - oc < 32 ? out_c - oc : 32;
-        xor_popcount_acc(input, p->filter + oc * n, chunk, n, acc);
-        if (p->output_type == GLT_OUT_FLOAT) {
-            for (c = 0; c < chunk; ++c) {
-                glt_bconv_write_dense(GLT_OUT_FLOAT, lo, hi, mul[oc + c], bias[oc + c], acc[c], output,
-                                      oc + c);
+        count += (int32_t)(acc_z - 15u * (acc_h >> 4));
+        if (is_float) {
+            if (clamp) {
+                DENSE_WRITE(GLT_OUT_FLOAT, 1);
+            } else {
+                DENSE_WRITE(GLT_OUT_FLOAT, 0);
             }
         } else {
-            for (c = 0; c < chunk; ++c) {
-                glt_bconv_write_dense(GLT_OUT_INT8, lo, hi, mul[oc + c], bias[oc + c], acc[c], output,
-                                      oc + c);
-            }
+            DENSE_WRITE(GLT_OUT_INT8, 1);
         }
     }
+}
+
+int glt_bconv2d_is_dense(const glt_bconv2d_params *p)
+{
+    return p->output_type != GLT_OUT_BITS && p->out_h == 1 && p->out_w == 1 && p->groups == 1 &&
+           p->pad_top == 0 && p->pad_left == 0 && p->filter_h == p->in_h && p->filter_w == p->in_w &&
+           (p->dilation_h == 1 || p->in_h == 1) && (p->dilation_w == 1 || p->in_w == 1);
 }
 
 static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *input, void *output)
@@ -812,11 +921,8 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
         } else {
             conv_swar(p, input, output);
         }
-    } else if (p->out_h == 1 && p->out_w == 1 && p->groups == 1 && p->pad_top == 0 &&
-               p->pad_left == 0 && p->filter_h == p->in_h && p->filter_w == p->in_w &&
-               (p->dilation_h == 1 || p->in_h == 1) && (p->dilation_w == 1 || p->in_w == 1)) {
-        /* the window is the whole input, in place */
-        conv_dense_whole(p, input, output, p->filter_h * p->filter_w * p->group_words);
+    } else if (glt_bconv2d_is_dense(p)) {
+        glt_bconv2d_dense_opt(p, input, output);
     } else {
         conv_swar(p, input, output);
     }
