@@ -224,3 +224,18 @@ def test_mirrored_strategy_trains(tmp_path):
     from larq_glt.data.synthetic import NUM_CLASSES
 
     assert runs.load_model(tmp_path / "m").output_shape[-1] == NUM_CLASSES
+
+
+@pytest.mark.slow
+def test_pruning_a_trained_model_records_its_accuracy_before_pruning(tmp_path):
+    """--init-from a trained run with --epochs 0: the ramp starts from its weights,
+    and the "before pruning" stage is that model's own validation accuracy."""
+    opts = dict(SMALL, limit=64, levels=4, model=PRUNABLE)
+    dense = TrainConfig(**opts, epochs=1, out=str(tmp_path / "dense"))
+    dense_acc = train(dense)["final"]["val_accuracy"]
+    pruned = TrainConfig(**opts, epochs=0, init_from=str(tmp_path / "dense"), prune_ratio=0.5, prune_epochs=1,
+                         finetune_epochs=1, out=str(tmp_path / "pruned"))
+    metrics = train(pruned)
+    assert metrics["stages"]["before_pruning"]["val_accuracy"] == pytest.approx(dense_acc, abs=1e-6)
+    assert [e["phase"] for e in metrics["epochs"]] == ["ramp", "finetune"]
+    assert metrics["final"]["weight_bits"] < metrics["final"]["weight_bits_before_pruning"]
