@@ -244,6 +244,11 @@ class GLT(_ThermometerBase):
     surrogate_width: half-width w of the surrogate gradient, in pixel levels;
         default half the uniform gap, ``128 / (K + 1)``.
     output: ``"binary"`` (±1) or ``"preactivation"`` (``x - t``, for export).
+    logit_scale: s in ``softmax(s θ)``. The trainable variable is θ, so under
+        Adam (whose steps are about the learning rate whatever the gradient's
+        scale) the effective logits ``s θ`` move s times faster than the
+        network's weights: a learning-rate multiplier for the thresholds, which
+        otherwise barely move in a short run. 1 by default.
 
     # References
     - Nguyen & Guicquero, arXiv:2505.13462 (2025).
@@ -255,11 +260,15 @@ class GLT(_ThermometerBase):
         per_channel: bool = True,
         init: str = "uniform",
         surrogate_width: float | None = None,
+        logit_scale: float = 1.0,
         **kwargs,
     ):
         super().__init__(levels=levels, **kwargs)
         if init not in ("uniform", "quantile"):
             raise ValueError(f"init must be 'uniform' or 'quantile', got {init!r}")
+        if not float(logit_scale) > 0:
+            raise ValueError(f"logit_scale must be positive, got {logit_scale}")
+        self.logit_scale = float(logit_scale)
         if self.levels > 254:
             raise ValueError("GLT needs levels <= 254 so that every gap is >= 1 code")
         self.per_channel = bool(per_channel)
@@ -280,7 +289,7 @@ class GLT(_ThermometerBase):
 
     def _continuous_thresholds(self):
         k = self.levels
-        gaps = 1.0 + (256.0 - (k + 1)) * tf.nn.softmax(self.logits, axis=-1)
+        gaps = 1.0 + (256.0 - (k + 1)) * tf.nn.softmax(self.logit_scale * self.logits, axis=-1)
         t = tf.cumsum(gaps, axis=-1)[:, :k]
         if not self.per_channel:
             t = tf.tile(t, [self._channels_in, 1])
@@ -311,7 +320,7 @@ class GLT(_ThermometerBase):
         flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
         cols = [flat[:, c] for c in range(flat.shape[1])] if self.per_channel else [flat.ravel()]
         logits = np.stack([_gap_logits_for(np.quantile(col, q), k) for col in cols])
-        self.logits.assign(logits.astype(np.float32))
+        self.logits.assign((logits / self.logit_scale).astype(np.float32))
 
     def continuous_thresholds(self) -> np.ndarray:
         """The real-valued thresholds before snapping (for plots and analysis)."""
@@ -323,6 +332,7 @@ class GLT(_ThermometerBase):
             "per_channel": self.per_channel,
             "init": self.init,
             "surrogate_width": self.surrogate_width,
+            "logit_scale": self.logit_scale,
         }
 
 
@@ -412,4 +422,5 @@ def get(encoding: str, **kwargs) -> Encoder:
     if cls is not GLT:
         kwargs.pop("per_channel", None)
         kwargs.pop("init", None)
+        kwargs.pop("logit_scale", None)
     return cls(**kwargs)

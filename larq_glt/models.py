@@ -73,6 +73,8 @@ class ModelConfig:
     encoding: ``glt``, ``thermo``, ``nbc`` or ``float``.
     levels: thermometer levels K per colour channel (``glt``/``thermo``).
     per_channel: GLT thresholds per colour channel (else shared).
+    glt_lr_multiplier: how many times faster than the network the GLT
+        thresholds learn (the encoder's ``logit_scale``; see :class:`GLT`).
     stem_filters, stem_kernel, stem_stride: the first binary conv; the default
         4×4 stride-4 "patchify" stem reads every pixel once, which keeps the
         costliest layer (full resolution) cheap on a microcontroller.
@@ -93,6 +95,7 @@ class ModelConfig:
     encoding: str = "glt"
     levels: int = encoders.DEFAULT_LEVELS
     per_channel: bool = True
+    glt_lr_multiplier: float = 1.0
     stem_filters: int = 32
     stem_kernel: int = 4
     stem_stride: int = 4
@@ -182,7 +185,8 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
 
     inputs = keras.Input((config.input_size, config.input_size, config.channels), dtype="uint8", name="image")
     encoder = encoders.get(
-        config.encoding, levels=config.levels, per_channel=config.per_channel, name="encoder"
+        config.encoding, levels=config.levels, per_channel=config.per_channel,
+        logit_scale=config.glt_lr_multiplier, name="encoder"
     )
     x = encoder(inputs)
 

@@ -163,3 +163,45 @@ def test_unknown_encoding_is_clear():
 def test_float_has_no_lut():
     with pytest.raises(TypeError):
         encoders.FloatInput().lut(3)
+
+
+def test_logit_scale_is_a_learning_rate_multiplier_for_the_thresholds(tmp_path):
+    """softmax(s θ): the same thresholds as s θ at scale 1; under Adam the
+    effective logits move s times as far per step; config, save/load and
+    quantile initialisation keep the scale."""
+    x = _image(14, (8, 8, 8, 3))
+    theta = np.random.default_rng(15).normal(size=(3, 9)).astype(np.float32)
+    plain, scaled = encoders.GLT(levels=8), encoders.GLT(levels=8, logit_scale=10.0)
+    plain(x), scaled(x)
+    plain.logits.assign(10.0 * theta)
+    scaled.logits.assign(theta)
+    np.testing.assert_allclose(plain.continuous_thresholds(), scaled.continuous_thresholds(), rtol=1e-5)
+    _, want = _glt_reference(x, 10.0 * theta, 8, 3)
+    np.testing.assert_array_equal(scaled.thresholds(), want)
+
+    target = tf.constant(np.random.default_rng(16).choice([-1.0, 1.0], (8, 8, 8, 24)), tf.float32)
+    moved = {}
+    for s in (1.0, 10.0):
+        layer = encoders.GLT(levels=8, logit_scale=s)
+        layer(x)
+        opt = keras.optimizers.Adam(1e-3)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((layer(x) - target) ** 2)
+        opt.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
+        moved[s] = np.abs(s * layer.logits.numpy()).max()  # the effective logits started at 0
+    assert moved[10.0] == pytest.approx(10.0 * moved[1.0], rel=1e-3)
+
+    assert encoders.GLT.from_config(scaled.get_config()).logit_scale == 10.0
+    inputs = keras.Input((8, 8, 3), dtype="uint8")
+    model = keras.Model(inputs, scaled(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras").layers[-1]
+    np.testing.assert_array_equal(loaded.thresholds(), scaled.thresholds())
+
+    images = (np.random.default_rng(17).beta(2, 5, (64, 8, 8, 3)) * 255).astype(np.uint8)
+    a, b = encoders.GLT(levels=4, init="quantile"), encoders.GLT(levels=4, init="quantile", logit_scale=7.0)
+    a.init_from_data(images)
+    b.init_from_data(images)
+    np.testing.assert_array_equal(a.thresholds(), b.thresholds())
+    with pytest.raises(ValueError, match="logit_scale must be positive"):
+        encoders.GLT(logit_scale=0.0)
