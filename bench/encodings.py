@@ -73,6 +73,29 @@ from larq_glt import atomic  # noqa: E402
 from larq_glt.data import tone  # noqa: E402
 
 ENCODINGS = ("glt", "thermo", "nbc", "float")
+# Also accepted: "glt-lrM", GLT whose thresholds learn M times faster than the
+# network (ModelConfig.glt_lr_multiplier); the plain cells are left as they are.
+_GLT_LR_PREFIX = "glt-lr"
+
+
+def encoding_spec(name: str) -> tuple[str, dict]:
+    """A cell's encoding name -> (the encoder, ModelConfig overrides)."""
+    if name in ENCODINGS:
+        return name, {}
+    if name.startswith(_GLT_LR_PREFIX):
+        try:
+            m = float(name[len(_GLT_LR_PREFIX):])
+        except ValueError:
+            m = 0.0
+        if m > 0:
+            return "glt", {"glt_lr_multiplier": m}
+    raise argparse.ArgumentTypeError(
+        f"encoding {name!r}: choose from {', '.join(ENCODINGS)} or {_GLT_LR_PREFIX}M (M > 0, e.g. glt-lr10)")
+
+
+def _encoding_arg(name: str) -> str:
+    encoding_spec(name)
+    return name
 DATASETS = ("imagenette", "vww")
 RESULTS_NAME = "encodings.json"
 FIGURES = "figures"
@@ -328,16 +351,17 @@ def train_config(args, plan: DatasetPlan, encoding: str, replicate: int, out: Pa
     from larq_glt import training
 
     init = init_run(args, plan, encoding, replicate)
+    encoder, model_overrides = encoding_spec(encoding)
     extra = {}
     if init is not None:
         if "init_from" not in {f.name for f in dataclasses.fields(training.TrainConfig)}:
             raise BenchError("--vww-init imagenette needs TrainConfig.init_from (transfer learning) in larq_glt.training")
         extra["init_from"] = str(init)
     return training.TrainConfig(
-        dataset=plan.loader, data_dir=plan.data_dir, out=str(out), encoding=encoding, levels=args.levels,
+        dataset=plan.loader, data_dir=plan.data_dir, out=str(out), encoding=encoder, levels=args.levels,
         epochs=plan.epochs, batch_size=args.batch_size, image_size=args.image_size,
         learning_rate=args.learning_rate, seed=replicate, augment=True, limit=plan.limit,
-        progress=args.verbose, model={"width": args.width}, **extra,
+        progress=args.verbose, model={"width": args.width, **model_overrides}, **extra,
     )
 
 
@@ -450,6 +474,7 @@ def _save(fig, path: Path) -> None:
 _COLOURS = {"glt": "tab:red", "thermo": "tab:blue", "nbc": "tab:green", "float": "tab:gray"}
 
 
+
 def _chance(ax, result: dict, dataset: str) -> None:
     classes = result["datasets"].get(dataset, {}).get("class_names")
     if classes:
@@ -468,7 +493,7 @@ def plot_accuracy(result: dict, path: Path) -> None:
             s = result["summary"][ds][enc]["clean"]
             if s["n"] == 0:
                 continue
-            ax.bar(i, s["mean"], color=_COLOURS.get(enc, "tab:purple"), alpha=0.6)
+            ax.bar(i, s["mean"], color=_COLOURS.get(enc, "tab:orange"), alpha=0.6)
             ax.errorbar(i, s["mean"], yerr=[[s["mean"] - s["min"]], [s["max"] - s["mean"]]], color="black", capsize=5)
             runs = [c["tone"]["clean"] for c in result["cells"] if c["dataset"] == ds and c["encoding"] == enc]
             ax.plot([i] * len(runs), runs, "o", color="black", markersize=3)
@@ -503,7 +528,7 @@ def plot_tone(result: dict, dataset: str, path: Path) -> None:
                 means.append(s["mean"])
                 lo.append(s["mean"] - s["min"])
                 hi.append(s["max"] - s["mean"])
-        ax.bar(xs, means, width, label=enc, color=_COLOURS.get(enc, "tab:purple"), alpha=0.75)
+        ax.bar(xs, means, width, label=enc, color=_COLOURS.get(enc, "tab:orange"), alpha=0.75)
         ax.errorbar(xs, means, yerr=[lo, hi], fmt="none", color="black", capsize=2, linewidth=0.8)
     ax.set_xticks(range(len(conds)), [c["label"] for c in conds])
     _chance(ax, result, dataset)
@@ -555,14 +580,20 @@ def make_figures(result: dict, out_dir: Path) -> dict:
         rel = f"{FIGURES}/encodings_tone_{ds}.png"
         plot_tone(result, ds, out_dir / rel)
         figs["tone"][ds] = rel
-        glt = [c for c in result["cells"] if c["dataset"] == ds and c["encoding"] == "glt" and c.get("thresholds")]
-        if glt:
-            rel = f"{FIGURES}/glt_transfer_{ds}.png"
+        for enc in [e for e in result["settings"]["encodings"] if encoding_spec(e)[0] == "glt"]:
+            glt = [c for c in result["cells"] if c["dataset"] == ds and c["encoding"] == enc and c.get("thresholds")]
+            if not glt:
+                continue
+            rel = f"{FIGURES}/{enc.replace('-', '_')}_transfer_{ds}.png"
             unit = "fold" if result["datasets"][ds].get("protocol") == "kfold" else "seed"
-            title = (f"GLT transfer curves, {ds} ({unit} {glt[0]['replicate']} solid"
+            name = "GLT" if enc == "glt" else enc
+            title = (f"{name} transfer curves, {ds} ({unit} {glt[0]['replicate']} solid"
                      + (f", {len(glt) - 1} other run(s) faint)" if len(glt) > 1 else ")"))
             plot_transfer([c["thresholds"] for c in glt], result["settings"]["levels"], title, out_dir / rel)
-            figs["transfer"][ds] = rel
+            if enc == "glt":
+                figs["transfer"][ds] = rel
+            else:
+                figs.setdefault("transfer_variants", {}).setdefault(enc, {})[ds] = rel
     return figs
 
 
@@ -575,7 +606,9 @@ def parse_args(argv=None):
     p.add_argument("--vww-dir", default=str(ROOT.parent / "shared" / "data" / "vww96"),
                    help="folder with person/ and non_person/")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    p.add_argument("--encodings", nargs="+", default=list(ENCODINGS), choices=ENCODINGS)
+    p.add_argument("--encodings", nargs="+", default=list(ENCODINGS), type=_encoding_arg,
+                   help=f"cells' encodings: {', '.join(ENCODINGS)}, or {_GLT_LR_PREFIX}M (GLT whose thresholds "
+                        "learn M times faster)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--width", type=float, default=1.0, help="multiplier on the default blocks' filters")
     p.add_argument("--levels", type=int, default=8, help="thermometer levels K per colour channel")

@@ -117,6 +117,14 @@ def reading(result: dict) -> list[str]:
             diffs = [f"{label[k]} {_points(summary['glt'][k]['mean'] - summary[other][k]['mean'])}"
                      for k in tone_keys if summary["glt"][k]["n"] and summary[other][k]["n"]]
             out.append(f"{ds}: GLT minus {other} under each tone change (points): " + ", ".join(diffs) + ".")
+        # GLT variants (glt-lrM: thresholds learning M times faster) against the uniform thermometer
+        for v in [e for e in encs if e.startswith("glt-")] if "thermo" in encs else []:
+            d, disjoint = compare(summary[v]["clean"], summary["thermo"]["clean"])
+            diffs = [f"{label[k]} {_points(summary[v][k]['mean'] - summary['thermo'][k]['mean'])}"
+                     for k in tone_keys if summary[v][k]["n"] and summary["thermo"][k]["n"]]
+            out.append(f"{ds}: {v} minus thermo: clean {_points(d)}"
+                       + (" (min–max ranges disjoint)" if disjoint else f" (ranges overlap: not resolved by {n} {unit})")
+                       + "; under each tone change: " + ", ".join(diffs) + ".")
     return out
 
 
@@ -229,7 +237,7 @@ def render_encodings(result: dict, folder: Path) -> str:
         lines.append("")
 
     # transfer curves
-    glt_cells = [c for c in cells if c["encoding"] == "glt" and c.get("thresholds")]
+    glt_cells = [c for c in cells if c["encoding"].startswith("glt") and c.get("thresholds")]
     if glt_cells:
         lines += ["### Learned GLT transfer curves", "",
                   "Code value (planes on) against pixel value per colour channel, against the uniform thermometer "
@@ -237,11 +245,14 @@ def render_encodings(result: dict, folder: Path) -> str:
         rows = []
         for c in glt_cells:
             for ch, t in zip("RGB", c["thresholds"]):
-                rows.append([c["dataset"], c["replicate_label"], ch, " ".join(str(v) for v in t)])
-        lines += _table(["dataset", "run", "channel", "thresholds"], rows, align="llll")
+                rows.append([c["dataset"], c["encoding"], c["replicate_label"], ch, " ".join(str(v) for v in t)])
+        lines += _table(["dataset", "encoding", "run", "channel", "thresholds"], rows, align="lllll")
         lines.append("")
         for ds, rel in figs.get("transfer", {}).items():
             lines.append(f"![GLT transfer curves on {ds}]({rel})")
+        for enc, by_ds in figs.get("transfer_variants", {}).items():
+            for ds, rel in by_ds.items():
+                lines.append(f"![{enc} transfer curves on {ds}]({rel})")
         lines.append("")
 
     # reading

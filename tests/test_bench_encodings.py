@@ -149,12 +149,43 @@ def test_results_page_renders_every_part(tmp_path):
     assert "| `nbc` | 0.510 ± 0.014 | 0.310 ± 0.014 |" in page  # the tone table: clean, then gamma 0.5
     assert "![accuracy per encoding](figures/encodings_accuracy.png)" in page
     assert "![GLT transfer curves on vww](figures/glt_transfer_vww.png)" in page
-    assert "| vww | fold1 | G | 21 41 61 81 101 121 141 161 |" in page
+    assert "| vww | glt | fold1 | G | 21 41 61 81 101 121 141 161 |" in page
     assert "Hand-written: GLT helps under gamma." in page
     assert "### Training throughput by input encoding" in page  # its own page, demoted under the section
     assert "no renderer for this file yet" in page and "python bench/prune_kd.py" in page
     assert page.index("Input encodings") < page.index("Block pruning") < page.index("## Training throughput")
     assert "| imagenette | 8 | 480 | 60 | 880 | 40 | 20 |" in page  # time: cells, wall, per cell, CPU, tone, load
+
+
+def test_glt_learning_rate_variants_are_cells_of_their_own(tmp_path):
+    """glt-lrM: GLT whose thresholds learn M times faster, as an extra encoding
+    beside the plain ones: its run config, its reading against thermo, its
+    transfer-curve figure; a malformed name is refused with the choices."""
+    assert bench.encoding_spec("glt-lr10") == ("glt", {"glt_lr_multiplier": 10.0})
+    assert bench.encoding_spec("thermo") == ("thermo", {})
+    for bad in ("glt-lr", "glt-lr-3", "glt-lrx", "gltt"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--encodings", "glt", bad])
+    args = bench.parse_args(["--encodings", "glt", "thermo", "glt-lr10", "--work", str(tmp_path)])
+    plan = bench.make_plans(args)[1]
+    cfg = bench.train_config(args, plan, "glt-lr10", 0, tmp_path / "cell")
+    assert cfg.encoding == "glt" and cfg.model == {"width": 1.0, "glt_lr_multiplier": 10.0}
+    assert bench.cell_dir(args, plan, "glt-lr10", 2).name == "glt-lr10-fold2"
+
+    result = fake_result()
+    for ds, accs in (("imagenette", [0.66, 0.67]), ("vww", [0.70, 0.71, 0.72])):
+        for r, a in enumerate(accs):
+            result["cells"].append({**next(c for c in result["cells"] if c["dataset"] == ds and c["encoding"] == "glt"),
+                                    "encoding": "glt-lr10", "replicate": r,
+                                    "tone": {c.key: a - (0 if c.key == "clean" else 0.02) for c in bench.CONDITIONS}})
+    result["settings"]["encodings"] = ["glt", "thermo", "nbc", "float", "glt-lr10"]
+    result["summary"] = bench.summarize(result["cells"])
+    text = "\n".join(results_page.reading(result))
+    assert "vww: glt-lr10 minus thermo: clean +8.0 (min–max ranges disjoint); under each tone change: " \
+           "gamma 0.5 +14.0," in text
+    figs = bench.make_figures(result, tmp_path)
+    assert figs["transfer_variants"]["glt-lr10"]["vww"] == "figures/glt_lr10_transfer_vww.png"
+    assert (tmp_path / "figures" / "glt_lr10_transfer_vww.png").exists()
 
 
 def test_results_page_marks_partial_results_and_smoke(tmp_path):
