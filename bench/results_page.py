@@ -315,6 +315,8 @@ SECTIONS = (
     Section("Input encodings on real images: GLT against the baselines", "encodings.json", render=render_encodings),
     Section("Shipped person-detection model", "../models/person_detect/card.json",
             "../models/person_detect/MODEL_CARD.md"),
+    Section("Person detector: fine-tuning recipe chosen by cross-validation", "person_detector_cv.json",
+            "person_detector_cv.md"),
     Section("Block pruning and knowledge distillation", "prune_kd.json", "PRUNE_KD.md"),
     Section("Microcontroller cost", "mcu_cost.json", "mcu_cost.md"),
     Section("Kernel cost on Cortex-M7 (QEMU)", "kernel_cost.json", "kernel_cost.md"),
