@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="builtin: sample photos compiled in, looped forever; uart: frames streamed by the host")
     p.add_argument("--max-frames", type=int, help="stop after N frames (QEMU boards exit; default: always on)")
     p.add_argument("--profile", action="store_true", help="print per-op cycle counts after each result")
+    p.add_argument("--profile-repeat", type=int, default=1, metavar="N",
+                   help="with --profile: run each op N times per timing and print the mean (finer than a "
+                        "coarse cycle counter's tick; the result line's total then counts every repeat)")
     p.add_argument("--debug", action="store_true",
                    help="check after every op that no kernel wrote outside its planned arena bytes")
     p.add_argument("--reference-kernels", action="store_true", help="use the readable reference kernels")
@@ -50,6 +53,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from deploy import firmware, toolchain
 
+    if args.profile_repeat < 1:
+        print(f"error: --profile-repeat must be 1 or more, got {args.profile_repeat}", file=sys.stderr)
+        return 2
+    if args.profile_repeat > 1 and not args.profile:
+        print("error: --profile-repeat needs --profile", file=sys.stderr)
+        return 2
+
     try:
         if args.runtime == "tflm":
             from deploy import tflm
@@ -61,7 +71,8 @@ def main(argv=None) -> int:
             return 0
         result = firmware.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
                                 opt_level=args.opt, frame_source=args.frame_source, max_frames=args.max_frames,
-                                profile=args.profile, reference_kernels=args.reference_kernels,
+                                profile=args.profile, profile_repeat=args.profile_repeat,
+                                reference_kernels=args.reference_kernels,
                                 stack_size=args.stack_size, debug=args.debug)
     except (BoardError, firmware.FirmwareError, toolchain.ToolchainError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -130,6 +130,17 @@ def test_unknown_board_lists_known_ones(exported_default, capsys):
     assert "arduino" in err and "nucleo" in err and "mps2-an500" in err
 
 
+def test_bad_profile_repeat_is_refused(exported_default, capsys):
+    sys.path.insert(0, "deploy")
+    import build  # deploy/build.py
+
+    model = str(exported_default / "model.tflite")
+    assert build.main(["--board", "mps2-an500", "--model", model, "--profile", "--profile-repeat", "0"]) == 2
+    assert "--profile-repeat must be 1 or more, got 0" in capsys.readouterr().err
+    assert build.main(["--board", "mps2-an500", "--model", model, "--profile-repeat", "4"]) == 2
+    assert "--profile-repeat needs --profile" in capsys.readouterr().err
+
+
 def test_model_that_does_not_fit_is_refused_before_compiling(exported_default, tmp_path, monkeypatch):
     from deploy import boards
 
