@@ -99,23 +99,25 @@ static run_shape make_shape(int32_t n)
     : [m55] "r"(m55), [m33] "r"(m33), [three] "r"(three), [zero] "r"(zero)          \
     : "memory"
 
-/* Six words at a and w; both pointers advance (post-indexed LDRD). */
-#define HEXAD()                                                      \
-    __asm__("ldrd   %[a0], %[a1], [%[A]], #8\n\t"                    \
-            "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                    \
-            "eor    %[a0], %[a0], %[w0]\n\t"                         \
-            "eor    %[a1], %[a1], %[w1]\n\t"                         \
-            "ldrd   %[a2], %[a3], [%[A]], #8\n\t"                    \
-            "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                    \
-            "eor    %[a2], %[a2], %[w0]\n\t"                         \
-            "eor    %[a3], %[a3], %[w1]\n\t"                         \
-            TRIPLE_BODY("a0", "a1", "a2")                            \
-            "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                    \
-            "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                    \
-            "eor    %[a0], %[a0], %[w0]\n\t"                         \
-            "eor    %[a1], %[a1], %[w1]\n\t"                         \
-            TRIPLE_BODY("a3", "a0", "a1")                            \
-            ASM_OPERANDS)
+/* Six words at a and w, XORed and counted by BODY (a triple macro); both pointers
+ * advance (post-indexed LDRD). */
+#define HEXAD_ASM(BODY)                                              \
+    "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                          \
+    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
+    "eor    %[a0], %[a0], %[w0]\n\t"                               \
+    "eor    %[a1], %[a1], %[w1]\n\t"                               \
+    "ldrd   %[a2], %[a3], [%[A]], #8\n\t"                          \
+    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
+    "eor    %[a2], %[a2], %[w0]\n\t"                               \
+    "eor    %[a3], %[a3], %[w1]\n\t"                               \
+    BODY("a0", "a1", "a2")                                           \
+    "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                          \
+    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
+    "eor    %[a0], %[a0], %[w0]\n\t"                               \
+    "eor    %[a1], %[a1], %[w1]\n\t"                               \
+    BODY("a3", "a0", "a1")
+
+#define HEXAD() __asm__(HEXAD_ASM(TRIPLE_BODY) ASM_OPERANDS)
 
 /* Three words at a and w; both pointers advance. */
 #define TRIPLE()                                                     \
@@ -152,21 +154,7 @@ static run_shape make_shape(int32_t n)
     "ror    %[" x0 "], %[" x0 "], #4\n\t"                        \
     "usada8 %[az], %[" x0 "], %[zero], %[az]\n\t"
 
-#define HEXAD17_BODY                                                 \
-    "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                          \
-    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
-    "eor    %[a0], %[a0], %[w0]\n\t"                               \
-    "eor    %[a1], %[a1], %[w1]\n\t"                               \
-    "ldrd   %[a2], %[a3], [%[A]], #8\n\t"                          \
-    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
-    "eor    %[a2], %[a2], %[w0]\n\t"                               \
-    "eor    %[a3], %[a3], %[w1]\n\t"                               \
-    TRIPLE_BODY17("a0", "a1", "a2")                                  \
-    "ldrd   %[a0], %[a1], [%[A]], #8\n\t"                          \
-    "ldrd   %[w0], %[w1], [%[W]], #8\n\t"                          \
-    "eor    %[a0], %[a0], %[w0]\n\t"                               \
-    "eor    %[a1], %[a1], %[w1]\n\t"                               \
-    TRIPLE_BODY17("a3", "a0", "a1")
+#define HEXAD17_BODY HEXAD_ASM(TRIPLE_BODY17)
 
 /* az = 17 x the XOR-popcount of one filter row (a positive multiple of 24 words)
  * with the window; w advances past the row. The loop lives inside the assembly
