@@ -128,11 +128,25 @@ def main(argv=None) -> int:
         "all_convs_binary": rep["all_convs_binary"],
         "thresholds": json.loads((SHIP / "encoder.json").read_text()).get("thresholds"),
         "command": "python bench/person_detector.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "recipe_cv": _cv_entry(fine.epochs, fine.learning_rate, args.glt_lr_multiplier),
     }
     atomic.write_json(SHIP / "card.json", card)
     atomic.write_text(SHIP / "MODEL_CARD.md", render_card(card))
     print(render_card(card))
     return 0
+
+
+def _cv_entry(epochs: int, lr: float, multiplier: float) -> dict | None:
+    """This recipe's row of benchmarks/person_detector_cv.json, if it was cross-validated."""
+    path = ROOT / "benchmarks" / "person_detector_cv.json"
+    if not path.exists():
+        return None
+    cv = json.loads(path.read_text())
+    for r in cv["recipes"]:
+        if (r["epochs"], r["learning_rate"], r["glt_lr_multiplier"]) == (epochs, lr, multiplier):
+            return {"name": r["name"], "accuracy": r["accuracy"], "folds": cv["folds"], "best": cv["best"],
+                    "recipes": len(cv["recipes"])}
+    return None
 
 
 def _glt_model(multiplier: float) -> dict:
@@ -208,6 +222,18 @@ def cross_validate(args, pre: TrainConfig, argv) -> int:
     return 0
 
 
+def _cv_text(cv: dict | None) -> str:
+    if not cv:
+        return ""
+    a = cv["accuracy"]
+    verdict = "the highest mean" if cv["best"] == cv["name"] else f"not the highest mean (that was {cv['best']})"
+    return (f"**How the recipe was chosen.** {cv['recipes']} fine-tuning recipes were compared by "
+            f"{cv['folds']}-fold cross-validation on the 400 training images only "
+            f"(`benchmarks/person_detector_cv.md`); this one, `{cv['name']}`, scored "
+            f"{100 * a['mean']:.1f}% ± {100 * (a['std'] or 0):.1f} there, {verdict}. The held-out images "
+            "were measured once, after the choice.\n\n")
+
+
 def render_card(c: dict) -> str:
     pc = ", ".join(f"{k} {100 * v:.1f}%" for k, v in c["accuracy_per_class"].items())
     return f"""# Model card: person_detect (fully-binarized GLT person detector)
@@ -236,7 +262,7 @@ far from what the same network reaches with the full VWW training set
 (~100k images): treat it as a demonstration model, and retrain with
 `python -m larq_glt.train --dataset vww --data-dir <vw_coco2014_96>` for a product.
 
-**Learned thresholds** (ADC codes, per channel R, G, B): {c['thresholds']}
+{_cv_text(c.get('recipe_cv'))}**Learned thresholds** (ADC codes, per channel R, G, B): {c['thresholds']}
 
 **Reproduce:** `{c['command'].strip()}` (wall time of the training epochs on
 this 2-core machine, shared with other jobs: pre-training {c['pretrain']['wall_seconds']:,.0f} s,
