@@ -317,6 +317,8 @@ SECTIONS = (
             "../models/person_detect/MODEL_CARD.md"),
     Section("Person detector: fine-tuning recipe chosen by cross-validation", "person_detector_cv.json",
             "person_detector_cv.md"),
+    Section("Person detector: held-out accuracy of the cross-validation models", "person_detector_cv.json",
+            "person_detector_heldout.md"),
     Section("Block pruning and knowledge distillation", "prune_kd.json", "PRUNE_KD.md"),
     Section("Microcontroller cost", "mcu_cost.json", "mcu_cost.md"),
     Section("Kernel cost on Cortex-M7 (QEMU)", "kernel_cost.json", "kernel_cost.md"),

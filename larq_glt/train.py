@@ -144,9 +144,13 @@ def config_from_args(args):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "image_size", "levels"):
+    for name in ("batch_size", "image_size", "levels"):
         if getattr(args, name) < 1:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be at least 1")
+    prunes_a_loaded_model = args.init_from and (args.prune_ratio > 0 or args.prune_epochs > 0)
+    if args.epochs < (0 if prunes_a_loaded_model else 1):
+        raise SystemExit("error: --epochs must be at least 1 (0 only to prune a model loaded with --init-from), "
+                         f"got {args.epochs}")
     if not 0.0 <= args.prune_ratio < 1.0:
         raise SystemExit(f"error: --prune-ratio must be in [0, 1), got {args.prune_ratio}")
     for name in ("prune_epochs", "finetune_epochs"):

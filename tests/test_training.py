@@ -66,8 +66,10 @@ def test_resume_without_a_run_is_refused(tmp_path):
 
 
 def test_cli_rejects_bad_numbers(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="--epochs must be at least 1 .0 only to prune a model loaded"):
         cli.main(["--dataset", "synthetic", "--epochs", "0"])
+    with pytest.raises(SystemExit, match="--epochs must be at least 1"):
+        cli.main(["--dataset", "synthetic", "--epochs", "0", "--init-from", "runs/x"])  # nothing to prune
     with pytest.raises(SystemExit):
         cli.main(["--dataset", "nope"])
 
@@ -233,9 +235,12 @@ def test_pruning_a_trained_model_records_its_accuracy_before_pruning(tmp_path):
     opts = dict(SMALL, limit=64, levels=4, model=PRUNABLE)
     dense = TrainConfig(**opts, epochs=1, out=str(tmp_path / "dense"))
     dense_acc = train(dense)["final"]["val_accuracy"]
-    pruned = TrainConfig(**opts, epochs=0, init_from=str(tmp_path / "dense"), prune_ratio=0.5, prune_epochs=1,
-                         finetune_epochs=1, out=str(tmp_path / "pruned"))
-    metrics = train(pruned)
+    out = tmp_path / "pruned"
+    assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--batch-size", "32", "--limit", "64",
+                     "--levels", "4", "--model-config", json.dumps(PRUNABLE), "--epochs", "0",
+                     "--init-from", str(tmp_path / "dense"), "--prune-ratio", "0.5", "--prune-epochs", "1",
+                     "--finetune-epochs", "1", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stages"]["before_pruning"]["val_accuracy"] == pytest.approx(dense_acc, abs=1e-6)
     assert [e["phase"] for e in metrics["epochs"]] == ["ramp", "finetune"]
     assert metrics["final"]["weight_bits"] < metrics["final"]["weight_bits_before_pruning"]
