@@ -115,7 +115,7 @@ def cell_row(ratio: float, kd: bool, metrics: dict, run: Path, seconds: float) -
         "binary_macs": final["binary_macs"],
         "binary_macs_before_pruning": final.get("binary_macs_before_pruning", final["binary_macs"]),
         "under_1_mbit": final["weight_bits"] <= BUDGET_BITS,
-        "run": str(run),
+        "run": os.path.relpath(run, ROOT),
         "train_seconds": round(sum(e.get("seconds", 0) for e in metrics["epochs"]), 1),
         "seconds_this_invocation": round(seconds, 1),
     }
@@ -131,6 +131,10 @@ def verdict(rows: list[dict]) -> dict:
     if ref and best:
         out["gap_points"] = round(100 * (ref["val_accuracy"] - best["val_accuracy"]), 2)
         out["within_3_points"] = out["gap_points"] <= 3.0
+        same_loss = next((r for r in rows if r["prune_ratio"] == 0 and r["kd"] == best["kd"]), None)
+        if same_loss and same_loss is not ref:
+            # the stricter comparison: the unpruned model trained with the same loss
+            out["gap_points_same_loss"] = round(100 * (same_loss["val_accuracy"] - best["val_accuracy"]), 2)
     return out
 
 
@@ -175,6 +179,9 @@ def markdown(result: dict) -> str:
             + (f"{v['gap_points']:.2f} points below it — " if v["gap_points"] >= 0
                else f"{-v['gap_points']:.2f} points above it — ")
             + ("within" if v["within_3_points"] else "NOT within") + " 3 points."
+            + (f" Against the unpruned model trained with the same loss (ratio 0, KD "
+               f"{'on' if b['kd'] else 'off'}): {v['gap_points_same_loss']:.2f} points below it."
+               if "gap_points_same_loss" in v else "")
         )
     else:
         lines.append("Incomplete: the unpruned cell or a cell under 1 Mbit has not finished yet.")
@@ -188,8 +195,10 @@ def main(argv=None) -> int:
     ratios = [float(r) for r in args.ratios.split(",")]
     kds = [k.strip() == "on" for k in args.kd.split(",")]
     runs = Path(args.runs)
-    command = "python bench/prune_kd.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = ("python bench/prune_kd.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                                               else sys.argv[1:]))).strip()
     settings = {k: v for k, v in vars(args).items() if k not in ("runs", "results", "report", "verbose")}
+    settings["data_dir"] = os.path.relpath(args.data_dir, ROOT)  # as seen from the checkout
 
     splits = training.load_data(base_config(args, runs / "data"))
     print(f"data: {splits.info.num_train} train, {splits.info.num_val} val images, "
@@ -202,13 +211,13 @@ def main(argv=None) -> int:
         tcfg = training.teacher_config(base_config(args, runs / "student"))
         tcfg = training.TrainConfig.from_dict({**tcfg.to_dict(), "out": str(teacher_dir), "epochs": args.teacher_epochs})
         tmetrics, _ = run_cell(tcfg, splits)
-        teacher_row = {"val_accuracy": tmetrics["final"]["val_accuracy"], "run": str(teacher_dir),
+        teacher_row = {"val_accuracy": tmetrics["final"]["val_accuracy"], "run": os.path.relpath(teacher_dir, ROOT),
                        "weight_bits": tmetrics["final"]["weight_bits"]}
 
     print("dense run (the starting point of every cell)", flush=True)
     dense_dir = runs / "dense"
     dmetrics, _ = run_cell(base_config(args, dense_dir), splits)
-    dense_row = {"val_accuracy": dmetrics["final"]["val_accuracy"], "run": str(dense_dir),
+    dense_row = {"val_accuracy": dmetrics["final"]["val_accuracy"], "run": os.path.relpath(dense_dir, ROOT),
                  "weight_bits": dmetrics["final"]["weight_bits"], "epochs": args.epochs,
                  "train_seconds": round(sum(e.get("seconds", 0) for e in dmetrics["epochs"]), 1)}
 
