@@ -220,6 +220,8 @@ def test_bconv2d_whole_input_window(lib, out_type):
     for i, (fh, fw, cin) in enumerate(shapes):
         for cout in (1, 2, 3, 31, 32, 33, 70):
             variants = [dict(in_h=fh, in_w=fw, same=False, sh=1, groups=1)]  # the dedicated path
+            if fh == 1:  # a dilation along a size-1 dimension: still the whole input, in place
+                variants.append(dict(in_h=fh, in_w=fw, same=False, sh=1, groups=1, dh=2))
             if i % 2 == 0:
                 variants += [dict(in_h=fh, in_w=fw, same=True, sh=1, groups=1),   # padded when > 1x1
                              dict(in_h=fh + 1, in_w=fw, same=False, sh=2, groups=1),
@@ -227,7 +229,7 @@ def test_bconv2d_whole_input_window(lib, out_type):
             for v in variants:
                 co = cout * v["groups"]
                 params, arrays, scratch, x, filt_bits = bconv_case(
-                    rng, cin=cin, cout=co, groups=v["groups"], fh=fh, fw=fw, sh=v["sh"], sw=1, dh=1, dw=1,
+                    rng, cin=cin, cout=co, groups=v["groups"], fh=fh, fw=fw, sh=v["sh"], sw=1, dh=v.get("dh", 1), dw=1,
                     same=v["same"], pad_value=int(rng.integers(0, 2)), out_type=out_type,
                     in_h=v["in_h"], in_w=v["in_w"], input_p=rng.choice([0.5, 0.0, 1.0]))
                 xp = packed_input(x, cin, v["groups"])
@@ -239,8 +241,8 @@ def test_bconv2d_whole_input_window(lib, out_type):
                 c_dense = bool(lib.glt_bconv2d_is_dense(hp.ref))
                 assert c_dense == lowering.bconv_is_dense(params), (fh, fw, cin, cout, v)
                 assert c_dense or v is not variants[0]
-                if c_dense:
-                    dense = run_bconv(lib, "glt_bconv2d_dense_opt", params, arrays, scratch, xp)
+                if c_dense:  # as the generated schedule calls it: no scratch (lowering plans none)
+                    dense = run_bconv(lib, "glt_bconv2d_dense_opt", params, arrays, 0, xp)
                     assert ref.tobytes() == dense.tobytes(), (fh, fw, cin, cout, v)
                 assert ref.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes(), (fh, fw, cin, v)
 

@@ -33,10 +33,12 @@
  * Both gather the window once per output pixel and group (im2col into scratch;
  * outside taps are zeros, i.e. LCE's one-padding, corrected afterwards for
  * zero-padding). SWAR reads 1x1 windows, and windows of full-width rows of one
- * group, in place. Float/int8 output whose window is the whole input (a 1x1-output
- * classifier) skips the per-pixel machinery: glt_bconv2d_dense_opt counts and
- * writes one output channel after the other in a single function (for a small
- * layer such as a 2-class classifier, calls and set-up are a large share).
+ * group, in place (a dilation along a size-1 filter dimension changes nothing).
+ * Float output whose window is the whole input (a 1x1-output classifier), whose
+ * clamps never bite and whose rows are whole blocks of 24 words takes
+ * glt_bconv2d_dense_opt's all-assembly rows (for a small layer such as a 2-class
+ * classifier, calls and set-up are a large share); other whole-window layers
+ * take SWAR, whose window is then the input itself.
  */
 #include "glt_bconv2d.h"
 
@@ -710,25 +712,7 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     }
 }
 
-/* Output transform of glt_bconv2d_dense_opt's channels: count -> output[oc]. */
-#define DENSE_WRITE(type, clamp)                                                          \
-    do {                                                                                  \
-        int32_t x = 2 * count;                                                            \
-        float y;                                                                          \
-        if (clamp) {                                                                      \
-            x = x < lo ? lo : x;                                                          \
-            x = x > hi ? hi : x;                                                          \
-        }                                                                                 \
-        y = (float)x * mul[oc]; /* two roundings, as glt_bconv_write_dense */             \
-        y = y + bias[oc];                                                                 \
-        if ((type) == GLT_OUT_FLOAT) {                                                    \
-            ((float *)output)[oc] = y;                                                    \
-        } else {                                                                          \
-            ((int8_t *)output)[oc] = glt_round_to_int8(y);                                \
-        }                                                                                 \
-    } while (0)
-
-static GLT_NOINLINE void dense_any(const glt_bconv2d_params *p, const uint32_t *input, void *output);
+static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *input, void *output);
 
 void glt_bconv2d_dense_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output)
 {
@@ -761,56 +745,8 @@ void glt_bconv2d_dense_opt(const glt_bconv2d_params *p, const uint32_t *input, v
         return;
     }
 #endif
-    dense_any(p, input, output);
-}
-
-/* Any window length: one output channel after the other. */
-static GLT_NOINLINE void dense_any(const glt_bconv2d_params *p, const uint32_t *input, void *output)
-{
-    uint32_t m55 = 0x55555555u, m33 = 0x33333333u, three = 3u, zero = 0u;
-    const int32_t n = p->filter_h * p->filter_w * p->group_words;
-    const int32_t head = n % 6, hexads = n / 6, out_c = p->out_c;
-    const int32_t lo = p->clamp_min, hi = p->clamp_max;
-    /* 2 * count lies in [0, 64 n]: most layers' clamps (no activation) never bite */
-    const int clamp = lo > 0 || hi < 64 * n;
-    const int is_float = p->output_type == GLT_OUT_FLOAT;
-    const float *mul = p->multiplier, *bias = p->bias;
-    const uint32_t *w = p->filter;
-    int32_t oc;
-#if GLT_BCONV_ASM
-    uint32_t t0, t1, t2, t3, t4, t5;
-#endif
-    GLT_OPAQUE(m55);
-    GLT_OPAQUE(m33);
-    GLT_OPAQUE(three);
-    GLT_OPAQUE(zero);
-    for (oc = 0; oc < out_c; ++oc) {
-        const uint32_t *a = input;
-        uint32_t acc_z = 0, acc_h = 0; /* as in xor_popcount_rows */
-        int32_t k, count = 0;
-        for (k = 0; k < head; ++k) {
-            count += glt_popcount32(*a++ ^ *w++);
-        }
-        for (k = hexads; k >= 4; k -= 4) {
-            HEXAD();
-            HEXAD();
-            HEXAD();
-            HEXAD();
-        }
-        while (k-- > 0) {
-            HEXAD();
-        }
-        count += (int32_t)(acc_z - 15u * (acc_h >> 4));
-        if (is_float) {
-            if (clamp) {
-                DENSE_WRITE(GLT_OUT_FLOAT, 1);
-            } else {
-                DENSE_WRITE(GLT_OUT_FLOAT, 0);
-            }
-        } else {
-            DENSE_WRITE(GLT_OUT_INT8, 1);
-        }
-    }
+    /* any other whole-window layer: the SWAR path reads such a window in place */
+    conv_swar(p, input, output);
 }
 
 int glt_bconv2d_is_dense(const glt_bconv2d_params *p)
@@ -829,8 +765,9 @@ static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *
     const int is_bits = p->output_type == GLT_OUT_BITS;
     const run_shape shape = make_shape(n);
     /* one group, rows spanning the whole input width, no column padding */
-    const int contiguous = p->groups == 1 && p->filter_w == p->in_w && p->dilation_h == 1 &&
-                           p->dilation_w == 1 && p->out_w == 1 && p->pad_left == 0;
+    const int contiguous = p->groups == 1 && p->filter_w == p->in_w &&
+                           (p->dilation_h == 1 || p->filter_h == 1) &&
+                           (p->dilation_w == 1 || p->filter_w == 1) && p->out_w == 1 && p->pad_left == 0;
     int32_t outside[GLT_MAX_TAPS];
     int32_t acc[32];
     int32_t oy, ox, g, c;
