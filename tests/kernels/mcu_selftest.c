@@ -190,6 +190,16 @@ static void build_lanes(glt_bconv2d_params *p)
     p->lane_thresholds = lane_thr_buf;
 }
 
+/* Reference and optimized bconv on in_buf (outputs pre-filled differently): 1 if they differ. */
+static int bconv_differs(const glt_bconv2d_params *p)
+{
+    memset(out_ref, 0xA5, sizeof out_ref);
+    memset(out_opt, 0x5A, sizeof out_opt);
+    glt_bconv2d_ref(p, in_buf, out_ref);
+    glt_bconv2d_opt(p, in_buf, out_opt);
+    return memcmp(out_ref, out_opt, out_bytes(p)) != 0;
+}
+
 static int check_bconv(int cases)
 {
     int c, failed = 0;
@@ -222,11 +232,7 @@ static int check_bconv(int cases)
         if (p.output_type == GLT_OUT_BITS && !p.zero_padding && rnd_range(0, 2) != 0) {
             build_lanes(&p);
         }
-        memset(out_ref, 0xA5, sizeof out_ref);
-        memset(out_opt, 0x5A, sizeof out_opt);
-        glt_bconv2d_ref(&p, in_buf, out_ref);
-        glt_bconv2d_opt(&p, in_buf, out_opt);
-        if (memcmp(out_ref, out_opt, out_bytes(&p)) != 0) {
+        if (bconv_differs(&p)) {
             if (failed < 5) {
                 put("mismatch bconv case ");
                 put_u((uint32_t)c);
@@ -271,11 +277,7 @@ static int check_bconv_whole(int cases)
             p.clamp_min = 0;
             p.clamp_max = 2 * p.filter_h * p.filter_w * cin;
         }
-        memset(out_ref, 0xA5, sizeof out_ref);
-        memset(out_opt, 0x5A, sizeof out_opt);
-        glt_bconv2d_ref(&p, in_buf, out_ref);
-        glt_bconv2d_opt(&p, in_buf, out_opt);
-        if (memcmp(out_ref, out_opt, out_bytes(&p)) != 0) {
+        if (bconv_differs(&p)) {
             if (failed < 5) {
                 put("mismatch bconv_whole case ");
                 put_u((uint32_t)c);
