@@ -126,14 +126,18 @@ def bconv_numpy(params, arrays, x, filt_bits):
     return np.clip(round_half_away(y), -128, 127).astype(np.int8)
 
 
+def conv_output(params):
+    """An output buffer for a conv's params, pre-filled with a value no kernel writes."""
+    if params["output_type"] == OUT_BITS:
+        return np.full((params["out_h"], params["out_w"], words(params["out_c"])), 0xDEADBEEF, np.uint32)
+    if params["output_type"] == OUT_FLOAT:
+        return np.full((params["out_h"], params["out_w"], params["out_c"]), np.nan, np.float32)
+    return np.full((params["out_h"], params["out_w"], params["out_c"]), 77, np.int8)
+
+
 def run_bconv(lib, function, params, arrays, scratch, x_packed):
     p = hostlib.Params("glt_bconv2d_params", params, arrays, scratch)
-    if params["output_type"] == OUT_BITS:
-        out = np.full((params["out_h"], params["out_w"], words(params["out_c"])), 0xDEADBEEF, np.uint32)
-    elif params["output_type"] == OUT_FLOAT:
-        out = np.full((params["out_h"], params["out_w"], params["out_c"]), np.nan, np.float32)
-    else:
-        out = np.full((params["out_h"], params["out_w"], params["out_c"]), 77, np.int8)
+    out = conv_output(params)
     hostlib.call(lib, function, p, np.ascontiguousarray(x_packed, dtype=np.uint32), out)
     return out
 
@@ -336,12 +340,7 @@ def stem_case(rng, *, channels, planes, kind, out_type, filter_p=0.5, channel_ma
 
 def run_stem(lib, function, stem, frame):
     params, arrays, scratch, _ = stem
-    if params["output_type"] == OUT_BITS:
-        out = np.full((params["out_h"], params["out_w"], words(params["out_c"])), 0xDEADBEEF, np.uint32)
-    elif params["output_type"] == OUT_FLOAT:
-        out = np.full((params["out_h"], params["out_w"], params["out_c"]), np.nan, np.float32)
-    else:
-        out = np.full((params["out_h"], params["out_w"], params["out_c"]), 77, np.int8)
+    out = conv_output(params)
     hostlib.call(lib, function, hostlib.Params("glt_stem_params", params, arrays, scratch),
                  np.ascontiguousarray(frame), out)
     return out
