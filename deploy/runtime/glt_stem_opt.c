@@ -58,6 +58,19 @@ typedef struct {
         LANE_ADD(a7, r_[7]);                                                \
     } while (0)
 
+/* Stores the accumulators a0..a7 (locals of the caller) to dst[0..7]. */
+#define STORE_ROW(dst)                                                      \
+    do {                                                                    \
+        (dst)[0] = a0;                                                      \
+        (dst)[1] = a1;                                                      \
+        (dst)[2] = a2;                                                      \
+        (dst)[3] = a3;                                                      \
+        (dst)[4] = a4;                                                      \
+        (dst)[5] = a5;                                                      \
+        (dst)[6] = a6;                                                      \
+        (dst)[7] = a7;                                                      \
+    } while (0)
+
 /* 16-bit lanes: h[2w] += even bytes of a[w], h[2w + 1] += odd bytes. */
 static void widen_add(const lanes8 *s, uint32_t *h)
 {
@@ -258,14 +271,7 @@ static void levels_rgb_1(rgb_job *job)
             ADD_ROW(tap + off2[px[2]]);
         }
     }
-    job->acc[0] = a0;
-    job->acc[1] = a1;
-    job->acc[2] = a2;
-    job->acc[3] = a3;
-    job->acc[4] = a4;
-    job->acc[5] = a5;
-    job->acc[6] = a6;
-    job->acc[7] = a7;
+    STORE_ROW(job->acc);
 }
 #define levels_rgb_2 levels_rgb_1
 #endif
@@ -291,14 +297,7 @@ static void levels_general(const glt_stem_params *p, const uint8_t *frame, int32
             ADD_ROW(tap + outside_row);
         }
     }
-    s->a[0] = a0;
-    s->a[1] = a1;
-    s->a[2] = a2;
-    s->a[3] = a3;
-    s->a[4] = a4;
-    s->a[5] = a5;
-    s->a[6] = a6;
-    s->a[7] = a7;
+    STORE_ROW(s->a);
 }
 
 static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t *output)
