@@ -167,16 +167,16 @@ def heldout_report(args, argv) -> int:
              "recipe was chosen by cross-validation; choosing by these numbers would spend the held-out set.", "",
              "| recipe | fold accuracies (own fold) | the same models on the held-out images | final run on the "
              "held-out images |", "| --- | --- | --- | --- |"]
-    finals = {p.name: p for p in Path(args.runs).glob("person-detect-*") if (p / "model.keras").exists()}
+    def recipe_of(run_dir) -> tuple:
+        c = json.loads((run_dir / "config.json").read_text())
+        return c["epochs"], c["learning_rate"], c.get("model", {}).get("glt_lr_multiplier", 1.0)
+
+    finals = sorted(p for p in Path(args.runs).glob("person-detect-*") if (p / "model.keras").exists())
     rows = []
     for r in cv["recipes"]:
         held = [score(Path(args.runs) / "person-cv" / f"{r['name']}-fold{f}") for f in range(cv["folds"])]
-        cfg_match = [n for n, p in finals.items()
-                     if (lambda c: (c["epochs"], c["learning_rate"],
-                                    c.get("model", {}).get("glt_lr_multiplier", 1.0)))(
-                         json.loads((p / "config.json").read_text()))
-                     == (r["epochs"], r["learning_rate"], r["glt_lr_multiplier"])]
-        final = ", ".join(f"{score(finals[n]):.2f} (`runs/{n}`)" for n in sorted(cfg_match)) or "–"
+        same = [p for p in finals if recipe_of(p) == (r["epochs"], r["learning_rate"], r["glt_lr_multiplier"])]
+        final = ", ".join(f"{score(p):.2f} (`runs/{p.name}`)" for p in same) or "–"
         rows.append({"recipe": r["name"], "fold": r["fold_accuracies"], "held_out": held, "final": final})
         lines.append(f"| {r['name']} | " + " ".join(f"{v:.2f}" for v in r["fold_accuracies"]) + " | "
                      + " ".join(f"{v:.2f}" for v in held) + f" | {final} |")
