@@ -36,6 +36,7 @@ and stated in ``../shared/reference_models/README.md`` (TFLM + CMSIS-NN),
 cited, not re-measured.
 
     python bench/anchors.py                       # writes benchmarks/anchors.{md,json}, figures/anchors.png
+                                                  # (and re-renders benchmarks/RESULTS.md)
     python bench/anchors.py --model wide=runs/glt-w2 --model pruned=runs/glt-w2-p50/export
     python bench/anchors.py --no-mcu --out /tmp/anchors   # accuracy and size only (no QEMU)
 
@@ -548,11 +549,13 @@ def plot(result: dict, path) -> bytes:
         err = np.array([[100 * (e["accuracy"] - e["ci95"][0]) for e in es],
                         [100 * (e["ci95"][1] - e["accuracy"]) for e in es]])
         ax.errorbar(x, y, yerr=err, linestyle="none", capsize=3, **style)
-        for i, (e, xi, yi) in enumerate(sorted(zip(es, x, y), key=lambda t: t[1])):
+        for i, (e, xi, yi) in enumerate(sorted(zip(es, x, y), key=lambda t: t[1])):  # alternately above, below
             ax.annotate(e["name"].replace("wake_vision_", "wv_").replace("mlperf_tiny_vww_96", "mlperf"),
-                        (xi, yi), textcoords="offset points", xytext=(6, 5 if i % 2 else -10), fontsize=7)
+                        (xi, yi), textcoords="offset points", xytext=(6, 7 if i % 2 else -13), fontsize=7)
     ax.axhline(50, color="grey", linestyle=":", linewidth=1, label="chance (balanced)")
     ax.set_xscale("log")
+    sizes = [e["flatbuffer_bytes"] for e in result["models"] if e["flatbuffer_bytes"]]
+    ax.set_xlim(min(sizes) / 1.5, max(sizes) * 4)  # room for the labels on the right
     ax.set_xlabel("flatbuffer bytes (log scale)")
     ax.set_ylabel(f"accuracy on vww96 ({result['images']['count']} images), %")
     ax.set_title("Person detection: accuracy against model size (95% Wilson intervals)")
@@ -605,6 +608,10 @@ def main(argv=None) -> int:
     atomic.write_json(str(out) + ".json", result)
     text = render(result)
     atomic.write_text(str(out) + ".md", text)
+    if (out.parent / "RESULTS.md").exists():  # the results page includes this one
+        from bench import results_page
+
+        results_page.write(out.parent)
     print(text)
     return 0
 
