@@ -219,3 +219,18 @@ def test_lce_flatbuffers_run_in_the_firmwares_host_reference(exported_default, t
     assert (runner.kind, runner.side, runner.input_dtype.name) == ("tflite-lce", 96, "uint8")
     np.testing.assert_array_equal(runner.predict(x), host_reference(exported_default / "model.tflite", x))
     assert anchors.evaluate(runner, x, y)["other_resize"] == {}
+
+
+@pytest.mark.slow
+def test_a_run_directory_is_exported_into_the_temporary_folder(tmp_path):
+    """--model NAME=RUN_DIR: the run's model.keras is exported (not into the run) before it is scored."""
+    from larq_glt import models, testing
+
+    run = tmp_path / "run"
+    run.mkdir()
+    testing.randomize(models.compact(input_size=32), 0).save(run / "model.keras")
+    tflite = anchors.larq_glt_flatbuffer(run, tmp_path / "tmp")
+    assert tflite == tmp_path / "tmp" / "export" / "model.tflite" and tflite.is_file()
+    assert not (run / "export").exists()
+    assert anchors.larq_glt_flatbuffer(tmp_path / "tmp" / "export", tmp_path) == tflite
+    assert anchors.larq_glt_flatbuffer(tflite, tmp_path) == tflite
