@@ -325,6 +325,8 @@ def reference_costs(readme_text: str) -> dict:
 
 def reference_models(folder) -> list[Path]:
     folder = Path(folder)
+    if not folder.is_dir():
+        raise AnchorError(f"--references {folder} is not a folder")
     files = sorted(p for p in folder.iterdir() if p.suffix in (".tflite", ".h5", ".keras"))
     if not files:
         raise AnchorError(f"{folder} holds no .tflite/.h5/.keras models")

@@ -183,6 +183,8 @@ def test_model_arguments():
     for bad in ("runs/x", "=runs/x", "w2="):
         with pytest.raises(anchors.AnchorError, match="NAME=PATH"):
             anchors.parse_model_arg(bad)
+    with pytest.raises(anchors.AnchorError, match="not a folder"):
+        anchors.reference_models(Path("/nonexistent"))
     with pytest.raises(anchors.AnchorError, match="neither"):
         anchors.larq_glt_flatbuffer(Path("/nonexistent"), Path("/tmp"))
 
