@@ -153,6 +153,7 @@ def main(argv=None) -> int:
     start = time.monotonic()
     try:
         with emulator.open_session(target, out / "firmware.elf", force=args.emulator if target == board.name else None,
+                                   model_name=firmware.model_name(model_path),
                                    timeout=args.timeout * (len(frames) + 2)) as session:
             boot = session.wait_for(r"^larq-glt boot: .*", timeout=args.timeout)
             if not args.quiet:
