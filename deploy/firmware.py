@@ -138,7 +138,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
           frames=None, frame_count: int | None = None, max_frames: int | None = None, profile: bool = False,
           profile_repeat: int = 1,
           reference_kernels: bool = False, stack_size: int | None = None, positive_class: int | None = None,
-          stats_every: int = 0, debug: bool = False, compile: bool = True) -> BuildResult:
+          stats_every: int = 0, debug: bool = False, simulate_broken_simd: bool = False,
+          compile: bool = True) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
     board = load_board(board)
     model_path = resolve_model(model, run_dir)
@@ -168,7 +169,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
                                      stack_size=stack_size, positive_class=positive_class,
                                      arena_bytes=gen.arena_bytes, stats_every=stats_every,
                                      include_dirs=("runtime",),
-                                     extra_cflags=("-DGLT_DEBUG",) if debug else ())
+                                     extra_cflags=(("-DGLT_DEBUG",) if debug else ())
+                                     + (("-DGLT_SIMULATE_BROKEN_SIMD=1",) if simulate_broken_simd else ()))
     # Build in a temp dir next to the target, then swap it in: no half-written output.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build.", dir=out_dir.parent))
