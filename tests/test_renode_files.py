@@ -84,6 +84,8 @@ def test_l4r5zi_repl_is_self_contained(files):
     assert "gpioPortC: GPIOPort.STM32_GPIOPort @ sysbus <0x48000800, +0x400>" in text
     assert "LD1: Miscellaneous.LED @ gpioPortC 7" in text
     assert 'Tag <0x40021008 4> "RCC_CFGR" 0x0000000F' in text      # SWS reads as the PLL
+    # emulated time at one instruction per 120 MHz cycle (Renode's default would be 100 MIPS)
+    assert 'cpuType: "cortex-m4f"\n    nvic: nvic\n    PerformanceInMips: 120\n' in text
 
 
 @pytest.mark.parametrize("board,uart", [("nucleo", "usart3"), ("nucleo-l4r5zi", "lpuart1")])
@@ -279,3 +281,15 @@ def test_emulator_run_passes_the_model_name(fake_renode, tmp_path):
                for l in res.lines), res.lines
     res = emulator.run("nucleo", elf, timeout=30, model_name="other")
     assert any("larq-glt boot: board nucleo model other " in l for l in res.lines)
+
+
+def test_demo_names_renode_counters_for_what_they_are():
+    """Renode's DWT counts emulated time x clock: the demo calls it emulated ticks and
+    derives instructions with the CPU's PerformanceInMips."""
+    from deploy.boards import load_board
+    from deploy.demo import counter_unit
+
+    assert counter_unit(load_board("mps2-an500")) == ("instructions", None)
+    unit, per = counter_unit(load_board("nucleo"))
+    assert unit == "emulated ticks" and per == pytest.approx(462 / 216)
+    assert counter_unit(load_board("nucleo-l4r5zi")) == ("emulated ticks", pytest.approx(1.0))
