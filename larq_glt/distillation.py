@@ -94,9 +94,15 @@ class Distiller(keras.Model):
     """
 
     def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = 0.5,
-                 temperature: float = 4.0, **kwargs):
+                 temperature: float = 4.0, mixup: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         check_options(alpha, temperature)
+        if not 0.0 <= mixup <= 1.0:
+            raise DistillationError(f"--kd-mixup must be in [0, 1], got {mixup}")
+        self.mixup = float(mixup)
+        # Seed of the mixup draws, set per epoch by the caller (``set_epoch_seed``):
+        # with the step counter it makes each step's draw reproducible on --resume.
+        self.epoch_seed = tf.Variable([0, 0], dtype=tf.int64, trainable=False)
         self.student = student
         self.teacher = teacher
         if isinstance(teacher, keras.Model):
@@ -113,8 +119,28 @@ class Distiller(keras.Model):
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
 
+    def set_epoch_seed(self, seed: int, epoch: int) -> None:
+        self.epoch_seed.assign([seed, epoch])
+
+    def _mix(self, x, y):
+        """Replace a ``mixup`` share of the batch by blends ``λ·x_i + (1−λ)·x_j``
+        (``λ`` uniform, ``j`` a shuffled partner), labelled by the teacher only."""
+        seed = tf.random.experimental.stateless_fold_in(self.epoch_seed, tf.cast(self._train_counter, tf.int64))
+        seeds = tf.random.experimental.stateless_split(seed, num=3)
+        b = tf.shape(x)[0]
+        partner = tf.argsort(tf.random.stateless_uniform([b], seed=seeds[0]))
+        lam = tf.random.stateless_uniform([b, 1, 1, 1], seed=seeds[1])
+        mixed = tf.cast(tf.round(lam * tf.cast(x, tf.float32) + (1 - lam) * tf.cast(tf.gather(x, partner), tf.float32)),
+                        x.dtype)
+        chosen = tf.random.stateless_uniform([b], seed=seeds[2]) < self.mixup
+        x = tf.where(chosen[:, None, None, None], mixed, x)
+        y = tf.where(chosen, tf.fill([b], tf.constant(UNLABELLED, y.dtype)), tf.reshape(y, [-1]))
+        return x, y
+
     def train_step(self, data):
         x, y = data
+        if self.mixup:
+            x, y = self._mix(x, y)
         teacher_logits = self._teacher_logits(x)
         with tf.GradientTape() as tape:
             logits = self.student(x, training=True)

@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--class-names", help="comma-separated classes of --dataset unlabelled "
                                          "(default: the first teacher's classes=)")
     d.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="disable flips, shifts and brightness/contrast/gamma jitter")
+                   help="disable flips, shifts, zoom and brightness/contrast/gamma jitter")
+    d.add_argument("--zoom", type=float, default=0.0,
+                   help="random zoom: a square crop of side uniform in [1 - ZOOM, 1] of the image's, resized back "
+                        "(0 = off)")
     m = p.add_argument_group("model")
     m.add_argument("--encoding", choices=ENCODINGS, default="glt",
                    help="input encoding: glt (learned thermometer), thermo (uniform thermometer), "
@@ -100,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--kd-alpha", type=float, default=0.5,
                    help="weight of the label cross-entropy; 1 - alpha weighs T^2 * KL(teacher || student)")
     k.add_argument("--kd-temperature", type=float, default=4.0, help="softmax temperature T of the distillation term")
+    k.add_argument("--kd-mixup", type=float, default=0.0,
+                   help="share of each distillation batch replaced by blends of two images (uniform weight), "
+                        "labelled by the teacher only: inputs no dataset holds (0 = off)")
     k.add_argument("--kd-teacher-epochs", type=int, help="epochs of the 'auto' teacher; unset: --epochs")
     return p
 
@@ -148,6 +154,8 @@ def config_from_args(args):
         kd_teacher=(args.kd_teacher[0] if len(args.kd_teacher) == 1 else list(args.kd_teacher))
         if args.kd_teacher else None,
         unlabelled=list(args.unlabelled),
+        zoom=args.zoom,
+        kd_mixup=args.kd_mixup,
         class_names=args.class_names.split(",") if args.class_names else None,
         kd_alpha=args.kd_alpha,
         kd_temperature=args.kd_temperature,

@@ -89,6 +89,9 @@ class TrainConfig:
     run (transfer learning): every layer is copied by name, the classifier
     and its batch norm only when their shapes match (a new class count keeps
     them freshly initialised); any other mismatch is an error.
+    ``zoom``: random zoom augmentation (see :class:`larq_glt.data.AugmentConfig`).
+    ``kd_mixup``: share of each distillation batch replaced by blends of two
+    images, labelled by the teacher only (see :class:`distillation.Distiller`).
     ``unlabelled``: image folders added to the training set, labelled by the
     teacher only. ``class_names``: the classes of the ``unlabelled`` dataset
     (default: the first teacher's ``classes=``).
@@ -125,11 +128,13 @@ class TrainConfig:
     init_from: str | None = None
     unlabelled: list = dataclasses.field(default_factory=list)
     class_names: list | None = None
+    zoom: float = 0.0
+    kd_mixup: float = 0.0
 
     # Options that define the run: a resumed run must agree on these.
     _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from", "unlabelled", "class_names")
+                 "init_from", "unlabelled", "class_names", "zoom", "kd_mixup")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
 
@@ -201,7 +206,7 @@ def load_data(cfg: TrainConfig):
         image_size=cfg.image_size,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
-        augment=cfg.augment,
+        augment=data.AugmentConfig(zoom=cfg.zoom) if cfg.augment else False,
         val_fraction=cfg.val_fraction,
         limit=cfg.limit,
         unlabelled=tuple(cfg.unlabelled or ()),
@@ -260,7 +265,11 @@ def _check_options(cfg: TrainConfig) -> None:
         raise TrainingError(
             f"--prune-block must be a positive multiple of 32 channels (one bit-packed word), got {cfg.prune_block}"
         )
+    if not 0.0 <= cfg.zoom < 1.0:
+        raise TrainingError(f"--zoom must be in [0, 1), got {cfg.zoom}")
     specs = teacher_specs(cfg)
+    if cfg.kd_mixup and not specs:
+        raise TrainingError("--kd-mixup blends images for the teacher to label: give --kd-teacher")
     if specs:
         try:
             distillation.check_options(cfg.kd_alpha, cfg.kd_temperature)
@@ -405,7 +414,8 @@ def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     )
     if teacher is None:
         return model
-    distiller = distillation.Distiller(model, teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature)
+    distiller = distillation.Distiller(model, teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature,
+                                       mixup=cfg.kd_mixup)
     distiller.compile(optimizer=optimizer, metrics=["accuracy"])
     return distiller
 
@@ -553,6 +563,8 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
                 fraction = pruning.ramp_fraction(epoch - phase.begin + 1, phase.end - phase.begin)
                 kept = pruning.update_masks(model, plan, fraction)
                 row["channels_kept"] = sum(kept.values())
+            if isinstance(fitter, distillation.Distiller):
+                fitter.set_epoch_seed(cfg.seed, epoch)
             hist = fitter.fit(
                 splits.train_epoch(epoch),
                 initial_epoch=epoch,

@@ -210,3 +210,49 @@ def test_train_on_unlabelled_pool_scores_agreement_with_the_teacher(tmp_path):
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     agreement = float(np.mean(model.predict(x, verbose=0).argmax(1) == choices))
     assert agreement == pytest.approx(metrics["final"]["val_accuracy"])
+
+
+def test_zoom_augmentation_is_seeded_and_keeps_flat_images_flat():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (4, 24, 24, 3), dtype=np.uint8))
+    config = data.AugmentConfig(flip=False, shift=0.0, brightness=0.0, contrast=0.0, gamma=0.0, zoom=0.5)
+    a = data.augment_batch(x, [1, 2], config).numpy()
+    assert a.dtype == np.uint8 and a.shape == x.shape
+    np.testing.assert_array_equal(a, data.augment_batch(x, [1, 2], config).numpy())
+    assert not np.array_equal(a, data.augment_batch(x, [1, 3], config).numpy())
+    assert not np.array_equal(a, x.numpy())
+    flat = tf.fill([2, 24, 24, 3], tf.constant(77, tf.uint8))
+    np.testing.assert_array_equal(data.augment_batch(flat, [5, 6], config).numpy(), 77)
+    with pytest.raises(ValueError, match="zoom"):
+        data.AugmentConfig(zoom=1.0)
+
+
+def test_mixup_blends_pairs_and_leaves_them_to_the_teacher():
+    student = keras.Sequential([keras.Input((4, 4, 3), dtype="uint8"), keras.layers.Flatten(), keras.layers.Dense(2)])
+    d = distillation.Distiller(student, lambda x: tf.zeros([tf.shape(x)[0], 2]), mixup=0.5)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (64, 4, 4, 3), dtype=np.uint8))
+    y = tf.constant(rng.integers(0, 2, 64), tf.int32)
+    d.set_epoch_seed(0, 3)
+    mx, my = (t.numpy() for t in d._mix(x, y))
+    again = d._mix(x, y)[0].numpy()
+    np.testing.assert_array_equal(mx, again)  # same epoch seed and step: same draw
+    mixed = my == distillation.UNLABELLED
+    assert 10 < mixed.sum() < 54
+    np.testing.assert_array_equal(mx[~mixed], x.numpy()[~mixed])
+    np.testing.assert_array_equal(my[~mixed], y.numpy()[~mixed])
+    # every mixed pixel lies between the pixels of two images of the batch
+    lo, hi = x.numpy().min(axis=0), x.numpy().max(axis=0)
+    assert np.all((mx[mixed] >= lo) & (mx[mixed] <= hi))
+    d.set_epoch_seed(0, 4)
+    assert not np.array_equal(d._mix(x, y)[0].numpy(), mx)
+    with pytest.raises(distillation.DistillationError, match="kd-mixup"):
+        distillation.Distiller(student, student, mixup=1.5)
+
+
+def test_cli_refuses_bad_zoom_and_mixup_without_teacher(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert _cli("--dataset", "synthetic", "--zoom", "1.0", "--out", out) == 2
+    assert "--zoom must be in [0, 1)" in capsys.readouterr().err
+    assert _cli("--dataset", "synthetic", "--kd-mixup", "0.5", "--out", out) == 2
+    assert "--kd-mixup blends images" in capsys.readouterr().err

@@ -1,8 +1,11 @@
 """Training augmentation for image-sensor data: uint8 in, uint8 out.
 
-Geometric: horizontal flip, and a random shift of up to ``shift * size`` pixels
-in each direction (the sensor's field of view moving; the uncovered border is
-filled per ``pad_mode``, reflection by default).
+Geometric: a random zoom (off by default: a square crop whose side is uniform
+in ``[1 - zoom, 1]`` of the image's, at a uniform position, resized back
+bilinearly: the subject nearer or farther), horizontal flip, and a random
+shift of up to ``shift * size`` pixels in each direction (the sensor's field
+of view moving; the uncovered border is filled per ``pad_mode``, reflection
+by default).
 Tone (what GLT's learned thresholds should absorb), composed in this order into
 one per-image curve, evaluated in float32 and rounded once:
 
@@ -35,14 +38,17 @@ class AugmentConfig:
     brightness: float = 0.3
     contrast: float = 0.3
     gamma: float = 0.3
+    zoom: float = 0.0  # crop side uniform in [1 - zoom, 1] of the image side, resized back; 0: off
 
     def __post_init__(self):
         if self.pad_mode not in _PAD_MODES:
             raise ValueError(f"pad_mode must be one of {_PAD_MODES}, got {self.pad_mode!r}")
-        for name in ("shift", "brightness", "contrast", "gamma"):
+        for name in ("shift", "brightness", "contrast", "gamma", "zoom"):
             value = getattr(self, name)
             if not value >= 0:
                 raise ValueError(f"augmentation strength {name} must be >= 0, got {value}")
+        if self.zoom >= 1.0:
+            raise ValueError(f"zoom is the share of the side a crop may lose and must be < 1, got {self.zoom}")
         if self.shift >= 0.5:
             raise ValueError(
                 f"shift is a fraction of the image side and must be < 0.5, got {self.shift}"
@@ -103,6 +109,19 @@ def _geometry(x, seed, flip: bool, pad: int, mode: str):
     return y
 
 
+def _zoom(x, seed, zoom: float):
+    """Per image, a square crop of side ``u·S`` (``u`` uniform in ``[1 - zoom, 1]``)
+    at a uniform position, resized back to ``S`` (bilinear, rounded)."""
+    b = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    side = tf.random.stateless_uniform([b, 1], seed=seeds[0], minval=1.0 - zoom, maxval=1.0)
+    corner = tf.random.stateless_uniform([b, 2], seed=seeds[1]) * (1.0 - side)
+    boxes = tf.concat([corner, corner + side], axis=1)  # y1, x1, y2, x2 in [0, 1]
+    size = (x.shape[1], x.shape[2])
+    y = tf.image.crop_and_resize(tf.cast(x, tf.float32), boxes, tf.range(b), size, method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(y), 0.0, 255.0), tf.uint8)
+
+
 def _tone(x, seeds, config: "AugmentConfig"):
     """Per-image tone curve applied as a 256-entry lookup table.
 
@@ -143,6 +162,10 @@ def augment_batch(images: tf.Tensor, seed, config: AugmentConfig = AugmentConfig
         raise ValueError(f"augment_batch needs [B, H, W, C] with static H, W, got {images.shape}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
     x = images
+    if config.zoom:
+        # Its own stream (folded from the seed), so a config without zoom
+        # augments exactly as before.
+        x = _zoom(x, tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 0x200E), config.zoom)
     pad = int(round(config.shift * min(images.shape[1], images.shape[2])))
     if config.flip or pad:
         x = _geometry(x, seeds[0], config.flip, pad, config.pad_mode)
