@@ -201,6 +201,7 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
         raise ExportError("the model has no larq_glt input encoder: its input would not be the raw uint8 image")
     if model.input.dtype != "uint8":
         raise ExportError(f"the model input is {model.input.dtype}, not the raw uint8 image")
+    atomic.check_output_dir(out_dir)
     try:
         flatbuffer = lce.convert_keras_model(_preactivation_clone(model))
     except Exception as e:  # the converter raises many types; the message is what matters
@@ -247,6 +248,8 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
 def export(run_dir, out=None, *, check_images=None, n_check: int = 64, seed: int = 0) -> ExportResult:
     """Export a run directory (default output: ``RUN_DIR/export``)."""
     run = RunDir(run_dir)
+    out = Path(out) if out else run.path / "export"
+    atomic.check_output_dir(out)  # before a long conversion, not after it
     model = load_model(run.path)
     cfg = run.read_json(run.config) if run.config.exists() else {}
     images, source = None, None
@@ -254,7 +257,7 @@ def export(run_dir, out=None, *, check_images=None, n_check: int = 64, seed: int
         images = check_images_from(check_images, int(model.input_shape[1]), n_check)
         source = str(check_images)
     return export_keras(
-        model, Path(out) if out else run.path / "export", class_names=cfg.get("class_names"),
+        model, out, class_names=cfg.get("class_names"),
         check_images=images, check_source=source, n_check=n_check, seed=seed,
         extra_meta={"run_dir": str(run.path), "dataset": cfg.get("dataset")},
     )
@@ -269,7 +272,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         result = export(args.run_dir, args.out, check_images=args.check_images, n_check=args.check_count)
-    except (ExportError, RunError, report.ReportError) as e:
+    except (ExportError, RunError, report.ReportError, atomic.OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     v = result.verification

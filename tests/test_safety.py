@@ -1,0 +1,132 @@
+"""Nothing a user has is destroyed (issue 16): --out never replaces what this
+tool did not write, a run directory has one writer, a broken model never passes."""
+import hashlib
+import os
+
+import pytest
+
+import larq_glt  # noqa: F401
+
+from larq_glt import atomic
+
+
+def _snapshot(root):
+    """Every path under ``root`` (and ``root`` itself) with its contents' digest."""
+    root = os.fspath(root)
+    if os.path.isfile(root):
+        return {root: hashlib.sha256(open(root, "rb").read()).hexdigest()}
+    snap = {}
+    for d, dirs, files in os.walk(root):
+        snap[d] = "dir"
+        for f in files:
+            p = os.path.join(d, f)
+            snap[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return snap
+
+
+def _one_error_line(err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+# -- 1. --out only replaces an output this tool wrote ---------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run directory holding a small real model (exportable in seconds)."""
+    from larq_glt import models
+    from larq_glt.models import Block, ModelConfig
+
+    run = tmp_path_factory.mktemp("run") / "r"
+    run.mkdir()
+    cfg = ModelConfig(input_size=16, stem_kernel=2, stem_stride=2, blocks=(Block(32, 1, pool=True),), num_classes=2)
+    models.compact(cfg).save(run / "model.keras")
+    (run / "config.json").write_text('{"class_names": ["a", "b"]}\n')
+    (run / "checkpoints" / "epoch-0001").mkdir(parents=True)
+    (run / "checkpoints" / "epoch-0001" / "ckpt.index").write_text("weights")
+    return run
+
+
+def test_directory_replaces_only_its_own_output(tmp_path):
+    out = tmp_path / "out"
+    with atomic.directory(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (out / atomic.MARKER).is_file()
+    with atomic.directory(out) as tmp:  # ours: replaced as a whole
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == [atomic.MARKER, "b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "nothing left aside"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic.directory(empty) as tmp:  # an empty folder holds nothing to lose
+        (tmp / "c.txt").write_text("3")
+    assert (empty / "c.txt").read_text() == "3"
+
+
+@pytest.mark.parametrize("kind", ["foreign", "file", "run", "cwd", "parent_of_cwd", "project", "under_file",
+                                  "symlink"])
+def test_directory_refuses_what_it_did_not_write(tmp_path, monkeypatch, kind):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    (tmp_path / "run" / atomic.MARKER).write_text("")  # even a marked folder, once a run is in it
+    os.symlink(foreign, tmp_path / "link")
+    monkeypatch.chdir(foreign)
+    target = {"foreign": foreign, "file": tmp_path / "notes.txt", "run": tmp_path / "run", "cwd": ".",
+              "parent_of_cwd": "..", "project": atomic._PROJECT, "under_file": tmp_path / "notes.txt" / "x",
+              "symlink": tmp_path / "link"}[kind]
+    before = _snapshot(tmp_path)
+    with pytest.raises(atomic.OutputError):
+        with atomic.directory(target) as tmp:
+            (tmp / "x").write_text("new")
+    assert _snapshot(tmp_path) == before
+
+
+def test_directory_refuses_an_unwritable_place():
+    with pytest.raises(atomic.OutputError, match="cannot create"):
+        atomic.check_output_dir("/proc/larq-glt-test/x")
+
+
+def test_legacy_outputs_without_a_marker_are_still_ours(tmp_path):
+    old = tmp_path / "export"
+    old.mkdir()
+    for name in ("model.tflite", "encoder.json", "model.json", "report.json", "report.md"):
+        (old / name).write_text("old")
+    assert atomic.check_output_dir(old) == old
+
+
+@pytest.mark.parametrize("where", ["run", "foreign", "file", "under_file"])
+def test_export_cli_refuses_an_out_it_did_not_write(tiny_run, tmp_path, capsys, where):
+    from larq_glt import export
+
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8 not really")
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = {"run": tiny_run, "foreign": foreign, "file": tmp_path / "notes.txt",
+           "under_file": tmp_path / "notes.txt" / "x"}[where]
+    before, run_before = _snapshot(tmp_path), _snapshot(tiny_run)
+    assert export.main([str(tiny_run), "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(out) in line
+    assert _snapshot(tmp_path) == before and _snapshot(tiny_run) == run_before
+
+
+def test_build_refuses_a_file_and_the_cwd(tmp_path, monkeypatch, capsys):
+    import deploy.build as build
+    from deploy import firmware
+
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    for out in (str(target), ".", str(tmp_path.parent)):
+        assert build.main(["--board", "mps2-an500", "--out", out]) == 2
+        assert "--out" in _one_error_line(capsys.readouterr().err)
+    with pytest.raises(firmware.FirmwareError, match="is a file"):
+        firmware.build("mps2-an500", out=target, compile=False)
+    assert _snapshot(tmp_path) == before
