@@ -398,7 +398,11 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     """
     run = RunDir(cfg.out)
     _check_options(cfg)
-    cfg = _check_resume(run, cfg, resume)
+    with run.lock():  # one writer per run directory, for the whole run
+        return _train(run, _check_resume(run, cfg, resume), resume, splits, _interrupt_after)
+
+
+def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after: int | None) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
     strategy = _strategy(cfg.distribute)

@@ -130,3 +130,79 @@ def test_build_refuses_a_file_and_the_cwd(tmp_path, monkeypatch, capsys):
     with pytest.raises(firmware.FirmwareError, match="is a file"):
         firmware.build("mps2-an500", out=target, compile=False)
     assert _snapshot(tmp_path) == before
+
+
+# -- 2. one writer per run directory ---------------------------------------------
+
+HOLD = ("import sys, time; from larq_glt.runs import RunDir; "
+        "held = RunDir(sys.argv[1]).lock(); held.__enter__(); print('locked', flush=True); time.sleep(120)")
+
+
+def _holder(run):
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True,
+                         cwd=atomic._PROJECT)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_second_training_into_a_locked_run_is_refused_with_the_holders_pid(tmp_path, capsys):
+    from larq_glt import train as cli
+
+    run = tmp_path / "r"
+    holder = _holder(run)
+    try:
+        rc = cli.main(["--dataset", "synthetic", "--image-size", "32", "--epochs", "1", "--out", str(run),
+                       "--quiet"])
+        assert rc == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert f"PID {holder.pid}" in line and str(run) in line
+        assert sorted(p.name for p in run.iterdir()) == [".lock"], "the refused run wrote nothing"
+    finally:
+        holder.kill()
+        holder.wait()
+    # A crashed holder (SIGKILL) leaves no lock behind.
+    from larq_glt.runs import RunDir
+
+    with RunDir(run).lock():
+        assert (run / ".lock").read_text().strip() == str(os.getpid())
+    assert not run.exists() or not (run / ".lock").exists()
+
+
+def test_lock_in_process_and_release(tmp_path):
+    from larq_glt.runs import RunDir, RunError
+    from larq_glt.training import TrainConfig, train
+
+    run = RunDir(tmp_path / "r")
+    with run.lock():
+        with pytest.raises(RunError, match=f"PID {os.getpid()}"):
+            train(TrainConfig(dataset="synthetic", image_size=32, epochs=1, progress=False, out=str(run.path)))
+    assert not run.path.exists(), "a lock that found nothing to do leaves nothing behind"
+
+
+@pytest.mark.slow
+def test_two_concurrent_trainings_one_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    from larq_glt import train as cli
+
+    run = tmp_path / "r"
+    first = subprocess.Popen([sys.executable, "-m", "larq_glt.train", "--dataset", "synthetic", "--image-size",
+                              "32", "--epochs", "3", "--out", str(run), "--quiet"], cwd=atomic._PROJECT,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not ((run / ".lock").exists() and (run / ".lock").read_text().strip()):
+            assert time.time() < deadline and first.poll() is None
+            time.sleep(0.2)
+        assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--epochs", "1", "--seed", "1",
+                         "--out", str(run), "--quiet"]) == 2
+        assert f"PID {first.pid}" in _one_error_line(capsys.readouterr().err)
+    finally:
+        _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert not (run / ".lock").exists()
