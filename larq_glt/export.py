@@ -149,7 +149,9 @@ def verify(model, flatbuffer: bytes, images: np.ndarray, source: str) -> dict:
     lce = np.concatenate([interp.predict(images[i:i + 1]) for i in range(len(images))])
     keras_logits = model.predict(images, verbose=0, batch_size=32)
     agree = lce.argmax(-1) == keras_logits.argmax(-1)
+    finite = np.isfinite(lce).all(-1) & np.isfinite(keras_logits).all(-1)
     return {
+        "non_finite_images": np.flatnonzero(~finite).tolist(),
         "images": int(len(images)),
         "source": source,
         "class_agreement": float(agree.mean()),
@@ -215,6 +217,11 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
         check_images = generated_check_images(shape, n_check, seed)
         check_source = "generated"
     verification = verify(model, flatbuffer, check_images, check_source or "given")
+    if verification["non_finite_images"]:  # nan argmaxes "agree" with each other
+        raise ExportError(
+            f"the model gives non-finite logits (nan or inf) on {len(verification['non_finite_images'])} of "
+            f"{verification['images']} check images (a diverged training?); refusing to export"
+        )
     if verification["class_agreement"] < 1.0:
         raise ExportError(
             f"the converted model disagrees with Keras on {len(verification['disagreeing_images'])} of "

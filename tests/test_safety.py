@@ -206,3 +206,74 @@ def test_two_concurrent_trainings_one_is_refused(tmp_path, capsys):
         _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert not (run / ".lock").exists()
+
+
+# -- 3. no broken model passes ------------------------------------------------------
+
+@pytest.mark.parametrize("flags", [
+    ["--learning-rate", "-1"], ["--learning-rate", "nan"], ["--learning-rate", "inf"], ["--learning-rate", "0"],
+    ["--prune-learning-rate", "nan", "--prune-ratio", "0.5"], ["--width", "nan"], ["--width", "0"],
+    ["--glt-lr-multiplier", "inf"], ["--kd-temperature", "inf", "--kd-teacher", "auto"],
+    ["--kd-alpha", "nan", "--kd-teacher", "auto"], ["--val-fraction", "0"], ["--val-fraction", "nan"],
+    ["--levels", "300"], ["--levels", "255", "--encoding", "glt"], ["--seed", "-1"], ["--limit", "0"],
+    ["--model-config", '{"width": NaN}'], ["--prune-ratio", "nan"],
+])
+def test_train_refuses_bad_numbers_with_exit_2(tmp_path, capsys, flags):
+    from larq_glt import train as cli
+
+    out = tmp_path / "r"
+    assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--out", str(out), "--quiet"] + flags) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert flags[0] in line or (flags[0] == "--model-config" and "--width" in line)
+    assert not out.exists()
+
+
+TINY = '{"stem_kernel": 2, "stem_stride": 2, "stem_pool": false, "blocks": [{"filters": 32, "groups": 1, "pool": true}]}'
+
+
+def _nan_in_epoch_2(phase, cfg, steps_per_epoch):
+    """Adam whose learning rate turns nan after the first epoch (a divergence)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return tf.where(step < steps_per_epoch, 1e-3, float("nan"))
+
+        def get_config(self):
+            return {}
+
+    return keras.optimizers.Adam(Schedule())
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path, capsys, monkeypatch):
+    import json
+
+    from larq_glt import train as cli, training
+
+    monkeypatch.setattr(training, "_optimizer", _nan_in_epoch_2)
+    out = tmp_path / "r"
+    rc = cli.main(["--dataset", "synthetic", "--image-size", "16", "--batch-size", "32", "--limit", "64",
+                   "--epochs", "2", "--model-config", TINY, "--out", str(out), "--quiet"])
+    assert rc == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "diverged in epoch 2" in line and "last good checkpoint (epoch 1)" in line
+    assert json.loads((out / "state.json").read_text()) == {"completed_epochs": 1}
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-0001"]
+    assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1]
+    assert not (out / "model.keras").exists()
+
+
+def test_export_refuses_non_finite_logits(tmp_path):
+    import numpy as np
+
+    from larq_glt import export, models
+    from larq_glt.models import Block, ModelConfig
+
+    cfg = ModelConfig(input_size=16, stem_kernel=2, stem_stride=2, blocks=(Block(32, 1, pool=True),), num_classes=2)
+    model = models.compact(cfg)
+    bn = model.get_layer("classifier_bn")
+    bn.set_weights([np.full_like(w, np.nan) for w in bn.get_weights()])
+    with pytest.raises(export.ExportError, match="non-finite logits"):
+        export.export_keras(model, tmp_path / "e", n_check=4)
+    assert not (tmp_path / "e").exists()
