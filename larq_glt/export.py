@@ -277,6 +277,9 @@ def main(argv=None) -> int:
     p.add_argument("--check-images", help="folder of real images to verify the conversion on (default: generated)")
     p.add_argument("--check-count", type=int, default=64, help="number of check images")
     args = p.parse_args(argv)
+    if args.check_count < 1:
+        print(f"error: --check-count must be at least 1, got {args.check_count}", file=sys.stderr)
+        return 2
     try:
         result = export(args.run_dir, args.out, check_images=args.check_images, n_check=args.check_count)
     except (ExportError, RunError, report.ReportError, atomic.OutputError) as e:

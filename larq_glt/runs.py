@@ -57,9 +57,14 @@ class RunDir:
         never leaves a stale lock. The lock file (and the directory, if this
         made it and it stayed empty) is removed on release."""
         created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a run directory; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = self._open_lock()
+        except OSError as e:
+            raise RunError(f"cannot use {self.path} as a run directory: {e.strerror or e}") from None
         while True:
-            fd = os.open(self.lockfile, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -73,6 +78,7 @@ class RunDir:
             except FileNotFoundError:
                 pass
             os.close(fd)  # the holder removed that file as we locked it: take the new one
+            fd = self._open_lock()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -83,6 +89,9 @@ class RunDir:
             if created:
                 with contextlib.suppress(OSError):
                     self.path.rmdir()  # only if empty: a failure before anything was written
+
+    def _open_lock(self) -> int:
+        return os.open(self.lockfile, os.O_RDWR | os.O_CREAT, 0o644)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch-{epoch:04d}"

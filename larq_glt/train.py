@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from pathlib import Path
 
 import larq_glt  # noqa: F401
 
@@ -96,7 +98,7 @@ class UsageError(ValueError):
     """A bad command line: one ``error:`` line and exit status 2, like argparse's own."""
 
 
-def config_from_args(args):
+def config_from_args(args, out=None):
     from larq_glt.training import TrainConfig
 
     model = {}
@@ -114,7 +116,7 @@ def config_from_args(args):
     return TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
-        out=args.out or f"runs/{args.dataset}-{args.encoding}",
+        out=out or args.out or f"runs/{args.dataset}-{args.encoding}",
         encoding=args.encoding,
         levels=args.levels,
         per_channel=args.per_channel,
@@ -155,6 +157,24 @@ def check_args(args) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be 0 or more")
 
 
+def interrupted_message(out, argv) -> str:
+    """Where an interrupted run stopped, and the command that continues it."""
+    from larq_glt.runs import RunDir, RunError
+
+    def epochs(path):
+        try:
+            return RunDir(path).last_epoch()
+        except (RunError, ValueError, KeyError):
+            return 0
+
+    done, teacher = epochs(out), epochs(Path(out) / "teacher")
+    if not (done or teacher):
+        return f"interrupted before the first epoch was saved; nothing to resume in {out}"
+    what = f"{done} completed epoch(s)" if done else f"a distillation teacher with {teacher} epoch(s)"
+    again = list(argv) + ([] if "--resume" in argv else ["--resume"])
+    return f"interrupted: {out} holds {what}; continue with\n  python -m larq_glt.train {shlex.join(again)}"
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -169,9 +189,13 @@ def main(argv=None) -> int:
     from larq_glt.runs import RunError
     from larq_glt.training import TrainingError, train
 
+    out = args.out or f"runs/{args.dataset}-{args.encoding}"
     try:
-        cfg = config_from_args(args)
+        cfg = config_from_args(args, out)
         metrics = train(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        print(interrupted_message(out, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return 130  # the shell's code for a SIGINT
     except (UsageError, DatasetError, DistillationError, ModelConfigError, PruningError, RunError,
             TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)

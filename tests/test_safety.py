@@ -277,3 +277,102 @@ def test_export_refuses_non_finite_logits(tmp_path):
     with pytest.raises(export.ExportError, match="non-finite logits"):
         export.export_keras(model, tmp_path / "e", n_check=4)
     assert not (tmp_path / "e").exists()
+
+
+# -- 6. clear errors instead of tracebacks -------------------------------------------
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_train_refuses_an_out_it_cannot_use(tmp_path, capsys, where):
+    from larq_glt import train as cli
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = {"file": tmp_path / "notes.txt", "under_file": tmp_path / "notes.txt" / "r",
+           "proc": "/proc/larq-glt-test/r"}[where]
+    before = _snapshot(tmp_path)
+    assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--epochs", "1", "--out", str(out),
+                     "--quiet"]) == 2
+    assert str(out) in _one_error_line(capsys.readouterr().err)
+    assert _snapshot(tmp_path) == before
+
+
+def test_export_and_build_refuse_an_unwritable_out(tiny_run, capsys):
+    import deploy.build as build
+    from larq_glt import export
+
+    assert export.main([str(tiny_run), "--out", "/proc/larq-glt-test/e"]) == 2
+    assert "cannot create" in _one_error_line(capsys.readouterr().err)
+    assert build.main(["--board", "mps2-an500", "--out", "/proc/larq-glt-test/b"]) == 2
+    assert "cannot create" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_export_check_count_must_be_positive(tiny_run, tmp_path, capsys, count):
+    from larq_glt import export
+
+    assert export.main([str(tiny_run), "--out", str(tmp_path / "e"), "--check-count", count]) == 2
+    assert "--check-count" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "e").exists()
+
+
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import json
+
+    from larq_glt import train as cli, training
+
+    out = tmp_path / "r"
+
+    def interrupted(cfg, resume=False, **kw):
+        out.mkdir()
+        (out / "state.json").write_text(json.dumps({"completed_epochs": 3}))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    args = ["--dataset", "synthetic", "--epochs", "9", "--out", str(out)]
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{out} holds 3 completed epoch(s)" in err
+    assert "python -m larq_glt.train --dataset synthetic --epochs 9 --out " in err and err.rstrip().endswith("--resume")
+
+
+# -- 7. one class is not a classification problem -------------------------------------
+
+def test_a_dataset_with_one_class_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    from larq_glt import data, train as cli
+
+    with pytest.raises(data.DatasetError, match="1 class"):
+        data.load("synthetic", image_size=16, num_classes=1)
+    root = tmp_path / "d"
+    for split, n in (("train", 4), ("val", 2)):
+        (root / split / "cats").mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(root / split / "cats" / f"{i}.png")
+    out = tmp_path / "r"
+    assert cli.main(["--dataset", "folder", "--data-dir", str(root), "--image-size", "32", "--out", str(out),
+                     "--quiet"]) == 2
+    assert "a classifier needs at least 2" in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+# -- 8. usage errors exit 2 in every command ---------------------------------------------
+
+def test_usage_errors_exit_2_everywhere(tmp_path, capsys):
+    import deploy.build as build
+    import deploy.demo as demo
+    from larq_glt import export, report, train as cli
+
+    calls = [
+        lambda: cli.main(["--dataset", "synthetic", "--epochs", "0"]),
+        lambda: cli.main(["--dataset", "synthetic", "--finetune-epochs", "-1"]),
+        lambda: cli.main(["--dataset", "synthetic", "--model-config", "[1]", "--out", str(tmp_path / "r")]),
+        lambda: export.main([str(tmp_path / "no-run"), "--out", str(tmp_path / "e")]),
+        lambda: report.main([str(tmp_path / "none.tflite")]),
+        lambda: build.main(["--board", "mps2-an500", "--max-frames", "0"]),
+        lambda: demo.main(["--limit", "0"]),
+        lambda: demo.main(["--timeout", "nan"]),
+    ]
+    for i, call in enumerate(calls):
+        assert call() == 2, i
+        _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()

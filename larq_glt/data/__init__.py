@@ -56,6 +56,19 @@ DATASETS = {
 _COMMON = {"data_dir", "image_size", "seed", "val_fraction", "limit", "cache", "memory_limit_mb"}
 
 
+def _check_trainable(info, limit) -> None:
+    """A classifier needs two classes with training images, and a validation split."""
+    present = [n for n, c in zip(info.class_names, info.train_class_counts) if c > 0]
+    where = f" in {info.root}" if info.root else ""
+    if len(present) < 2:
+        raise DatasetError(f"{info.name}: the training images{where} hold {len(present)} class(es) "
+                           f"{present}; a classifier needs at least 2 (one subfolder of images per class)"
+                           + (f"; --limit {limit} may have cut the others" if limit else ""))
+    if info.num_val < 1:
+        raise DatasetError(f"{info.name}: the validation split is empty; raise --val-fraction "
+                           f"(now {info.val_fraction}) or add a val/ folder")
+
+
 def load(
     name: str,
     data_dir=None,
@@ -128,6 +141,7 @@ def load(
         **options,
     )
     info = prepared.info
+    _check_trainable(info, limit)
     info.augment = augment.to_dict() if augment is not None else None
     splits = DatasetSplits(
         prepared.train,
