@@ -60,7 +60,8 @@ def _check_trainable(info, limit) -> None:
     """A classifier needs two classes with training images, and a validation split."""
     present = [n for n, c in zip(info.class_names, info.train_class_counts) if c > 0]
     where = f" in {info.root}" if info.root else ""
-    if len(present) < 2:
+    teacher_labelled = info.num_train > 0 and not any(info.train_class_counts)  # its prepare checks the classes
+    if len(present) < 2 and not teacher_labelled:
         raise DatasetError(f"{info.name}: the training images{where} hold {len(present)} class(es) "
                            f"{present}; a classifier needs at least 2 (one subfolder of images per class)"
                            + (f"; --limit {limit} may have cut the others" if limit else ""))
