@@ -315,6 +315,8 @@ SECTIONS = (
     Section("Input encodings on real images: GLT against the baselines", "encodings.json", render=render_encodings),
     Section("Shipped person-detection model", "../models/person_detect/card.json",
             "../models/person_detect/MODEL_CARD.md"),
+    Section("Anchors: published person detectors and larq-glt on the same vww96 images", "anchors.json",
+            "anchors.md"),
     Section("Person detector: fine-tuning recipe chosen by cross-validation", "person_detector_cv.json",
             "person_detector_cv.md"),
     Section("Person detector: held-out accuracy of the cross-validation models", "person_detector_cv.json",

@@ -8,10 +8,11 @@ Builds the firmware if needed (UART frame source), starts the emulator (Renode
 for the Nucleo boards, QEMU for the mps2 boards; a Nucleo board falls back to
 the QEMU board with the same core when Renode is not installed), streams every
 image through the framed UART protocol, and prints per frame the prediction,
-score, cycles (instructions in QEMU) and whether the logits equal the host
-reference (the LCE interpreter) bit for bit. At the end: agreement, accuracy
-when the image folders are named after the classes, average cycles per frame,
-and frames per second of emulation. The firmware's always-on loop never stops
+score, counter (instructions in QEMU; in Renode emulated DWT ticks, i.e.
+emulated time x clock, with the instructions derived from them) and whether
+the logits equal the host reference (the LCE interpreter) bit for bit. At the
+end: agreement, accuracy when the image folders are named after the classes,
+average counter per frame, and frames per second of emulation. The firmware's always-on loop never stops
 by itself: the demo ends it.
 """
 from __future__ import annotations
@@ -103,6 +104,18 @@ def build_if_needed(board: str, model_path: Path, out: Path, rebuild: bool):
     return result
 
 
+def counter_unit(board) -> tuple[str, float | None]:
+    """What the result lines' counter is in this emulator, and instructions per unit
+    when it is not instructions itself. QEMU (-icount shift=0): instructions.
+    Renode: the DWT counts emulated time x its frequency, emulated time being
+    instructions / the CPU's PerformanceInMips (see the board files)."""
+    if board.emulator == "qemu":
+        return "instructions", None
+    r = board.renode or {}
+    mips, hz = r.get("performance_in_mips"), r.get("dwt_frequency")
+    return "emulated ticks", (mips * 1e6 / hz if mips and hz else None)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python deploy/demo.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--board", default="nucleo", help="nucleo, nucleo-l4r5zi, mps2-an500, mps2-an386")
@@ -155,10 +168,12 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    unit, per_instruction = counter_unit(load_board(target))
     agree, correct, labelled, cycles = 0, 0, 0, []
     start = time.monotonic()
     try:
         with emulator.open_session(target, out / "firmware.elf", force=args.emulator if target == board.name else None,
+                                   model_name=firmware.model_name(model_path),
                                    timeout=args.timeout * (len(frames) + 2)) as session:
             boot = session.wait_for(r"^larq-glt boot: .*", timeout=args.timeout)
             if not args.quiet:
@@ -176,8 +191,8 @@ def main(argv=None) -> int:
                     mark = "  correct" if res.class_index == label else f"  WRONG (is {class_names[label]})"
                 if not args.quiet:
                     print(f"frame {i:4d} {name[:40]:40s} {res.class_name:>12s} score {res.score:.3f} "
-                          f"{'instructions' if board.emulator == 'qemu' or target != board.name else 'cycles'} "
-                          f"{res.cycles:>9,}  host reference: {'equal' if same else 'DIFFERENT'}{mark}", flush=True)
+                          f"{unit} {res.cycles:>9,}  host reference: {'equal' if same else 'DIFFERENT'}{mark}",
+                          flush=True)
     except (protocol.ProtocolError, emulator.EmulatorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -186,8 +201,9 @@ def main(argv=None) -> int:
     print(f"\nframes: {n}  agreement with the host reference: {agree}/{n} ({100 * agree / max(n, 1):.1f}%)")
     if labelled:
         print(f"accuracy: {correct}/{labelled} ({100 * correct / labelled:.1f}%)")
-    unit = "instructions" if target.startswith("mps2") else "cycles"
-    print(f"average {unit} per frame: {np.mean(cycles):,.0f}  (emulated on {target}; "
+    derived = (f" (~{np.mean(cycles) * per_instruction:,.0f} instructions: emulated time x clock, "
+               f"not cycles)") if per_instruction else ""
+    print(f"average {unit} per frame: {np.mean(cycles):,.0f}{derived}  (emulated on {target}; "
           f"{n / elapsed:.2f} frames/s of emulation incl. UART transfer)")
     return 0 if agree == n else 1
 

@@ -76,29 +76,33 @@ def choose_emulator(board: "str | Board", force: str | None = None) -> str:
     if toolchain.renode() is None:
         raise EmulatorError(
             f"board {board.name} runs in Renode, which is not installed (it is not a Debian package: "
-            f"install Renode 1.15 from its release packages); the generated .repl/.resc/.robot files "
+            f"install Renode 1.15.3 or 1.16+ from its release packages); the generated .repl/.resc/.robot files "
             f"can still be used elsewhere")
     return "renode"
 
 
-def open_session(board: "str | Board", elf, *, force: str | None = None, **kwargs):
-    """An interactive session (write bytes / read lines) on the chosen emulator."""
+def open_session(board: "str | Board", elf, *, force: str | None = None, model_name: str | None = None,
+                 **kwargs):
+    """An interactive session (write bytes / read lines) on the chosen emulator.
+    model_name: the name in the firmware's boot line (Renode's generated suite waits
+    for it; None: the one deploy/firmware.py recorded next to the ELF)."""
     board = load_board(board)
     kind = choose_emulator(board, force)
     if kind == "qemu":
         from deploy.qemu import QemuSession
         return QemuSession(elf, board, **kwargs)
     from deploy.renode import RenodeSession
-    return RenodeSession(elf, board, **kwargs)
+    return RenodeSession(elf, board, model_name=model_name, **kwargs)
 
 
 def run(board: "str | Board", elf, *, force: str | None = None, timeout: float = 60.0,
-        **kwargs) -> RunResult:
-    """Run a firmware to its end (or the timeout) on the chosen emulator."""
+        model_name: str | None = None, **kwargs) -> RunResult:
+    """Run a firmware to its end (or the timeout) on the chosen emulator.
+    model_name: as for open_session (Renode only)."""
     board = load_board(board)
     kind = choose_emulator(board, force)
     if kind == "qemu":
         from deploy.qemu import run_qemu
         return run_qemu(elf, board, timeout=timeout, **kwargs)
     from deploy.renode import run_renode
-    return run_renode(elf, board, timeout=timeout, **kwargs)
+    return run_renode(elf, board, timeout=timeout, model_name=model_name, **kwargs)

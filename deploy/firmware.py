@@ -103,6 +103,12 @@ def resolve_model(model=None, run_dir=None) -> Path:
     return DEFAULT_MODEL
 
 
+def model_name(model_path: Path) -> str:
+    """The model's name in the firmware (boot line, Renode suites): its folder's name as one token."""
+    name = "".join(ch if ch.isalnum() or ch in "_.-+" else "_" for ch in Path(model_path).parent.name)
+    return name or "model"
+
+
 def _frames_for(gen: codegen.GeneratedModel, frames, count: int | None):
     if frames is None:
         frames, labels, names = samples.load(gen.input_shape)
@@ -143,7 +149,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
           frames=None, frame_count: int | None = None, max_frames: int | None = None, profile: bool = False,
           profile_repeat: int = 1,
           reference_kernels: bool = False, stack_size: int | None = None, positive_class: int | None = None,
-          stats_every: int = 0, debug: bool = False, compile: bool = True) -> BuildResult:
+          stats_every: int = 0, debug: bool = False, simulate_broken_simd: bool = False,
+          compile: bool = True) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
     board = load_board(board)
     out_dir = Path(out or ROOT / "build" / board.name)
@@ -155,9 +162,9 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
         raise FirmwareError(str(e)) from None
     meta = model_metadata(model_path)
     class_names = meta.get("class_names")
-    name = "".join(ch if ch.isalnum() or ch in "_.-+" else "_" for ch in model_path.parent.name or "model")
+    name = model_name(model_path)
     try:
-        gen = codegen.generate(fb, class_names=class_names, name=name or "model", reference=reference_kernels)
+        gen = codegen.generate(fb, class_names=class_names, name=name, reference=reference_kernels)
     except (codegen.CodegenError, ValueError) as e:
         raise FirmwareError(f"{model_path}: {e}") from None
     class_names = gen.class_names
@@ -174,13 +181,14 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
                                      stack_size=stack_size, positive_class=positive_class,
                                      arena_bytes=gen.arena_bytes, stats_every=stats_every,
                                      include_dirs=("runtime",),
-                                     extra_cflags=("-DGLT_DEBUG",) if debug else ())
+                                     extra_cflags=(("-DGLT_DEBUG",) if debug else ())
+                                     + (("-DGLT_SIMULATE_BROKEN_SIMD=1",) if simulate_broken_simd else ()))
     # Build in a temp dir next to the target, then swap it in: no half-written output.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build.", dir=out_dir.parent))
     try:
         work = staging / out_dir.name
-        harness.render_harness(board, work, model_sources=gen.sources, model_name=name or "model",
+        harness.render_harness(board, work, model_sources=gen.sources, model_name=name,
                                frames=[f.tobytes() for f in frames] if builtin else [],
                                frame_source=frame_source, options=options, input_bytes=gen.input_bytes)
         size = {}
@@ -188,7 +196,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
         if compile:
             elf = harness.build_firmware(work)
             size = harness.size_report(elf, board)
-        size.update({"model": str(model_path), "board": board.name, "fit_check": fit, "model_cost": gen.cost(),
+        size.update({"model": str(model_path), "model_name": name, "board": board.name, "fit_check": fit, "model_cost": gen.cost(),
                      "arena_bytes": gen.arena_bytes, "frame_source": frame_source, "opt_level": opt_level})
         (work / "size.json").write_text(json.dumps(size, indent=2, default=str) + "\n")
         with atomic.directory(out_dir) as final:
@@ -202,8 +210,12 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
         # Renode's @paths are absolute, so these are written once the ELF is in place.
         from deploy import renode
 
+        other = 0 if positive_class != 0 else 1
+        led = ((positive_class, class_names[positive_class]), (other, class_names[other])) \
+            if len(class_names) > 1 else None
         renode.render_renode_files(board, out_dir / "firmware.elf", out_dir / "renode",
-                                   model_name=name or "model", frame_source=frame_source)
+                                   model_name=name, frame_source=frame_source, led_classes=led,
+                                   led_frames=len(frames) if builtin else 4)
     return BuildResult(board=board, out_dir=out_dir, elf=out_dir / "firmware.elf", model_path=model_path,
                        generated=gen, size=size, frames=frames, frame_labels=labels, frame_names=names,
                        class_names=class_names)

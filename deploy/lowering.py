@@ -1021,10 +1021,15 @@ def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
     uu[:out_c], r[:out_c], inv[:out_c] = u, max_sum, flip
     u = uu
     compare = np.zeros((groups, STEM_COMPARE_WORDS), np.uint32)
-    u8 = np.clip(u, 0, 255).reshape(groups, STEM_LANES)
-    keep = (u <= r).reshape(groups, STEM_LANES)
+    # byte comparison by carry-out (UADD8): sum + (256 - u) > 255 <=> sum >= u, for
+    # 1 <= u <= 255; lanes with u <= 0 are constant 1 (not kept, inverted), lanes
+    # with u > r constant 0 (not kept)
+    u8 = ((256 - np.clip(u, 1, 255)) & 0xFF).reshape(groups, STEM_LANES)
+    keep = ((u >= 1) & (u <= r)).reshape(groups, STEM_LANES)
     u16 = np.clip(u, 0, r + 1).reshape(groups, STEM_LANES)
     c16 = (0x8000 - u16).astype(np.uint32)
+    always = ((u <= 0) & (r >= 0)).reshape(groups, STEM_LANES)
+    inv_or_one = inv.reshape(groups, STEM_LANES) | always
     inv = inv.reshape(groups, STEM_LANES)
     saturate = ((u <= 255) | (u > r)).reshape(groups, STEM_LANES).all(axis=1)
     for g in range(groups):
@@ -1032,7 +1037,7 @@ def stem_level_tables(lut: np.ndarray, filt: np.ndarray, thresholds: np.ndarray,
             compare[g, lane % 8] |= np.uint32(int(u8[g, lane]) << (8 * (lane // 8)))
             if keep[g, lane]:
                 compare[g, 8] |= np.uint32(1 << lane)
-            if inv[g, lane]:
+            if inv_or_one[g, lane]:
                 compare[g, 25] |= np.uint32(1 << lane)
         for w in range(8):
             compare[g, 9 + 2 * w] = c16[g, w] | (c16[g, 16 + w] << 16)

@@ -621,7 +621,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
             elf = harness.build_firmware(work)
             size = harness.size_report(elf, board)
             size["elf"] = str(out_dir / "firmware.elf")   # where it ends up, not the staging copy
-        size.update({"model": str(model_path), "board": board.name, "runtime": "tflm",
+        size.update({"model": str(model_path), "model_name": name or "model", "board": board.name, "runtime": "tflm",
                      "tflm_library": str(library.library) if library else None,
                      "arena_bytes": arena, "tflm_model_bytes": len(data), "resolver": [r["name"] for r in resolver],
                      "frame_source": frame_source, "opt_level": opt_level, "notes": notes})

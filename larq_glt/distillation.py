@@ -40,7 +40,7 @@ import larq_glt  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-__all__ = ["DistillationError", "kd_loss", "Distiller", "load_teacher", "teacher_model_overrides", "TEACHER_ENCODING"]
+__all__ = ["DistillationError", "UNLABELLED", "kd_loss", "Distiller", "load_teacher", "teacher_model_overrides", "TEACHER_ENCODING"]
 
 #: Input of the full-precision teacher: the normalised float image.
 TEACHER_ENCODING = "float"
@@ -57,28 +57,40 @@ def check_options(alpha: float, temperature: float) -> None:
         raise DistillationError(f"--kd-temperature must be a finite number > 0, got {temperature}")
 
 
+#: Label of an image that has none (an unlabelled pool): only the teacher labels it.
+UNLABELLED = -1
+
+
 def kd_loss(labels, student_logits, teacher_logits, alpha: float = 0.5, temperature: float = 4.0):
     """Mean over the batch of
     ``α·CE(labels, s) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))``.
 
     ``labels`` are integer class ids; the logits are ``(batch, classes)``.
+    An example labelled :data:`UNLABELLED` has no CE term and its KD term at
+    full weight, ``T²·KL``: the teacher is its only label.
     """
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
     s = tf.cast(student_logits, tf.float32)
     t = tf.cast(teacher_logits, tf.float32)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=s)
+    labelled = labels >= 0
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(labels, 0), logits=s)
     log_p_t = tf.nn.log_softmax(t / temperature, axis=-1)
     log_p_s = tf.nn.log_softmax(s / temperature, axis=-1)
-    kl = tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
-    return tf.reduce_mean(alpha * ce + (1.0 - alpha) * temperature**2 * kl)
+    kl = temperature**2 * tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+    per_example = tf.where(labelled, alpha * ce + (1.0 - alpha) * kl, kl)
+    return tf.reduce_mean(per_example)
 
 
 class Distiller(keras.Model):
     """Trains ``student`` with :func:`kd_loss` against a frozen ``teacher``.
 
+    ``teacher``: a Keras model or any callable from the input batch to logits
+    (or log-probabilities, e.g. a :class:`larq_glt.teachers.Ensemble`).
     ``fit`` reports ``loss`` (the distillation objective) and the compiled
-    metrics on the student's logits; ``evaluate`` reports the student's plain
-    cross-entropy as ``loss``. Checkpoint and save the student itself.
+    metrics on the student's logits, against the label where there is one and
+    the teacher's choice for :data:`UNLABELLED` examples; ``evaluate`` reports
+    the student's plain cross-entropy as ``loss``. Checkpoint and save the
+    student itself.
     """
 
     def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = 0.5,
@@ -87,7 +99,8 @@ class Distiller(keras.Model):
         check_options(alpha, temperature)
         self.student = student
         self.teacher = teacher
-        self.teacher.trainable = False
+        if isinstance(teacher, keras.Model):
+            self.teacher.trainable = False
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -102,7 +115,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y = data
-        teacher_logits = self.teacher(x, training=False)
+        teacher_logits = self._teacher_logits(x)
         with tf.GradientTape() as tape:
             logits = self.student(x, training=True)
             loss = kd_loss(y, logits, teacher_logits, self.alpha, self.temperature)
@@ -111,8 +124,15 @@ class Distiller(keras.Model):
         variables = self.student.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.loss_tracker.update_state(loss)
+        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        y = tf.where(y >= 0, y, tf.argmax(teacher_logits, axis=-1, output_type=tf.int32))
         self.compiled_metrics.update_state(y, logits)
         return {m.name: m.result() for m in self.metrics}
+
+    def _teacher_logits(self, x):
+        if isinstance(self.teacher, keras.Model):
+            return self.teacher(x, training=False)
+        return tf.stop_gradient(self.teacher(x))
 
     def test_step(self, data):
         x, y = data

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import larq_glt  # noqa: F401
 
-DATASETS = ("vww", "stl10", "folder", "synthetic")
+DATASETS = ("vww", "stl10", "folder", "synthetic", "unlabelled")
 ENCODINGS = ("glt", "thermo", "nbc", "float")
 
 
@@ -34,11 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, required=True,
                    help="vww: MLPerf Tiny vw_coco2014_96 layout (person/, non_person/); stl10: tensorflow-datasets; "
-                        "folder: class-per-subfolder tree with train/ and val/; synthetic: generated in memory")
+                        "folder: class-per-subfolder tree with train/ and val/; synthetic: generated in memory; "
+                        "unlabelled: any image tree labelled by --kd-teacher only (validation: agreement with "
+                        "the teacher on a held-out --val-fraction)")
     d.add_argument("--data-dir", help="dataset root (vww, folder) or tensorflow-datasets data dir (stl10)")
     d.add_argument("--image-size", type=int, default=96, help="square input side in pixels; images are resized to it")
     d.add_argument("--limit", type=int, help="use at most this many training images (smoke runs)")
-    d.add_argument("--val-fraction", type=float, default=0.1, help="validation share for datasets without a split (vww)")
+    d.add_argument("--val-fraction", type=float, default=0.1,
+                   help="validation share for datasets without a split (vww, unlabelled)")
+    d.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
+                   help="a folder of images without labels (any tree) added to training, labelled by --kd-teacher "
+                        "only; repeatable")
+    d.add_argument("--class-names", help="comma-separated classes of --dataset unlabelled "
+                                         "(default: the first teacher's classes=)")
     d.add_argument("--no-augment", dest="augment", action="store_false",
                    help="disable flips, shifts and brightness/contrast/gamma jitter")
     m = p.add_argument_group("model")
@@ -84,9 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail (before training) unless the final model's weights fit in this many bits, "
                         "e.g. 1000000 for a 1 Mbit budget")
     k = p.add_argument_group("knowledge distillation")
-    k.add_argument("--kd-teacher", metavar="PATH|auto",
-                   help="teacher for distillation: 'auto' trains the full-precision counterpart first in OUT/teacher/, "
-                        "or a run directory / .keras file of a model with the same classes and image size")
+    k.add_argument("--kd-teacher", metavar="PATH[:OPTIONS]|auto", action="append",
+                   help="teacher for distillation, repeatable (probabilities averaged): 'auto' trains the "
+                        "full-precision counterpart first in OUT/teacher/; or a run directory, .keras, .h5 or "
+                        ".tflite file, with options after a colon: input=raw|unit|symmetric (pixel, pixel/255, "
+                        "pixel/127.5-1; needed for float inputs), output=probabilities|logits (derived when "
+                        "possible), classes=A+B (output order; needed outside larq-glt runs). E.g. "
+                        "../shared/reference_models/mlperf_tiny_vww_96.h5:input=unit,classes=non_person+person")
     k.add_argument("--kd-alpha", type=float, default=0.5,
                    help="weight of the label cross-entropy; 1 - alpha weighs T^2 * KL(teacher || student)")
     k.add_argument("--kd-temperature", type=float, default=4.0, help="softmax temperature T of the distillation term")
@@ -137,7 +149,10 @@ def config_from_args(args, out=None):
         prune_epochs=args.prune_epochs,
         finetune_epochs=args.finetune_epochs,
         prune_learning_rate=args.prune_learning_rate,
-        kd_teacher=args.kd_teacher,
+        kd_teacher=(args.kd_teacher[0] if len(args.kd_teacher) == 1 else list(args.kd_teacher))
+        if args.kd_teacher else None,
+        unlabelled=list(args.unlabelled),
+        class_names=args.class_names.split(",") if args.class_names else None,
         kd_alpha=args.kd_alpha,
         kd_temperature=args.kd_temperature,
         kd_teacher_epochs=args.kd_teacher_epochs,

@@ -55,10 +55,11 @@ import time
 from pathlib import Path
 
 import larq_glt  # noqa: F401
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from larq_glt import atomic, data, distillation, encoders, models, plots, pruning, summary
+from larq_glt import atomic, data, distillation, encoders, models, plots, pruning, summary, teachers
 from larq_glt.runs import RunDir, RunError
 
 __all__ = ["TrainConfig", "train", "TrainingError", "teacher_config", "load_data"]
@@ -81,13 +82,17 @@ class TrainConfig:
     ``prune_block`` channels per block (multiple of 32), ``prune_epochs`` ramp
     epochs, ``finetune_epochs`` (default: ``prune_epochs``),
     ``prune_learning_rate`` (default: half ``learning_rate``).
-    Distillation: ``kd_teacher`` (``"auto"`` or a run dir / ``.keras`` path),
+    Distillation: ``kd_teacher`` (``"auto"``, or one teacher spec or a list of
+    them: see :mod:`larq_glt.teachers`; several are averaged),
     ``kd_alpha``, ``kd_temperature``, ``kd_teacher_epochs`` (auto teacher;
     default ``epochs``). ``max_model_bits``: weight-bit budget of the final model.
     ``init_from``: a run directory or ``.keras`` file whose weights start this
     run (transfer learning): every layer is copied by name, the classifier
     and its batch norm only when their shapes match (a new class count keeps
     them freshly initialised); any other mismatch is an error.
+    ``unlabelled``: image folders added to the training set, labelled by the
+    teacher only. ``class_names``: the classes of the ``unlabelled`` dataset
+    (default: the first teacher's ``classes=``).
     """
 
     dataset: str = "synthetic"
@@ -119,11 +124,13 @@ class TrainConfig:
     kd_teacher_epochs: int | None = None
     max_model_bits: int | None = None
     init_from: str | None = None
+    unlabelled: list = dataclasses.field(default_factory=list)
+    class_names: list | None = None
 
     # Options that define the run: a resumed run must agree on these.
     _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from")
+                 "init_from", "unlabelled", "class_names")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
 
@@ -198,7 +205,28 @@ def load_data(cfg: TrainConfig):
         augment=cfg.augment,
         val_fraction=cfg.val_fraction,
         limit=cfg.limit,
+        unlabelled=tuple(cfg.unlabelled or ()),
+        **({"class_names": tuple(dataset_class_names(cfg))} if cfg.dataset == "unlabelled" else {}),
     )
+
+
+def teacher_specs(cfg: TrainConfig) -> list[str]:
+    """``kd_teacher`` as a list of specs (empty without distillation)."""
+    if not cfg.kd_teacher:
+        return []
+    return [cfg.kd_teacher] if isinstance(cfg.kd_teacher, str) else list(cfg.kd_teacher)
+
+
+def dataset_class_names(cfg: TrainConfig) -> list[str]:
+    """The ``unlabelled`` dataset's classes: given, or the first teacher's."""
+    if cfg.class_names:
+        return list(cfg.class_names)
+    for spec in teacher_specs(cfg):
+        classes = teachers.parse_spec(spec)[1].get("classes")
+        if classes:
+            return list(classes)
+    raise TrainingError("--dataset unlabelled takes its classes from the teacher: add :classes=A+B to --kd-teacher "
+                        "or give --class-names")
 
 
 def teacher_config(cfg: TrainConfig) -> TrainConfig:
@@ -216,6 +244,7 @@ def teacher_config(cfg: TrainConfig) -> TrainConfig:
         finetune_epochs=None,
         kd_teacher=None,
         kd_teacher_epochs=None,
+        unlabelled=[],
         max_model_bits=None,
         init_from=None,
     )
@@ -254,11 +283,23 @@ def _check_options(cfg: TrainConfig) -> None:
         raise TrainingError(
             f"--prune-block must be a positive multiple of 32 channels (one bit-packed word), got {cfg.prune_block}"
         )
-    if cfg.kd_teacher is not None:
+    specs = teacher_specs(cfg)
+    if specs:
         try:
             distillation.check_options(cfg.kd_alpha, cfg.kd_temperature)
-        except distillation.DistillationError as e:
+            for spec in specs:
+                if spec != "auto":
+                    teachers.parse_spec(spec)
+        except (distillation.DistillationError, teachers.TeacherError) as e:
             raise TrainingError(str(e)) from None
+        if "auto" in specs and len(specs) > 1:
+            raise TrainingError("--kd-teacher auto trains its own teacher and cannot be combined with others")
+    if cfg.unlabelled or cfg.dataset == "unlabelled":
+        what = "--unlabelled images" if cfg.unlabelled else "--dataset unlabelled"
+        if not specs:
+            raise TrainingError(f"{what} are labelled by a teacher only: give --kd-teacher")
+        if "auto" in specs:
+            raise TrainingError(f"{what} need a trained teacher: --kd-teacher auto would learn from labels they lack")
 
 
 def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:
@@ -399,23 +440,37 @@ def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     return distiller
 
 
-def _teacher(cfg: TrainConfig, run: RunDir, splits) -> tuple[keras.Model, dict]:
-    """Load (``auto``: train first, or finish training) the distillation teacher."""
-    if cfg.kd_teacher == "auto":
+def _teacher(cfg: TrainConfig, run: RunDir, splits):
+    """Load (``auto``: train first, or finish training) the distillation teacher(s)."""
+    specs = teacher_specs(cfg)
+    if specs == ["auto"]:
         tcfg = teacher_config(cfg)
         trun = RunDir(tcfg.out)
         if not (trun.model.exists() and trun.last_epoch() >= tcfg.epochs):
             if cfg.progress:
                 print(f"training the distillation teacher in {trun.path}", file=sys.stderr)
             train(tcfg, resume=trun.config.exists(), splits=splits)
-        path = trun.path
+        specs = [str(trun.path)]
+    try:
+        ensemble = teachers.load_all(specs, splits.class_names)
+    except teachers.TeacherError as e:
+        raise TrainingError(str(e)) from None
+    info = {"teachers": ensemble.describe(), "alpha": cfg.kd_alpha, "temperature": cfg.kd_temperature,
+            "path": specs[0] if len(specs) == 1 else specs}
+    if cfg.dataset == "unlabelled":
+        # The held-out pool's labels are the teacher's choices: validation
+        # accuracy is then agreement with the teacher.
+        splits = splits.with_labels("val", _teacher_choices(ensemble, splits.val))
+        info["val_labels"] = "teacher"
     else:
-        path = Path(cfg.kd_teacher)
-    teacher = distillation.load_teacher(path, splits.num_classes, cfg.image_size)
-    teacher.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    _, acc = teacher.evaluate(splits.val, verbose=0)
-    return teacher, {"path": str(path), "val_accuracy": float(acc), "alpha": cfg.kd_alpha,
-                     "temperature": cfg.kd_temperature}
+        labels = np.concatenate([y.numpy() for _, y in splits.val])
+        info["val_accuracy"] = float(np.mean(_teacher_choices(ensemble, splits.val) == labels))
+    return ensemble, info, splits
+
+
+def _teacher_choices(teacher, batches) -> np.ndarray:
+    step = tf.function(lambda x: tf.argmax(teacher(x), axis=-1, output_type=tf.int32))
+    return np.concatenate([step(x).numpy() for x, _ in batches]).astype(np.int32)
 
 
 def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_after: int | None = None) -> dict:
@@ -475,7 +530,7 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
 
     teacher = None
     if cfg.kd_teacher:
-        teacher, metrics["teacher"] = _teacher(cfg, run, splits)
+        teacher, metrics["teacher"], splits = _teacher(cfg, run, splits)
 
     with strategy.scope():
         model = pruning.with_masks(base) if plan else base

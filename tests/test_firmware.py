@@ -73,6 +73,45 @@ def test_qemu_firmware_matches_host_and_lce(exported_default, tmp_path):
     assert all(100_000 < n < 50_000_000 for n in instructions)
     ops = [protocol.parse_ops(l) for l in run.lines if l.startswith("ops:")]
     assert len(ops) == 4
+    assert "selfcheck: ok" in run.lines
+
+
+def wake_lines(results, led="LED0"):
+    """The wake/sleep lines a QEMU board prints for these results (LED off at boot)."""
+    out, on = [], False
+    for r in results:
+        wake = r.class_name == "person"
+        if wake != on:
+            out.append(f"{'wake' if wake else 'sleep'}: {led} {'on' if wake else 'off'} at frame {r.frame} "
+                       f"class {r.class_name}")
+        on = wake
+    return out
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_forced_selfcheck_failure_is_reported_and_results_stay_exact(exported_default, tmp_path):
+    """A build that simulates a broken SIMD comparison (GE flags inverted, as
+    Renode 1.15.3's USUB8): the boot self-check names it in a clear line, the
+    stem runs its portable path, and every logit still equals LCE's. The board
+    prints the LED's wake/sleep transitions."""
+    from deploy import emulator, protocol, samples
+
+    sample_frames, _, _ = samples.load((96, 96, 3))
+    frames = np.concatenate([sample_frames, _frames(2, seed=3)])
+    result = firmware.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "fw",
+                            frames=frames, max_frames=len(frames), simulate_broken_simd=True)
+    run = emulator.run("mps2-an500", result.elf, timeout=180)
+    assert run.status == "exited" and run.exit_code == 0, run.describe()
+    assert run.lines[0].startswith("larq-glt boot: board mps2-an500 model export ")
+    assert run.lines[1] == ("selfcheck: FAILED stem SIMD: UADD8+SEL comparison (GE flags); "
+                            "using the portable path (slower, results exact)"), run.lines[:3]
+    results = [r for r in map(protocol.parse_result, run.lines) if r]
+    want = _lce(exported_default / "model.tflite", frames)
+    np.testing.assert_array_equal(np.array([r.logit_bits for r in results], dtype=np.uint32),
+                                  want.view(np.uint32))
+    assert [l for l in run.lines if l.startswith(("wake:", "sleep:"))] == wake_lines(results)
 
 
 @needs_arm
@@ -116,6 +155,11 @@ def test_nucleo_build_and_size_report(exported_default, tmp_path):
     assert 0 < size["flash_bytes"] < 1024 * 1024 and size["board"] == "nucleo"
     assert (out / "firmware.elf").is_file()
     assert (out / "renode" / "nucleo.resc").is_file() and (out / "renode" / "nucleo.robot").is_file()
+    robot = (out / "renode" / "nucleo.robot").read_text()
+    assert "Wait For Line On Uart     larq-glt boot: board nucleo model export    " in robot
+    assert "Wait For Line On Uart     class 1 person score    " in robot
+    assert "Wait For Line On Uart     class 0 non_person score    " in robot
+    assert robot.count("Assert LED State") == 2
     # Built for the STM32F746's memory map: vector table at the start of flash.
     readelf = subprocess.run(["arm-none-eabi-readelf", "-S", str(out / "firmware.elf")], capture_output=True, text=True).stdout
     assert " 08000000 " in readelf

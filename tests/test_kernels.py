@@ -412,8 +412,9 @@ def test_stem_level_tables_choice_and_segments():
 def saturated_levels_numpy(stem, frame):
     """glt_stem_opt's levels algorithm on a DSP core, in numpy: per output pixel,
     the table rows of every tap added in saturating byte lanes (UQADD8), compared
-    with the byte thresholds (USUB8 + SEL), masked by keep and xored with the
-    invert mask (complemented lanes)."""
+    with the thresholds by the carry-out of adding the bytes 256 - u (UADD8 + SEL),
+    masked by keep and xored with the invert mask (complemented lanes, constant-1
+    lanes)."""
     p, a = stem[0], stem[1]
     taps, groups = p["filter_h"] * p["filter_w"], p["lv_groups"]
     table = a["lv_table"].view(np.uint8).reshape(groups, -1)
@@ -436,7 +437,7 @@ def saturated_levels_numpy(stem, frame):
                     starts = [outside + 32 * t]
                 for st in starts:
                     total += table[:, st:st + 32][:, byte_of_lane]
-            ge = np.minimum(total, 255) >= thr8  # saturation keeps sum >= u for u <= 255
+            ge = np.minimum(total, 255) + thr8 >= 256  # saturation keeps sum >= u for u <= 255
             bits = (ge.astype(np.uint64) << lane.astype(np.uint64)).sum(axis=1).astype(np.uint32)
             out[oy, ox] = (bits & cmp[:, 8]) ^ cmp[:, 25]
     return out
@@ -799,14 +800,7 @@ def mcu_stem_cases():
     return cases
 
 
-@pytest.mark.qemu
-@pytest.mark.parametrize("machine", sorted(QEMU_BOARDS))
-def test_optimized_kernels_on_cortex_m(tmp_path, machine):
-    """tests/kernels/mcu_selftest.c on QEMU mps2-an500 (Cortex-M7) and mps2-an386
-    (Cortex-M4), with the firmware's build flags: the inline-assembly paths of
-    the optimized kernels equal the references on randomized shapes, and the
-    instruction counts of representative binary convolutions (SysTick under
-    -icount shift=0, calibrated) are printed as binary MACs per instruction."""
+def build_and_run_mcu_selftest(tmp_path, machine, *defines):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (Debian: gcc-arm-none-eabi, qemu-system-arm)")
@@ -815,7 +809,7 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
     (tmp_path / "stem_cases.h").write_text(stem_cases_header(mcu_stem_cases()))
     subprocess.run(
         ["arm-none-eabi-gcc", *QEMU_BOARDS[machine], *M_FLAGS, f"-I{hostlib.RUNTIME}", f"-I{tmp_path}",
-         "-DGLT_STEM_CASES", str(kernels / "mcu_selftest.c"),
+         "-DGLT_STEM_CASES", *defines, str(kernels / "mcu_selftest.c"),
          str(kernels / "mcu_startup.c"), *(str(hostlib.RUNTIME / s) for s in MCU_SOURCES),
          "--specs=nano.specs", "-nostartfiles", "-T", str(kernels / "mps2.ld"), "-Wl,--gc-sections",
          "-lc", "-lgcc", "-o", str(elf)],
@@ -824,8 +818,34 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
         ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
          "-icount", "shift=0", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
         capture_output=True, text=True, timeout=300)
-    lines = (run.stdout + run.stderr).splitlines()  # semihosting writes to QEMU's stderr
+    return run, (run.stdout + run.stderr).splitlines()  # semihosting writes to QEMU's stderr
+
+
+@pytest.mark.qemu
+def test_forced_simd_failure_is_caught_and_stems_stay_exact(tmp_path):
+    """-DGLT_SIMULATE_BROKEN_SIMD=1 makes the stem's SIMD comparison answer as if
+    its GE flags were inverted (Renode 1.15.3's USUB8): the stems are then wrong
+    until glt_stem_selfcheck names the failure, and exact after it (portable path)."""
+    run, lines = build_and_run_mcu_selftest(tmp_path, "mps2-an500", "-DGLT_SIMULATE_BROKEN_SIMD=1")
     assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
+    unchecked = next(int(l.split()[1]) for l in lines if l.startswith("stem_unchecked "))
+    assert unchecked > 0, lines                      # the simulated breakage does break the stem
+    assert "stem_selfcheck stem SIMD: UADD8+SEL comparison (GE flags)" in lines
+    stem = next(l.split() for l in lines if l.startswith("check stem "))
+    assert stem[3] == "ok" and stem[4] == "0", stem
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("machine", sorted(QEMU_BOARDS))
+def test_optimized_kernels_on_cortex_m(tmp_path, machine):
+    """tests/kernels/mcu_selftest.c on QEMU mps2-an500 (Cortex-M7) and mps2-an386
+    (Cortex-M4), with the firmware's build flags: the inline-assembly paths of
+    the optimized kernels equal the references on randomized shapes, and the
+    instruction counts of representative binary convolutions (SysTick under
+    -icount shift=0, calibrated) are printed as binary MACs per instruction."""
+    run, lines = build_and_run_mcu_selftest(tmp_path, machine)
+    assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
+    assert "stem_unchecked 0" in lines and "stem_selfcheck ok" in lines
     checks = [l.split() for l in lines if l.startswith("check ")]
     assert len(checks) == 5 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
     assert checks[1][1:3] == ["bconv2d_whole", "120"] and checks[4][1:3] == ["stem", "24"]

@@ -73,13 +73,15 @@ typedef struct {
                                       outside value of each tap (padding), read with channel 0
                                       only */
     const uint32_t *lv_compare;    /* [lv_groups][GLT_STEM_COMPARE_WORDS]: words 0..7: per lane
-                                      byte, bit = (8-bit sum >= byte); word 8: lanes whose bit
-                                      is not constant 0; words 9..24: halfword lanes
-                                      0x8000 - u (u = least 16-bit sum whose bit is 1), in the
-                                      order (w, bytes 0 and 2), (w, bytes 1 and 3) for w = 0..7;
-                                      word 25: lanes whose bit is inverted after the
-                                      comparison (complemented sums); word 26: 1 when
-                                      saturated byte sums decide every lane (words 0..7) */
+                                      byte, 256 - u mod 256 (bit = 8-bit sum >= u, which for
+                                      1 <= u <= 255 is the byte addition's carry-out); word 8:
+                                      lanes whose bit is not constant (others are 0, or 1 when
+                                      inverted); words 9..24: halfword lanes 0x8000 - u (u =
+                                      least 16-bit sum whose bit is 1), in the order (w, bytes
+                                      0 and 2), (w, bytes 1 and 3) for w = 0..7; word 25: lanes
+                                      whose bit is inverted after the comparison (complemented
+                                      sums; constant-1 lanes); word 26: 1 when saturated byte
+                                      sums decide every lane (words 0..7) */
     uint32_t *scratch;             /* words path: filter_h * in_w * words words of strip, then
                                       glt_bconv2d_opt's scratch */
 } glt_stem_params;
@@ -90,5 +92,11 @@ void glt_stem_ref(const glt_stem_params *p, const uint8_t *frame, void *output);
 
 /* Optimized: level tables when present, else front end strips + glt_bconv2d_opt. */
 void glt_stem_opt(const glt_stem_params *p, const uint8_t *frame, void *output);
+
+/* Boot-time check of the SIMD instructions glt_stem_opt's levels algorithm uses
+ * (DSP cores: UQADD8, UADD8 + SEL) on known vectors. NULL when they answer right;
+ * otherwise what failed, and glt_stem_opt uses a portable path from then on
+ * (no DSP instruction; slower, still bit-exact). Call it before glt_stem_opt. */
+const char *glt_stem_selfcheck(void);
 
 #endif /* GLT_STEM_H */

@@ -5,9 +5,17 @@
  * Levels: per output pixel and group of 32 output channels, eight 32-bit
  * accumulators hold 32 byte lanes; each (tap, channel) adds one 32-byte table row
  * (4 LDRD + 8 ADD), addressed by the raw pixel value through lv_offset. The
- * comparison with the thresholds is SIMD too: USUB8 + SEL on cores with the DSP
- * extension (8-bit sums), else (or when the sums need 16 bits) halfword lanes
- * biased so that bit 15 of a lane is the output bit.
+ * comparison with the thresholds is SIMD too: UADD8 + SEL on cores with the DSP
+ * extension (8-bit sums: sum + (256 - u) carries out of its byte, setting that
+ * byte's GE flag, exactly when sum >= u, for 1 <= u <= 255), else (or when the
+ * sums need 16 bits) halfword lanes biased so that bit 15 of a lane is the
+ * output bit. USUB8 is not used: Renode 1.15.3 sets its GE flags inverted.
+ *
+ * glt_stem_selfcheck() (called once at boot) runs the SIMD instructions the
+ * levels algorithm relies on (UQADD8, UADD8 + SEL, through the very sequences
+ * of the hot loop) on known vectors; if any answer is wrong, the levels
+ * algorithm switches to a portable path with no DSP instruction (exact 16-bit
+ * sums, compare16), slower but exact.
  *
  * With the DSP extension the rows are added with UQADD8 (saturating bytes): a
  * lane's comparison sum >= u (u <= 255) survives saturation, so one pass over
@@ -27,6 +35,18 @@
 #endif
 
 #define ROW_BYTES 32
+
+/* Tests only: -DGLT_SIMULATE_BROKEN_SIMD=1 swaps SEL's operands in the SIMD
+ * comparison, which is what GE flags set inverted (Renode 1.15.3's USUB8) do to
+ * it; glt_stem_selfcheck must catch it and the results must stay exact. */
+#if defined(GLT_SIMULATE_BROKEN_SIMD) && GLT_SIMULATE_BROKEN_SIMD
+#define SEL_OPERANDS(set, clear) clear ", " set
+#else
+#define SEL_OPERANDS(set, clear) set ", " clear
+#endif
+
+/* 1 once glt_stem_selfcheck found a wrong SIMD answer: the portable path runs. */
+static int s_portable;
 
 /* The 8-bit lane accumulators of one group of 32 output channels. */
 typedef struct {
@@ -93,7 +113,7 @@ static uint32_t compare16(const uint32_t *h, const uint32_t *c)
         bits |= ((h[2 * w] + c[2 * w]) & m) >> (15 - w);    /* channels w, w + 16 */
         bits |= ((h[2 * w + 1] + c[2 * w + 1]) & m) >> (7 - w); /* channels w + 8, w + 24 */
     }
-    return bits ^ c[COMPARE_INVERT - 9];
+    return (bits & c[-1]) ^ c[COMPARE_INVERT - 9]; /* c[-1]: word 8, the non-constant lanes */
 }
 
 /* Output bits from byte sums (the sums fit 8 bits). */
@@ -104,9 +124,9 @@ static uint32_t compare8(const lanes8 *s, const uint32_t *cmp)
     int32_t w;
     for (w = 0; w < 8; ++w) {
         uint32_t ge;
-        /* GE[i] = byte i of the sum >= byte i of the threshold word */
-        __asm__("usub8 %0, %1, %2\n\t"
-                "sel   %0, %3, %4"
+        /* GE[i] = byte i of the sum + byte i of the word (256 - u) carries: sum >= u */
+        __asm__("uadd8 %0, %1, %2\n\t"
+                "sel   %0, " SEL_OPERANDS("%3", "%4")
                 : "=&r"(ge)
                 : "r"(s->a[w]), "r"(cmp[w]), "r"(0x01010101u << w), "r"(0u)
                 : "cc");
@@ -171,13 +191,14 @@ typedef struct {
     ROW_ASM("add    r11, r11, #512\n\t", at)
 
 #if GLT_STEM_DSP
-/* bits |= lanes of accumulator `acc` >= their threshold bytes, placed at bit w of
- * each byte (channel 8 * byte + w): USUB8 sets GE per byte, SEL picks the bit. */
+/* bits |= lanes of accumulator `acc` >= their thresholds u, placed at bit w of
+ * each byte (channel 8 * byte + w): UADD8 of the bytes 256 - u sets GE per byte
+ * on carry-out (sum >= u), SEL picks the bit. */
 #define COMPARE_ASM(acc, w, mask)                \
     "ldr    r11, [r9, #" w "*4]\n\t"             \
-    "usub8  r11, " acc ", r11\n\t"               \
+    "uadd8  r11, " acc ", r11\n\t"               \
     "mov    r11, #" mask "\n\t"                  \
-    "sel    r11, r11, r10\n\t"                   \
+    "sel    r11, " SEL_OPERANDS("r11", "r10") "\n\t" \
     "orr    r8, r8, r11\n\t"
 #define FINISH_ASM                               \
     "ldr    r12, [sp, #8]\n\t"                   \
@@ -249,6 +270,21 @@ typedef struct {
 
 LEVELS_FUNCTION(levels_rgb_1, TAP_ASM("0"), "32")
 LEVELS_FUNCTION(levels_rgb_2, TAP_ASM("0") TAP_ASM("32"), "64") /* even filter_w */
+
+#if GLT_STEM_DSP
+/* The hot loop's comparison (FINISH_ASM) alone, on the sums in job->acc: for
+ * glt_stem_selfcheck. */
+__attribute__((naked, noinline)) static void finish_check(rgb_job *job __attribute__((unused)))
+{
+    __asm__("push   {r0, r4-r11, lr}\n\t"
+            "sub    sp, sp, #8\n\t"
+            "add    r12, r0, #32\n\t"
+            "ldm    r12, {r0-r7}\n\t"
+            FINISH_ASM
+            "add    sp, sp, #8\n\t"
+            "pop    {r0, r4-r11, pc}\n");
+}
+#endif
 #undef ACC_ASM
 #undef ROW_ASM
 #undef TAP_ASM
@@ -298,6 +334,59 @@ static void levels_general(const glt_stem_params *p, const uint8_t *frame, int32
         }
     }
     STORE_ROW(s->a);
+}
+
+/* The levels algorithm with no DSP instruction, for when glt_stem_selfcheck
+ * failed: every tap's row widened at once into exact 16-bit sums (at most 32767,
+ * lowering's bound), then compare16. Exact for every group, saturated or not. */
+static uint32_t levels_portable(const glt_stem_params *p, const uint8_t *frame, int32_t iy0, int32_t ix0,
+                                const uint8_t *table, const uint32_t *cmp)
+{
+    const int32_t taps = p->filter_h * p->filter_w;
+    uint32_t h[16] = {0};
+    lanes8 s;
+    int32_t t;
+    for (t = 0; t < taps; ++t) {
+        /* one tap at a time: a lane of one tap is at most 255 (wrapping adds are exact) */
+        const int32_t iy = iy0 + (t / p->filter_w) * p->dilation_h;
+        const int32_t ix = ix0 + (t % p->filter_w) * p->dilation_w;
+        const uint8_t *tap = table + t * ROW_BYTES;
+        int32_t c, w;
+        for (w = 0; w < 8; ++w) {
+            s.a[w] = 0;
+        }
+        if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+            const uint8_t *px = frame + (iy * p->in_w + ix) * p->channels;
+            for (c = 0; c < p->channels; ++c) {
+                const uint32_t *r = (const uint32_t *)(const void *)(tap + p->lv_offset[c * 256 + px[c]]);
+                for (w = 0; w < 8; ++w) {
+                    s.a[w] += r[w]; /* the channels of one tap sum to at most 255 per lane */
+                }
+            }
+        } else {
+            const uint32_t *r = (const uint32_t *)(const void *)(tap + (p->lv_rows - 1) * taps * ROW_BYTES);
+            for (w = 0; w < 8; ++w) {
+                s.a[w] += r[w];
+            }
+        }
+        widen_add(&s, h);
+    }
+    return compare16(h, cmp + 9);
+}
+
+static void stem_levels_portable(const glt_stem_params *p, const uint8_t *frame, uint32_t *output)
+{
+    const int32_t group_bytes = p->lv_rows * p->filter_h * p->filter_w * ROW_BYTES;
+    int32_t oy, ox, g;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        for (ox = 0; ox < p->out_w; ++ox) {
+            for (g = 0; g < p->lv_groups; ++g) {
+                *output++ = levels_portable(p, frame, oy * p->stride_h - p->pad_top, ox * p->stride_w - p->pad_left,
+                                            (const uint8_t *)(const void *)p->lv_table + g * group_bytes,
+                                            p->lv_compare + g * GLT_STEM_COMPARE_WORDS);
+            }
+        }
+    }
 }
 
 static void stem_levels(const glt_stem_params *p, const uint8_t *frame, uint32_t *output)
@@ -423,10 +512,79 @@ static void stem_words(const glt_stem_params *p, const uint8_t *frame, void *out
     }
 }
 
+/* Known vectors for the SIMD instructions: UQADD8 saturates each byte, and the
+ * comparison (UADD8 of 256 - u, SEL) gives bit w of byte i = lane sum >= u at the
+ * edges (sums 0 and 255, u = 1 and 255). */
+const char *glt_stem_selfcheck(void)
+{
+#if GLT_STEM_DSP
+    static const uint32_t add_a[4] = {0xFF807F01u, 0x00000000u, 0xFEFF01F0u, 0x7F7F8081u};
+    static const uint32_t add_b[4] = {0x01808001u, 0xFFFFFFFFu, 0x01010F10u, 0x80818080u};
+    static const uint32_t add_sum[4] = {0xFFFFFF02u, 0xFFFFFFFFu, 0xFFFF10FFu, 0xFFFFFFFFu};
+    rgb_job job;
+    uint32_t cmp[GLT_STEM_COMPARE_WORDS];
+    int32_t i, w, v, failed_add = 0, failed_cmp = 0;
+    for (i = 0; i < 4; ++i) {
+        uint32_t a = add_a[i];
+        LANE_ADD(a, add_b[i]);
+        failed_add |= a != add_sum[i];
+    }
+    for (v = 0; v < 4; ++v) {
+        /* lane sums and thresholds u in 1..255 around the edges, every lane kept */
+        uint32_t expected = 0;
+        for (i = 0; i < GLT_STEM_COMPARE_WORDS; ++i) {
+            cmp[i] = 0;
+        }
+        for (w = 0; w < 8; ++w) {
+            job.acc[w] = 0;
+            for (i = 0; i < 4; ++i) {
+                const int32_t lane = 8 * i + w;
+                static const uint8_t edge_sum[4] = {255, 254, 0, 1}, edge_u[4] = {255, 255, 1, 1};
+                uint32_t sum = (uint32_t)((v & 1) ? 255 - 3 * lane : 7 * lane + 64 * (v >> 1)) & 0xFFu;
+                uint32_t u = 1u + (uint32_t)((v & 2) ? 254 - 8 * lane : 8 * lane + v) % 255u;
+                if (v == 0 && lane < 4) {
+                    sum = edge_sum[lane];
+                    u = edge_u[lane];
+                }
+                job.acc[w] |= sum << (8 * i);
+                cmp[w] |= ((256u - u) & 0xFFu) << (8 * i);
+                expected |= (uint32_t)(sum >= u) << lane;
+            }
+        }
+        cmp[8] = 0xFFFFFFFFu;
+        cmp[COMPARE_INVERT] = v == 3 ? 0x0F0F0F0Fu : 0u;
+        expected ^= cmp[COMPARE_INVERT];
+        job.compare = cmp;
+        job.bits = ~expected;
+        finish_check(&job);
+        failed_cmp |= job.bits != expected;
+        {
+            lanes8 s;
+            for (w = 0; w < 8; ++w) {
+                s.a[w] = job.acc[w];
+            }
+            failed_cmp |= compare8(&s, cmp) != expected;
+        }
+    }
+    if (failed_add || failed_cmp) {
+        s_portable = 1;
+        return failed_add ? (failed_cmp ? "stem SIMD: UQADD8 saturation and UADD8+SEL comparison"
+                                        : "stem SIMD: UQADD8 saturation")
+                          : "stem SIMD: UADD8+SEL comparison (GE flags)";
+    }
+#endif
+    s_portable = 0;
+    return 0;
+}
+
 void glt_stem_opt(const glt_stem_params *p, const uint8_t *frame, void *output)
 {
     if (p->lv_table != 0 && p->output_type == GLT_OUT_BITS) {
-        stem_levels(p, frame, (uint32_t *)output);
+        if (s_portable) {
+            stem_levels_portable(p, frame, (uint32_t *)output);
+        } else {
+            stem_levels(p, frame, (uint32_t *)output);
+        }
     } else {
         stem_words(p, frame, output);
     }

@@ -23,13 +23,15 @@ from __future__ import annotations
 import inspect
 import logging
 
-from . import folder, stl10, synthetic, tone, vww
+from . import folder, stl10, synthetic, tone, unlabelled, vww
 from .augment import NO_AUGMENT, AugmentConfig, augment_batch
 from .download import default_cache_dir
 from .errors import DatasetError
 from .info import DatasetInfo
 from .pipeline import DatasetSplits
-from .sources import CACHE_MODES
+from .sources import ArraySource
+from .unlabelled import UNLABELLED, pool as unlabelled_pool
+from .sources import CACHE_MODES, concat
 
 __all__ = [
     "DATASETS",
@@ -38,6 +40,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetSplits",
     "NO_AUGMENT",
+    "UNLABELLED",
     "augment_batch",
     "default_cache_dir",
     "load",
@@ -51,6 +54,7 @@ DATASETS = {
     "stl10": stl10.prepare,
     "folder": folder.prepare,
     "synthetic": synthetic.prepare,
+    "unlabelled": unlabelled.prepare,
 }
 
 _COMMON = {"data_dir", "image_size", "seed", "val_fraction", "limit", "cache", "memory_limit_mb"}
@@ -83,6 +87,7 @@ def load(
     cache: str = "auto",
     memory_limit_mb: float = 2048,
     drop_remainder: bool = False,
+    unlabelled=(),
     **options,
 ) -> DatasetSplits:
     """Load dataset ``name`` as train/validation pipelines.
@@ -102,6 +107,8 @@ def load(
       cache: ``auto`` | ``memory`` | ``stream`` (see ``sources.choose_storage``).
       memory_limit_mb: budget for ``cache="auto"``.
       drop_remainder: drop the last partial training batch.
+      unlabelled: folders of images without labels added to the training set
+        (label ``-1``: a teacher labels them; see ``unlabelled.py``).
       options: dataset-specific (``download=False`` for vww/stl10; ``num_train``,
         ``num_val``, ``num_classes`` for synthetic).
     """
@@ -143,6 +150,15 @@ def load(
     )
     info = prepared.info
     _check_trainable(info, limit)
+    if unlabelled:
+        if cache == "auto":
+            cache = "memory" if isinstance(prepared.train, ArraySource) else "stream"
+        extra = unlabelled_pool(list(unlabelled), image_size=int(image_size), seed=int(seed), cache=cache,
+                                memory_limit_mb=memory_limit_mb)
+        prepared.train = concat(prepared.train, extra.train)
+        info.skipped = list(info.skipped) + list(extra.info.skipped)
+        info.extra["unlabelled"] = {"dirs": [str(d) for d in unlabelled], "images": len(extra.train)}
+        info.num_train = len(prepared.train)
     info.augment = augment.to_dict() if augment is not None else None
     splits = DatasetSplits(
         prepared.train,

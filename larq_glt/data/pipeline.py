@@ -154,6 +154,21 @@ class DatasetSplits:
         epochs = tf.data.Dataset.range(int(initial_epoch), 2**62)
         return epochs.flat_map(self._epoch).prefetch(AUTOTUNE)
 
+    def with_labels(self, split: str, labels) -> "DatasetSplits":
+        """The same splits with ``split``'s labels replaced (e.g. a teacher's
+        choices for an unlabelled validation pool)."""
+        sources = dict(self._sources)
+        old = self._source(split)
+        labels = np.asarray(labels, np.int32)
+        if len(labels) != len(old):
+            raise DatasetError(f"{len(labels)} labels for {len(old)} {split} images")
+        if isinstance(old, ArraySource):
+            sources[split] = ArraySource(old.images, labels)
+        else:
+            sources[split] = FileSource(old.paths, labels, old.image_size)
+        return DatasetSplits(sources["train"], sources["val"], self.info, batch_size=self.batch_size,
+                             seed=self.seed, augment=self.augment, drop_remainder=self.drop_remainder)
+
     def num_examples(self, split: str) -> int:
         return len(self._source(split))
 

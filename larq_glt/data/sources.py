@@ -98,4 +98,15 @@ class Prepared:
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
-    return np.bincount(np.asarray(labels, np.int64), minlength=num_classes).tolist()
+    """Images per class; unlabelled ones (negative labels) are not counted."""
+    labels = np.asarray(labels, np.int64)
+    return np.bincount(labels[labels >= 0], minlength=num_classes).tolist()
+
+
+def concat(a: ArraySource | FileSource, b: ArraySource | FileSource) -> ArraySource | FileSource:
+    """One source holding ``a``'s examples then ``b``'s (in memory if both are)."""
+    if isinstance(a, ArraySource) and isinstance(b, ArraySource):
+        return ArraySource(np.concatenate([a.images, b.images]), np.concatenate([a.labels, b.labels]))
+    if isinstance(a, FileSource) and isinstance(b, FileSource):
+        return FileSource(a.paths + b.paths, np.concatenate([a.labels, b.labels]), a.image_size)
+    raise DatasetError("cannot mix in-memory and streamed images; pass cache='memory' or cache='stream'")

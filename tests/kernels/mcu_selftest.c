@@ -524,9 +524,26 @@ int main(void)
     report_check("frontend_quantize", 60, f);
     failed += f;
 #ifdef GLT_STEM_CASES
-    f = check_stem();
-    report_check("stem", STEM_CASES, f);
-    failed += f;
+    {
+        /* before and after the boot-time SIMD check: with -DGLT_SIMULATE_BROKEN_SIMD
+         * the first run is wrong, the check names the failure and the second run
+         * (portable path) is right again */
+        const char *broken;
+        int before = check_stem();
+        put("stem_unchecked ");
+        put_u((uint32_t)before);
+        put("\n");
+        broken = glt_stem_selfcheck();
+        put("stem_selfcheck ");
+        put(broken ? broken : "ok");
+        put("\n");
+#if !(defined(GLT_SIMULATE_BROKEN_SIMD) && GLT_SIMULATE_BROKEN_SIMD)
+        failed += before + (broken != 0);
+#endif
+        f = check_stem();
+        report_check("stem", STEM_CASES, f);
+        failed += f;
+    }
 #endif
     calibrate();
 #ifdef GLT_STEM_CASES

@@ -1,0 +1,212 @@
+"""External teachers (Keras .h5/.keras, TFLite float and quantized) and
+images without labels: small generated models and images, no shared data."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import larq_glt  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from larq_glt import data, distillation, teachers
+from larq_glt.teachers import TeacherError
+
+CLASSES = ("non_person", "person")
+SIDE = 8
+
+
+def _float_model(softmax: bool, side=SIDE, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((side, side, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(2, activation="softmax" if softmax else None)(x)
+    return keras.Model(inputs, x)
+
+
+def _images(n=6, side=16, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+
+
+def _reference(model, images, side=SIDE, scale=1 / 255.0):
+    x = tf.image.resize(tf.cast(images, tf.float32), (side, side), method="bilinear") * scale
+    return model(x).numpy()
+
+
+def _tflite(model, path, quantized: bool):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantized:
+        rng = np.random.default_rng(1)
+
+        def representative():
+            for _ in range(16):
+                yield [rng.uniform(0, 1, (1, SIDE, SIDE, 3)).astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    path.write_bytes(converter.convert())
+    return path
+
+
+def test_spec_options_are_parsed_and_checked():
+    assert teachers.parse_spec("runs/a") == ("runs/a", {})
+    path, opts = teachers.parse_spec("m.h5:input=unit,classes=non_person+person")
+    assert path == "m.h5" and opts == {"input": "unit", "classes": CLASSES}
+    for bad in ("m.h5:input=linear", "m.h5:colour=rgb", "m.h5:output=softmax"):
+        with pytest.raises(TeacherError):
+            teachers.parse_spec(bad)
+
+
+@pytest.mark.parametrize("softmax", [True, False])
+def test_keras_h5_teacher_float_input_and_output_kind(tmp_path, softmax):
+    model = _float_model(softmax)
+    path = tmp_path / "t.h5"
+    model.save(path)
+    with pytest.raises(TeacherError, match="input=raw\\|unit\\|symmetric"):
+        teachers.load(str(path) + ":classes=non_person+person", CLASSES)
+    t = teachers.load(f"{path}:input=unit,classes=non_person+person", CLASSES)
+    assert t.output == ("probabilities" if softmax else "logits") and t.side == SIDE
+    images = _images()
+    ref = _reference(model, images)
+    expected = np.log(ref) if softmax else tf.nn.log_softmax(ref).numpy()
+    np.testing.assert_allclose(t(tf.constant(images)).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_tflite_float_teacher_derives_probabilities(tmp_path):
+    model = _float_model(softmax=True)
+    path = _tflite(model, tmp_path / "f.tflite", quantized=False)
+    t = teachers.load(f"{path}:input=unit,classes=non_person+person", CLASSES)
+    assert t.output == "probabilities"
+    images = _images()
+    np.testing.assert_allclose(np.exp(t(tf.constant(images)).numpy()), _reference(model, images), atol=1e-4)
+
+
+@pytest.mark.parametrize("softmax", [True, False])
+def test_tflite_quantized_teacher_derives_input_and_dequantizes(tmp_path, softmax):
+    model = _float_model(softmax)
+    path = _tflite(model, tmp_path / "q.tflite", quantized=True)
+    t = teachers.load(f"{path}:classes=non_person+person", CLASSES)
+    assert t.input == "unit"  # from the input scale 1/255
+    assert t.output == ("probabilities" if softmax else "logits")
+    images = _images(n=32)
+    got = np.exp(t(tf.constant(images)).numpy())
+    ref = _reference(model, images)
+    ref = ref if softmax else tf.nn.softmax(ref).numpy()
+    assert np.abs(got - ref).max() < 0.05  # int8 quantization error
+
+
+def test_class_count_order_and_names_are_checked(tmp_path):
+    path = tmp_path / "t.h5"
+    _float_model(True).save(path)
+    with pytest.raises(TeacherError, match="outputs 2 classes, this dataset has 3"):
+        teachers.load(f"{path}:input=unit,classes=a+b", ("a", "b", "c"))
+    with pytest.raises(TeacherError, match="in that order"):
+        teachers.load(f"{path}:input=unit,classes=person+non_person", CLASSES)
+    with pytest.raises(TeacherError, match="class order is unknown"):
+        teachers.load(f"{path}:input=unit", CLASSES)
+    with pytest.raises(TeacherError, match="no such file"):
+        teachers.load(str(tmp_path / "missing.h5"), CLASSES)
+
+
+def test_ensemble_averages_probabilities(tmp_path):
+    a, b = _float_model(True, seed=0), _float_model(True, seed=1)
+    a.save(tmp_path / "a.h5")
+    b.save(tmp_path / "b.h5")
+    specs = [f"{tmp_path / n}.h5:input=unit,classes=non_person+person" for n in "ab"]
+    ensemble = teachers.load_all(specs, CLASSES)
+    images = _images()
+    expected = np.log((_reference(a, images) + _reference(b, images)) / 2)
+    np.testing.assert_allclose(ensemble(tf.constant(images)).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_kd_loss_of_unlabelled_examples_is_the_full_kd_term():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(4, 2)).astype(np.float32)
+    t = rng.normal(size=(4, 2)).astype(np.float32)
+    labelled = distillation.kd_loss([0, 1, 0, 1], s, t, alpha=0.5, temperature=2.0).numpy()
+    unlabelled = distillation.kd_loss([-1] * 4, s, t, alpha=0.5, temperature=2.0).numpy()
+    kd_only = distillation.kd_loss([0, 1, 0, 1], s, t, alpha=0.0, temperature=2.0).numpy()
+    np.testing.assert_allclose(unlabelled, kd_only, rtol=1e-6)
+    assert labelled != unlabelled
+
+
+def _image_tree(root, n, side=16):
+    for i, img in enumerate(_images(n, side, seed=3)):
+        sub = root / f"d{i % 2}"
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(sub / f"{i}.png")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_unlabelled_folder_joins_the_training_set(tmp_path):
+    pool = _image_tree(tmp_path / "pool", 10)
+    splits = data.load("synthetic", image_size=16, batch_size=8, unlabelled=[str(pool)],
+                       num_train=20, num_val=8, num_classes=2)
+    _, labels = splits.arrays("train")
+    assert len(labels) == 30 and (labels == data.UNLABELLED).sum() == 10
+    assert splits.info.extra["unlabelled"]["images"] == 10
+    assert splits.num_classes == 2
+
+
+def test_unlabelled_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DatasetError, match="holds no image files"):
+        data.load("synthetic", image_size=16, unlabelled=[str(tmp_path / "empty")])
+    with pytest.raises(data.DatasetError, match="does not exist"):
+        data.load("synthetic", image_size=16, unlabelled=[str(tmp_path / "nope")])
+    with pytest.raises(data.DatasetError, match="class names"):
+        data.load("unlabelled", data_dir=str(_image_tree(tmp_path / "p", 4)), image_size=16)
+
+
+def _cli(*args):
+    from larq_glt import train
+
+    return train.main(list(args))
+
+
+def test_cli_refuses_unlabelled_without_a_usable_teacher(tmp_path, capsys):
+    pool = str(_image_tree(tmp_path / "pool", 6))
+    out = str(tmp_path / "run")
+    assert _cli("--dataset", "synthetic", "--unlabelled", pool, "--out", out) == 2
+    assert "give --kd-teacher" in capsys.readouterr().err
+    assert _cli("--dataset", "synthetic", "--unlabelled", pool, "--kd-teacher", "auto", "--out", out) == 2
+    assert "auto" in capsys.readouterr().err
+    assert _cli("--dataset", "unlabelled", "--data-dir", pool, "--kd-teacher", str(tmp_path / "t.h5"),
+                "--out", out) == 2
+    assert "classes" in capsys.readouterr().err
+    path = tmp_path / "t3.h5"
+    three = keras.Sequential([keras.Input((SIDE, SIDE, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    three.save(path)
+    assert _cli("--dataset", "unlabelled", "--data-dir", pool, "--kd-teacher",
+                f"{path}:input=unit,classes=non_person+person", "--out", out) == 2
+    assert "outputs 3 classes, this dataset has 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_on_unlabelled_pool_scores_agreement_with_the_teacher(tmp_path):
+    from larq_glt.training import TrainConfig, train
+
+    pool = _image_tree(tmp_path / "pool", 40, side=32)
+    path = tmp_path / "t.h5"
+    _float_model(True).save(path)
+    cfg = TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=32, epochs=1, batch_size=8,
+                      out=str(tmp_path / "run"), val_fraction=0.25, progress=False,
+                      kd_teacher=f"{path}:input=unit,classes=non_person+person",
+                      model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]})
+    metrics = train(cfg)
+    assert metrics["teacher"]["val_labels"] == "teacher"
+    assert metrics["final"]["data"]["num_val"] == 10
+    assert 0.0 <= metrics["final"]["val_accuracy"] <= 1.0
+    # the validation labels are the teacher's choices on the held-out images
+    splits = data.load("unlabelled", data_dir=str(pool), image_size=32, val_fraction=0.25,
+                       class_names=CLASSES)
+    x, _ = splits.arrays("val")
+    teacher = teachers.load(cfg.kd_teacher, CLASSES)
+    choices = teacher(tf.constant(x)).numpy().argmax(1)
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    agreement = float(np.mean(model.predict(x, verbose=0).argmax(1) == choices))
+    assert agreement == pytest.approx(metrics["final"]["val_accuracy"])
