@@ -27,8 +27,9 @@ __all__ = ["write_bytes", "write_text", "write_json", "replace_file", "directory
 
 MARKER = ".larq-glt-output"
 _PROJECT = Path(__file__).resolve().parent.parent
-# Files that make a directory a training run (see larq_glt.runs).
-_RUN_FILES = ("config.json", "state.json", "model.keras", "checkpoints")
+# Files that make a directory a training run (see larq_glt.runs); not model.keras
+# alone: the shipped model folder is an export with its model.keras beside it.
+_RUN_FILES = ("config.json", "state.json", "checkpoints")
 # Outputs written before the marker existed: an export, a firmware build.
 _LEGACY = ({"model.tflite", "encoder.json", "model.json", "report.json", "report.md"},
            {"Makefile", "main.c", "startup.c", "board.c", "model.h", "linker.ld"})

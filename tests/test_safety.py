@@ -97,6 +97,10 @@ def test_legacy_outputs_without_a_marker_are_still_ours(tmp_path):
     for name in ("model.tflite", "encoder.json", "model.json", "report.json", "report.md"):
         (old / name).write_text("old")
     assert atomic.check_output_dir(old) == old
+    (old / "model.keras").write_text("k")  # the shipped model folder: an export with its Keras model
+    assert atomic.check_output_dir(old) == old
+    ship = atomic._PROJECT / "models" / "person_detect"  # bench/person_detector.py re-exports into it
+    assert atomic.check_output_dir(ship) == ship
 
 
 @pytest.mark.parametrize("where", ["run", "foreign", "file", "under_file"])
