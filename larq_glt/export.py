@@ -282,7 +282,10 @@ def main(argv=None) -> int:
         return 2
     try:
         result = export(args.run_dir, args.out, check_images=args.check_images, n_check=args.check_count)
-    except (ExportError, RunError, report.ReportError, atomic.OutputError) as e:
+    except atomic.OutputError as e:
+        print(f"error: --out {e}", file=sys.stderr)
+        return 2
+    except (ExportError, RunError, report.ReportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     v = result.verification

@@ -116,7 +116,7 @@ def test_export_cli_refuses_an_out_it_did_not_write(tiny_run, tmp_path, capsys, 
     before, run_before = _snapshot(tmp_path), _snapshot(tiny_run)
     assert export.main([str(tiny_run), "--out", str(out)]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert str(out) in line
+    assert line.startswith("error: --out ") and str(out) in line
     assert _snapshot(tmp_path) == before and _snapshot(tiny_run) == run_before
 
 
