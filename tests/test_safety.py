@@ -232,7 +232,8 @@ def test_train_refuses_bad_numbers_with_exit_2(tmp_path, capsys, flags):
     assert not out.exists()
 
 
-TINY = '{"stem_kernel": 2, "stem_stride": 2, "stem_pool": false, "blocks": [{"filters": 32, "groups": 1, "pool": true}]}'
+TINY = ('{"stem_kernel": 2, "stem_stride": 2, "stem_pool": false, '
+        '"blocks": [{"filters": 32, "groups": 1, "pool": true}]}')
 
 
 def _nan_in_epoch_2(phase, cfg, steps_per_epoch):
