@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from deploy import firmware, toolchain
 
+    if args.max_frames is not None and args.max_frames < 1:
+        print(f"error: --max-frames must be at least 1, got {args.max_frames}", file=sys.stderr)
+        return 2
     if args.profile_repeat < 1:
         print(f"error: --profile-repeat must be 1 or more, got {args.profile_repeat}", file=sys.stderr)
         return 2

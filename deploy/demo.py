@@ -129,6 +129,12 @@ def main(argv=None) -> int:
     p.add_argument("--rebuild", action="store_true", help="rebuild the firmware even if it is up to date")
     p.add_argument("--quiet", action="store_true", help="only the summary")
     args = p.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        print(f"error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
+        return 2
+    if not 0 < args.timeout < float("inf"):  # also refuses nan
+        print(f"error: --timeout must be a finite number of seconds > 0, got {args.timeout}", file=sys.stderr)
+        return 2
 
     try:
         board = load_board(args.board)

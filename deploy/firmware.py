@@ -67,6 +67,14 @@ def model_metadata(model_path: Path) -> dict:
     return {}
 
 
+def _check_out(out_dir: Path) -> None:
+    """Refuse an --out whose replacement would destroy something, before any work."""
+    try:
+        atomic.check_output_dir(out_dir)
+    except atomic.OutputError as e:
+        raise FirmwareError(f"--out {e}") from None
+
+
 def resolve_model(model=None, run_dir=None) -> Path:
     """The flatbuffer to build: ``--model``, else a run's export (made if missing), else the default."""
     if model is not None and run_dir is not None:
@@ -85,7 +93,10 @@ def resolve_model(model=None, run_dir=None) -> Path:
                                     f"python -m larq_glt.train --out {run}")
             from larq_glt import export  # TensorFlow only when a run must be converted
 
-            export.export(run)
+            try:
+                export.export(run)
+            except (export.ExportError, atomic.OutputError) as e:
+                raise FirmwareError(f"exporting {run}: {e}") from None
         return exported
     if not DEFAULT_MODEL.is_file():
         raise FirmwareError(f"the default model {DEFAULT_MODEL} is missing; pass --model or --run-dir")
@@ -142,6 +153,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
           compile: bool = True) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
     board = load_board(board)
+    out_dir = Path(out or ROOT / "build" / board.name)
+    _check_out(out_dir)
     model_path = resolve_model(model, run_dir)
     try:
         fb = read_model(model_path)
@@ -163,7 +176,6 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
     stack = stack_size or board.stack_size
     fit = check_fit(board, gen, frame_bytes=frames.nbytes if builtin else 0, stack=stack, uart_frames=not builtin)
 
-    out_dir = Path(out or ROOT / "build" / board.name)
     options = harness.HarnessOptions(opt_level=opt_level, max_frames=max_frames, profile=profile,
                                      profile_repeat=profile_repeat,
                                      stack_size=stack_size, positive_class=positive_class,
@@ -190,7 +202,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
         with atomic.directory(out_dir) as final:
             final.rmdir()
             shutil.move(str(work), str(final))
-    except harness.HarnessError as e:
+    except (harness.HarnessError, atomic.OutputError) as e:
         raise FirmwareError(str(e)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

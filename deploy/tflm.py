@@ -559,6 +559,11 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
     ``accelerate=False`` leaves the LceBconv2d ops as LCE wrote them (no stem, no lane tables);
     ``compile=False`` renders the sources without a TFLM tree (for inspection/tests)."""
     board = load_board(board)
+    out_dir = Path(out or ROOT / "build" / f"{board.name}-tflm")
+    try:
+        atomic.check_output_dir(out_dir)  # before any work
+    except atomic.OutputError as e:
+        raise TflmError(f"--out {e}") from None
     library = find_library(tflm_dir, board, build_type) if (compile or tflm_dir is not None) else None
     try:
         model_path = firmware.resolve_model(model, run_dir)
@@ -602,7 +607,6 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
                                      stack_size=stack_size, positive_class=positive, arena_bytes=arena,
                                      include_dirs=("runtime", "tflm"), cxx_flags=tuple(cxx_flags),
                                      link_inputs=tuple(link_inputs))
-    out_dir = Path(out or ROOT / "build" / f"{board.name}-tflm")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.build.", dir=out_dir.parent))
     try:
@@ -625,7 +629,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
         with atomic.directory(out_dir) as final:
             final.rmdir()
             shutil.move(str(work), str(final))
-    except harness.HarnessError as e:
+    except (harness.HarnessError, atomic.OutputError) as e:
         raise TflmError(str(e)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

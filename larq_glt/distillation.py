@@ -53,8 +53,8 @@ class DistillationError(ValueError):
 def check_options(alpha: float, temperature: float) -> None:
     if not 0.0 <= alpha <= 1.0:
         raise DistillationError(f"--kd-alpha must be in [0, 1], got {alpha}")
-    if not temperature > 0.0:
-        raise DistillationError(f"--kd-temperature must be positive, got {temperature}")
+    if not 0.0 < temperature < float("inf"):  # also refuses nan
+        raise DistillationError(f"--kd-temperature must be a finite number > 0, got {temperature}")
 
 
 #: Label of an image that has none (an unlabelled pool): only the teacher labels it.

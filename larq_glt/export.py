@@ -149,7 +149,9 @@ def verify(model, flatbuffer: bytes, images: np.ndarray, source: str) -> dict:
     lce = np.concatenate([interp.predict(images[i:i + 1]) for i in range(len(images))])
     keras_logits = model.predict(images, verbose=0, batch_size=32)
     agree = lce.argmax(-1) == keras_logits.argmax(-1)
+    finite = np.isfinite(lce).all(-1) & np.isfinite(keras_logits).all(-1)
     return {
+        "non_finite_images": np.flatnonzero(~finite).tolist(),
         "images": int(len(images)),
         "source": source,
         "class_agreement": float(agree.mean()),
@@ -201,6 +203,7 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
         raise ExportError("the model has no larq_glt input encoder: its input would not be the raw uint8 image")
     if model.input.dtype != "uint8":
         raise ExportError(f"the model input is {model.input.dtype}, not the raw uint8 image")
+    atomic.check_output_dir(out_dir)
     try:
         flatbuffer = lce.convert_keras_model(_preactivation_clone(model))
     except Exception as e:  # the converter raises many types; the message is what matters
@@ -214,6 +217,11 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
         check_images = generated_check_images(shape, n_check, seed)
         check_source = "generated"
     verification = verify(model, flatbuffer, check_images, check_source or "given")
+    if verification["non_finite_images"]:  # nan argmaxes "agree" with each other
+        raise ExportError(
+            f"the model gives non-finite logits (nan or inf) on {len(verification['non_finite_images'])} of "
+            f"{verification['images']} check images (a diverged training?); refusing to export"
+        )
     if verification["class_agreement"] < 1.0:
         raise ExportError(
             f"the converted model disagrees with Keras on {len(verification['disagreeing_images'])} of "
@@ -247,6 +255,8 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
 def export(run_dir, out=None, *, check_images=None, n_check: int = 64, seed: int = 0) -> ExportResult:
     """Export a run directory (default output: ``RUN_DIR/export``)."""
     run = RunDir(run_dir)
+    out = Path(out) if out else run.path / "export"
+    atomic.check_output_dir(out)  # before a long conversion, not after it
     model = load_model(run.path)
     cfg = run.read_json(run.config) if run.config.exists() else {}
     images, source = None, None
@@ -254,7 +264,7 @@ def export(run_dir, out=None, *, check_images=None, n_check: int = 64, seed: int
         images = check_images_from(check_images, int(model.input_shape[1]), n_check)
         source = str(check_images)
     return export_keras(
-        model, Path(out) if out else run.path / "export", class_names=cfg.get("class_names"),
+        model, out, class_names=cfg.get("class_names"),
         check_images=images, check_source=source, n_check=n_check, seed=seed,
         extra_meta={"run_dir": str(run.path), "dataset": cfg.get("dataset")},
     )
@@ -267,8 +277,14 @@ def main(argv=None) -> int:
     p.add_argument("--check-images", help="folder of real images to verify the conversion on (default: generated)")
     p.add_argument("--check-count", type=int, default=64, help="number of check images")
     args = p.parse_args(argv)
+    if args.check_count < 1:
+        print(f"error: --check-count must be at least 1, got {args.check_count}", file=sys.stderr)
+        return 2
     try:
         result = export(args.run_dir, args.out, check_images=args.check_images, n_check=args.check_count)
+    except atomic.OutputError as e:
+        print(f"error: --out {e}", file=sys.stderr)
+        return 2
     except (ExportError, RunError, report.ReportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ runs/NAME/
   checkpoints/epoch-NNNN/   model + optimizer state after each epoch
   state.json           last completed epoch (written after its checkpoint)
   logs/                TensorBoard
+  .lock                while a training writes the run: flock'ed, holds its PID
 ```
 
 ```python
@@ -20,7 +21,10 @@ model = runs.load_model("runs/vww-glt")
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from pathlib import Path
 
 __all__ = ["RunError", "RunDir", "load_model"]
@@ -43,6 +47,51 @@ class RunDir:
     summary_txt = property(lambda self: self.path / "summary.txt")
     summary_json = property(lambda self: self.path / "summary.json")
     transfer_curve = property(lambda self: self.path / "transfer_curve.png")
+
+    lockfile = property(lambda self: self.path / ".lock")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run's lock for the block: a second writer gets a RunError
+        naming the holder's PID. ``flock`` dies with the process, so a crash
+        never leaves a stale lock. The lock file (and the directory, if this
+        made it and it stayed empty) is removed on release."""
+        created = not self.path.exists()
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a run directory; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = self._open_lock()
+        except OSError as e:
+            raise RunError(f"cannot use {self.path} as a run directory: {e.strerror or e}") from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunError(f"{self.path} is in use by another training (PID {holder}); wait for it to "
+                               f"finish, or choose another --out") from None
+            try:
+                if os.fstat(fd).st_ino == os.stat(self.lockfile).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder removed that file as we locked it: take the new one
+            fd = self._open_lock()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield self
+        finally:
+            self.lockfile.unlink(missing_ok=True)  # before the unlock, so nobody holds a vanished file
+            os.close(fd)
+            if created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()  # only if empty: a failure before anything was written
+
+    def _open_lock(self) -> int:
+        return os.open(self.lockfile, os.O_RDWR | os.O_CREAT, 0o644)
 
     def checkpoint(self, epoch: int) -> Path:
         return self.checkpoints / f"epoch-{epoch:04d}"

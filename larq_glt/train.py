@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from pathlib import Path
 
 import larq_glt  # noqa: F401
 
@@ -110,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args):
+class UsageError(ValueError):
+    """A bad command line: one ``error:`` line and exit status 2, like argparse's own."""
+
+
+def config_from_args(args, out=None):
     from larq_glt.training import TrainConfig
 
     model = {}
@@ -118,19 +124,17 @@ def config_from_args(args):
         try:
             model = json.loads(args.model_config)
         except json.JSONDecodeError as e:
-            raise SystemExit(f"error: --model-config is not a JSON object: {e}")
+            raise UsageError(f"--model-config is not a JSON object: {e}") from None
         if not isinstance(model, dict):
-            raise SystemExit("error: --model-config must be a JSON object")
+            raise UsageError("--model-config must be a JSON object")
     if args.width != 1.0:
         model["width"] = args.width
-    if args.glt_lr_multiplier != 1.0:
-        if not args.glt_lr_multiplier > 0:
-            raise SystemExit(f"error: --glt-lr-multiplier must be positive, got {args.glt_lr_multiplier}")
+    if args.glt_lr_multiplier != 1.0:  # checked with the other numbers in training._check_options
         model["glt_lr_multiplier"] = args.glt_lr_multiplier
     return TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
-        out=args.out or f"runs/{args.dataset}-{args.encoding}",
+        out=out or args.out or f"runs/{args.dataset}-{args.encoding}",
         encoding=args.encoding,
         levels=args.levels,
         per_channel=args.per_channel,
@@ -165,20 +169,42 @@ def config_from_args(args):
     )
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    for name in ("batch_size", "image_size", "levels"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"error: --{name.replace('_', '-')} must be at least 1")
+def check_args(args) -> None:
+    """What the CLI refuses before importing TensorFlow (the rest: training._check_options)."""
     prunes_a_loaded_model = args.init_from and (args.prune_ratio > 0 or args.prune_epochs > 0)
     if args.epochs < (0 if prunes_a_loaded_model else 1):
-        raise SystemExit("error: --epochs must be at least 1 (0 only to prune a model loaded with --init-from), "
+        raise UsageError("--epochs must be at least 1 (0 only to prune a model loaded with --init-from), "
                          f"got {args.epochs}")
-    if not 0.0 <= args.prune_ratio < 1.0:
-        raise SystemExit(f"error: --prune-ratio must be in [0, 1), got {args.prune_ratio}")
     for name in ("prune_epochs", "finetune_epochs"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
-            raise SystemExit(f"error: --{name.replace('_', '-')} must be 0 or more")
+            raise UsageError(f"--{name.replace('_', '-')} must be 0 or more")
+
+
+def interrupted_message(out, argv) -> str:
+    """Where an interrupted run stopped, and the command that continues it."""
+    from larq_glt.runs import RunDir, RunError
+
+    def epochs(path):
+        try:
+            return RunDir(path).last_epoch()
+        except (RunError, ValueError, KeyError):
+            return 0
+
+    done, teacher = epochs(out), epochs(Path(out) / "teacher")
+    if not (done or teacher):
+        return f"interrupted before the first epoch was saved; nothing to resume in {out}"
+    what = f"{done} completed epoch(s)" if done else f"a distillation teacher with {teacher} epoch(s)"
+    again = list(argv) + ([] if "--resume" in argv else ["--resume"])
+    return f"interrupted: {out} holds {what}; continue with\n  python -m larq_glt.train {shlex.join(again)}"
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_args(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from larq_glt.data import DatasetError
     from larq_glt.distillation import DistillationError
     from larq_glt.models import ModelConfigError
@@ -186,10 +212,15 @@ def main(argv=None) -> int:
     from larq_glt.runs import RunError
     from larq_glt.training import TrainingError, train
 
-    cfg = config_from_args(args)
+    out = args.out or f"runs/{args.dataset}-{args.encoding}"
     try:
+        cfg = config_from_args(args, out)
         metrics = train(cfg, resume=args.resume)
-    except (DatasetError, DistillationError, ModelConfigError, PruningError, RunError, TrainingError) as e:
+    except KeyboardInterrupt:
+        print(interrupted_message(out, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return 130  # the shell's code for a SIGINT
+    except (UsageError, DatasetError, DistillationError, ModelConfigError, PruningError, RunError,
+            TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     final = metrics["final"]

@@ -49,6 +49,7 @@ trains on ``α·CE + (1−α)·T²·KL(teacher ‖ student)``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -254,7 +255,29 @@ def teacher_config(cfg: TrainConfig) -> TrainConfig:
     )
 
 
+def _positive(name: str, value) -> None:
+    # `not value > 0` also catches nan; inf is refused explicitly.
+    if value is not None and (not value > 0 or not math.isfinite(value)):
+        raise TrainingError(f"--{name} must be a finite number > 0, got {value}")
+
+
 def _check_options(cfg: TrainConfig) -> None:
+    _positive("learning-rate", cfg.learning_rate)
+    _positive("prune-learning-rate", cfg.prune_learning_rate)
+    for key, flag in (("width", "width"), ("glt_lr_multiplier", "glt-lr-multiplier")):
+        _positive(flag, cfg.model.get(key))
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise TrainingError(f"--val-fraction must be in (0, 1), got {cfg.val_fraction}")
+    for name in ("batch_size", "image_size", "levels", "limit", "kd_teacher_epochs"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    top = {"glt": 254, "thermo": 255}.get(cfg.encoding)  # GLT keeps every threshold gap >= 1 code
+    if top and cfg.levels > top:
+        raise TrainingError(f"--levels must be in 1..{top} for --encoding {cfg.encoding} "
+                            f"(thresholds are 8-bit pixel codes), got {cfg.levels}")
+    if not 0 <= cfg.seed < 2**32:
+        raise TrainingError(f"--seed must be in 0..{2**32 - 1}, got {cfg.seed}")
     if cfg.prune_epochs < 0 or (cfg.finetune_epochs is not None and cfg.finetune_epochs < 0):
         raise TrainingError("--prune-epochs and --finetune-epochs must be 0 or more")
     if cfg.max_model_bits is not None and cfg.max_model_bits < 1:
@@ -325,6 +348,13 @@ def _check_budget(cfg: TrainConfig, cost: dict) -> None:
         f"--max-model-bits budget of {limit:,} by {bits - limit:,} bits; largest layers: {dominant}. "
         f"Raise --prune-ratio, lower --width, or use narrower blocks."
     )
+
+
+def _diverged(run: RunDir, epoch: int, loss: float, val_loss: float) -> str:
+    kept = (f"the run keeps its last good checkpoint (epoch {epoch}); continue it with --resume and a lower "
+            f"--learning-rate" if epoch else "no epoch was completed; try a lower --learning-rate")
+    return (f"training diverged in epoch {epoch + 1}: the loss is not finite (training {loss:g}, validation "
+            f"{val_loss:g}); that epoch was not saved and {kept} ({run.path})")
 
 
 def _save_checkpoint(run: RunDir, ckpt: tf.train.Checkpoint, epoch: int) -> None:
@@ -463,7 +493,11 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     """
     run = RunDir(cfg.out)
     _check_options(cfg)
-    cfg = _check_resume(run, cfg, resume)
+    with run.lock():  # one writer per run directory, for the whole run
+        return _train(run, _check_resume(run, cfg, resume), resume, splits, _interrupt_after)
+
+
+def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after: int | None) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()
     strategy = _strategy(cfg.distribute)
@@ -570,12 +604,15 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 verbose=verbose,
-                callbacks=[tensorboard],
+                callbacks=[tensorboard, keras.callbacks.TerminateOnNaN()],
             )
-            val_loss, val_acc = model.evaluate(splits.val, verbose=0)
+            loss = float(hist.history["loss"][-1])
+            val_loss, val_acc = model.evaluate(splits.val, verbose=0) if math.isfinite(loss) else (loss, 0.0)
+            if not (math.isfinite(loss) and math.isfinite(val_loss)):
+                raise TrainingError(_diverged(run, epoch, loss, val_loss))  # before this epoch is saved
             row.update(
                 {
-                    "loss": float(hist.history["loss"][-1]),
+                    "loss": loss,
                     "accuracy": float(hist.history["accuracy"][-1]),
                     "val_loss": float(val_loss),
                     "val_accuracy": float(val_acc),

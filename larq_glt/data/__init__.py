@@ -60,6 +60,20 @@ DATASETS = {
 _COMMON = {"data_dir", "image_size", "seed", "val_fraction", "limit", "cache", "memory_limit_mb"}
 
 
+def _check_trainable(info, limit) -> None:
+    """A classifier needs two classes with training images, and a validation split."""
+    present = [n for n, c in zip(info.class_names, info.train_class_counts) if c > 0]
+    where = f" in {info.root}" if info.root else ""
+    teacher_labelled = info.num_train > 0 and not any(info.train_class_counts)  # its prepare checks the classes
+    if len(present) < 2 and not teacher_labelled:
+        raise DatasetError(f"{info.name}: the training images{where} hold {len(present)} class(es) "
+                           f"{present}; a classifier needs at least 2 (one subfolder of images per class)"
+                           + (f"; --limit {limit} may have cut the others" if limit else ""))
+    if info.num_val < 1:
+        raise DatasetError(f"{info.name}: the validation split is empty; raise --val-fraction "
+                           f"(now {info.val_fraction}) or add a val/ folder")
+
+
 def load(
     name: str,
     data_dir=None,
@@ -135,6 +149,7 @@ def load(
         **options,
     )
     info = prepared.info
+    _check_trainable(info, limit)
     if unlabelled:
         if cache == "auto":
             cache = "memory" if isinstance(prepared.train, ArraySource) else "stream"

@@ -1,0 +1,383 @@
+"""Nothing a user has is destroyed (issue 16): --out never replaces what this
+tool did not write, a run directory has one writer, a broken model never passes."""
+import hashlib
+import os
+
+import pytest
+
+import larq_glt  # noqa: F401
+
+from larq_glt import atomic
+
+
+def _snapshot(root):
+    """Every path under ``root`` (and ``root`` itself) with its contents' digest."""
+    root = os.fspath(root)
+    if os.path.isfile(root):
+        return {root: hashlib.sha256(open(root, "rb").read()).hexdigest()}
+    snap = {}
+    for d, dirs, files in os.walk(root):
+        snap[d] = "dir"
+        for f in files:
+            p = os.path.join(d, f)
+            snap[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return snap
+
+
+def _one_error_line(err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+# -- 1. --out only replaces an output this tool wrote ---------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run directory holding a small real model (exportable in seconds)."""
+    from larq_glt import models
+    from larq_glt.models import Block, ModelConfig
+
+    run = tmp_path_factory.mktemp("run") / "r"
+    run.mkdir()
+    cfg = ModelConfig(input_size=16, stem_kernel=2, stem_stride=2, blocks=(Block(32, 1, pool=True),), num_classes=2)
+    models.compact(cfg).save(run / "model.keras")
+    (run / "config.json").write_text('{"class_names": ["a", "b"]}\n')
+    (run / "checkpoints" / "epoch-0001").mkdir(parents=True)
+    (run / "checkpoints" / "epoch-0001" / "ckpt.index").write_text("weights")
+    return run
+
+
+def test_directory_replaces_only_its_own_output(tmp_path):
+    out = tmp_path / "out"
+    with atomic.directory(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (out / atomic.MARKER).is_file()
+    with atomic.directory(out) as tmp:  # ours: replaced as a whole
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == [atomic.MARKER, "b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "nothing left aside"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic.directory(empty) as tmp:  # an empty folder holds nothing to lose
+        (tmp / "c.txt").write_text("3")
+    assert (empty / "c.txt").read_text() == "3"
+
+
+@pytest.mark.parametrize("kind", ["foreign", "file", "run", "cwd", "parent_of_cwd", "project", "under_file",
+                                  "symlink"])
+def test_directory_refuses_what_it_did_not_write(tmp_path, monkeypatch, kind):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    (tmp_path / "run" / atomic.MARKER).write_text("")  # even a marked folder, once a run is in it
+    os.symlink(foreign, tmp_path / "link")
+    monkeypatch.chdir(foreign)
+    target = {"foreign": foreign, "file": tmp_path / "notes.txt", "run": tmp_path / "run", "cwd": ".",
+              "parent_of_cwd": "..", "project": atomic._PROJECT, "under_file": tmp_path / "notes.txt" / "x",
+              "symlink": tmp_path / "link"}[kind]
+    before = _snapshot(tmp_path)
+    with pytest.raises(atomic.OutputError):
+        with atomic.directory(target) as tmp:
+            (tmp / "x").write_text("new")
+    assert _snapshot(tmp_path) == before
+
+
+def test_directory_refuses_an_unwritable_place():
+    with pytest.raises(atomic.OutputError, match="cannot create"):
+        atomic.check_output_dir("/proc/larq-glt-test/x")
+
+
+def test_legacy_outputs_without_a_marker_are_still_ours(tmp_path):
+    old = tmp_path / "export"
+    old.mkdir()
+    for name in ("model.tflite", "encoder.json", "model.json", "report.json", "report.md"):
+        (old / name).write_text("old")
+    assert atomic.check_output_dir(old) == old
+    (old / "model.keras").write_text("k")  # the shipped model folder: an export with its Keras model
+    assert atomic.check_output_dir(old) == old
+    ship = atomic._PROJECT / "models" / "person_detect"  # bench/person_detector.py re-exports into it
+    assert atomic.check_output_dir(ship) == ship
+
+
+@pytest.mark.parametrize("where", ["run", "foreign", "file", "under_file"])
+def test_export_cli_refuses_an_out_it_did_not_write(tiny_run, tmp_path, capsys, where):
+    from larq_glt import export
+
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8 not really")
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = {"run": tiny_run, "foreign": foreign, "file": tmp_path / "notes.txt",
+           "under_file": tmp_path / "notes.txt" / "x"}[where]
+    before, run_before = _snapshot(tmp_path), _snapshot(tiny_run)
+    assert export.main([str(tiny_run), "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: --out ") and str(out) in line
+    assert _snapshot(tmp_path) == before and _snapshot(tiny_run) == run_before
+
+
+def test_build_refuses_a_file_and_the_cwd(tmp_path, monkeypatch, capsys):
+    import deploy.build as build
+    from deploy import firmware
+
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    for out in (str(target), ".", str(tmp_path.parent)):
+        assert build.main(["--board", "mps2-an500", "--out", out]) == 2
+        assert "--out" in _one_error_line(capsys.readouterr().err)
+    with pytest.raises(firmware.FirmwareError, match="is a file"):
+        firmware.build("mps2-an500", out=target, compile=False)
+    assert _snapshot(tmp_path) == before
+
+
+# -- 2. one writer per run directory ---------------------------------------------
+
+HOLD = ("import sys, time; from larq_glt.runs import RunDir; "
+        "held = RunDir(sys.argv[1]).lock(); held.__enter__(); print('locked', flush=True); time.sleep(120)")
+
+
+def _holder(run):
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True,
+                         cwd=atomic._PROJECT)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_second_training_into_a_locked_run_is_refused_with_the_holders_pid(tmp_path, capsys):
+    from larq_glt import train as cli
+
+    run = tmp_path / "r"
+    holder = _holder(run)
+    try:
+        rc = cli.main(["--dataset", "synthetic", "--image-size", "32", "--epochs", "1", "--out", str(run),
+                       "--quiet"])
+        assert rc == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert f"PID {holder.pid}" in line and str(run) in line
+        assert sorted(p.name for p in run.iterdir()) == [".lock"], "the refused run wrote nothing"
+    finally:
+        holder.kill()
+        holder.wait()
+    # A crashed holder (SIGKILL) leaves no lock behind.
+    from larq_glt.runs import RunDir
+
+    with RunDir(run).lock():
+        assert (run / ".lock").read_text().strip() == str(os.getpid())
+    assert not run.exists() or not (run / ".lock").exists()
+
+
+def test_lock_in_process_and_release(tmp_path):
+    from larq_glt.runs import RunDir, RunError
+    from larq_glt.training import TrainConfig, train
+
+    run = RunDir(tmp_path / "r")
+    with run.lock():
+        with pytest.raises(RunError, match=f"PID {os.getpid()}"):
+            train(TrainConfig(dataset="synthetic", image_size=32, epochs=1, progress=False, out=str(run.path)))
+    assert not run.path.exists(), "a lock that found nothing to do leaves nothing behind"
+
+
+@pytest.mark.slow
+def test_two_concurrent_trainings_one_is_refused(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    from larq_glt import train as cli
+
+    run = tmp_path / "r"
+    first = subprocess.Popen([sys.executable, "-m", "larq_glt.train", "--dataset", "synthetic", "--image-size",
+                              "32", "--epochs", "3", "--out", str(run), "--quiet"], cwd=atomic._PROJECT,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not ((run / ".lock").exists() and (run / ".lock").read_text().strip()):
+            assert time.time() < deadline and first.poll() is None
+            time.sleep(0.2)
+        assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--epochs", "1", "--seed", "1",
+                         "--out", str(run), "--quiet"]) == 2
+        assert f"PID {first.pid}" in _one_error_line(capsys.readouterr().err)
+    finally:
+        _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert not (run / ".lock").exists()
+
+
+# -- 3. no broken model passes ------------------------------------------------------
+
+@pytest.mark.parametrize("flags", [
+    ["--learning-rate", "-1"], ["--learning-rate", "nan"], ["--learning-rate", "inf"], ["--learning-rate", "0"],
+    ["--prune-learning-rate", "nan", "--prune-ratio", "0.5"], ["--width", "nan"], ["--width", "0"],
+    ["--glt-lr-multiplier", "inf"], ["--kd-temperature", "inf", "--kd-teacher", "auto"],
+    ["--kd-alpha", "nan", "--kd-teacher", "auto"], ["--val-fraction", "0"], ["--val-fraction", "nan"],
+    ["--levels", "300"], ["--levels", "255", "--encoding", "glt"], ["--seed", "-1"], ["--limit", "0"],
+    ["--model-config", '{"width": NaN}'], ["--prune-ratio", "nan"],
+])
+def test_train_refuses_bad_numbers_with_exit_2(tmp_path, capsys, flags):
+    from larq_glt import train as cli
+
+    out = tmp_path / "r"
+    assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--out", str(out), "--quiet"] + flags) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert flags[0] in line or (flags[0] == "--model-config" and "--width" in line)
+    assert not out.exists()
+
+
+TINY = ('{"stem_kernel": 2, "stem_stride": 2, "stem_pool": false, '
+        '"blocks": [{"filters": 32, "groups": 1, "pool": true}]}')
+
+
+def _nan_in_epoch_2(phase, cfg, steps_per_epoch):
+    """Adam whose learning rate turns nan after the first epoch (a divergence)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return tf.where(step < steps_per_epoch, 1e-3, float("nan"))
+
+        def get_config(self):
+            return {}
+
+    return keras.optimizers.Adam(Schedule())
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_epoch(tmp_path, capsys, monkeypatch):
+    import json
+
+    from larq_glt import train as cli, training
+
+    monkeypatch.setattr(training, "_optimizer", _nan_in_epoch_2)
+    out = tmp_path / "r"
+    rc = cli.main(["--dataset", "synthetic", "--image-size", "16", "--batch-size", "32", "--limit", "64",
+                   "--epochs", "2", "--model-config", TINY, "--out", str(out), "--quiet"])
+    assert rc == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "diverged in epoch 2" in line and "last good checkpoint (epoch 1)" in line
+    assert json.loads((out / "state.json").read_text()) == {"completed_epochs": 1}
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-0001"]
+    assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1]
+    assert not (out / "model.keras").exists()
+
+
+def test_export_refuses_non_finite_logits(tmp_path):
+    import numpy as np
+
+    from larq_glt import export, models
+    from larq_glt.models import Block, ModelConfig
+
+    cfg = ModelConfig(input_size=16, stem_kernel=2, stem_stride=2, blocks=(Block(32, 1, pool=True),), num_classes=2)
+    model = models.compact(cfg)
+    bn = model.get_layer("classifier_bn")
+    bn.set_weights([np.full_like(w, np.nan) for w in bn.get_weights()])
+    with pytest.raises(export.ExportError, match="non-finite logits"):
+        export.export_keras(model, tmp_path / "e", n_check=4)
+    assert not (tmp_path / "e").exists()
+
+
+# -- 6. clear errors instead of tracebacks -------------------------------------------
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_train_refuses_an_out_it_cannot_use(tmp_path, capsys, where):
+    from larq_glt import train as cli
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    out = {"file": tmp_path / "notes.txt", "under_file": tmp_path / "notes.txt" / "r",
+           "proc": "/proc/larq-glt-test/r"}[where]
+    before = _snapshot(tmp_path)
+    assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--epochs", "1", "--out", str(out),
+                     "--quiet"]) == 2
+    assert str(out) in _one_error_line(capsys.readouterr().err)
+    assert _snapshot(tmp_path) == before
+
+
+def test_export_and_build_refuse_an_unwritable_out(tiny_run, capsys):
+    import deploy.build as build
+    from larq_glt import export
+
+    assert export.main([str(tiny_run), "--out", "/proc/larq-glt-test/e"]) == 2
+    assert "cannot create" in _one_error_line(capsys.readouterr().err)
+    assert build.main(["--board", "mps2-an500", "--out", "/proc/larq-glt-test/b"]) == 2
+    assert "cannot create" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_export_check_count_must_be_positive(tiny_run, tmp_path, capsys, count):
+    from larq_glt import export
+
+    assert export.main([str(tiny_run), "--out", str(tmp_path / "e"), "--check-count", count]) == 2
+    assert "--check-count" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "e").exists()
+
+
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import json
+
+    from larq_glt import train as cli, training
+
+    out = tmp_path / "r"
+
+    def interrupted(cfg, resume=False, **kw):
+        out.mkdir()
+        (out / "state.json").write_text(json.dumps({"completed_epochs": 3}))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    args = ["--dataset", "synthetic", "--epochs", "9", "--out", str(out)]
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{out} holds 3 completed epoch(s)" in err
+    assert "python -m larq_glt.train --dataset synthetic --epochs 9 --out " in err and err.rstrip().endswith("--resume")
+
+
+# -- 7. one class is not a classification problem -------------------------------------
+
+def test_a_dataset_with_one_class_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    from larq_glt import data, train as cli
+
+    with pytest.raises(data.DatasetError, match="1 class"):
+        data.load("synthetic", image_size=16, num_classes=1)
+    root = tmp_path / "d"
+    for split, n in (("train", 4), ("val", 2)):
+        (root / split / "cats").mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(root / split / "cats" / f"{i}.png")
+    out = tmp_path / "r"
+    assert cli.main(["--dataset", "folder", "--data-dir", str(root), "--image-size", "32", "--out", str(out),
+                     "--quiet"]) == 2
+    assert "a classifier needs at least 2" in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+# -- 8. usage errors exit 2 in every command ---------------------------------------------
+
+def test_usage_errors_exit_2_everywhere(tmp_path, capsys):
+    import deploy.build as build
+    import deploy.demo as demo
+    from larq_glt import export, report, train as cli
+
+    calls = [
+        lambda: cli.main(["--dataset", "synthetic", "--epochs", "0"]),
+        lambda: cli.main(["--dataset", "synthetic", "--finetune-epochs", "-1"]),
+        lambda: cli.main(["--dataset", "synthetic", "--model-config", "[1]", "--out", str(tmp_path / "r")]),
+        lambda: export.main([str(tmp_path / "no-run"), "--out", str(tmp_path / "e")]),
+        lambda: report.main([str(tmp_path / "none.tflite")]),
+        lambda: build.main(["--board", "mps2-an500", "--max-frames", "0"]),
+        lambda: demo.main(["--limit", "0"]),
+        lambda: demo.main(["--timeout", "nan"]),
+    ]
+    for i, call in enumerate(calls):
+        assert call() == 2, i
+        _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
