@@ -69,7 +69,7 @@ def input_densities(model, calls, frame: np.ndarray, work: Path) -> dict:
     """Fraction of set bits (-1 values) in each bit-packed input, by call index: the
     bit-sliced bconv sums min(set, unset) window bits, so its cost depends on it.
     Computed with the host build of deploy/runtime (tests/kernels/hostlib.py)."""
-    from tests.kernels import hostlib
+    from deploy.firmware import hostlib
 
     work.mkdir(parents=True, exist_ok=True)
     lib = hostlib.build(work)
@@ -86,7 +86,11 @@ def input_densities(model, calls, frame: np.ndarray, work: Path) -> dict:
 
 
 def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) -> dict:
-    from deploy import codegen, emulator, harness, host, protocol
+    from deploy import codegen
+    from deploy import emulators
+    from deploy.firmware import harness
+    from deploy.firmware import host
+    from deploy.emulators import protocol
     from larq_glt import flatbuffer
 
     model = flatbuffer.read_model(tflite)
@@ -101,7 +105,7 @@ def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) 
                                  options=harness.HarnessOptions(max_frames=n_frames, profile=True))
     elf = harness.build_firmware(out)
     size = harness.size_report(elf, board)
-    run = emulator.run(board, elf, timeout=600)
+    run = emulators.run(board, elf, timeout=600)
     if not run.ok:
         raise SystemExit(f"firmware run failed: {run.describe()}")
     results = [protocol.parse_result(l) for l in run.lines if l.startswith("result:")]

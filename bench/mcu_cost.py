@@ -30,7 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from deploy import emulator, firmware, protocol, samples  # noqa: E402
+from deploy import emulators  # noqa: E402
+from deploy.firmware import image as firmware  # noqa: E402
+from deploy.emulators import protocol  # noqa: E402
+from deploy.firmware import samples  # noqa: E402
 from larq_glt import atomic  # noqa: E402
 
 MLPERF_REFERENCE = {
@@ -54,7 +57,7 @@ def _run(model, board, frames, out_dir, timeout, profile_repeat=1):
                            profile_repeat=profile_repeat)
     if frames is None:
         frames, _, _ = samples.load(build.generated.input_shape)
-    with emulator.open_session(board, build.elf, timeout=timeout * profile_repeat * (len(frames) + 2)) as session:
+    with emulators.open_session(board, build.elf, timeout=timeout * profile_repeat * (len(frames) + 2)) as session:
         session.wait_for(r"^larq-glt boot: ", timeout=timeout)
         client = protocol.FrameClient(session, timeout=timeout * profile_repeat)
         results, ops = client.stream_profiled([f.tobytes() for f in frames])

@@ -31,13 +31,17 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from deploy import emulator, firmware, protocol, samples, tflm  # noqa: E402
+from deploy import emulators  # noqa: E402
+from deploy.firmware import image as firmware  # noqa: E402
+from deploy.emulators import protocol  # noqa: E402
+from deploy.firmware import samples  # noqa: E402
+from deploy.tflm import target as tflm  # noqa: E402
 from larq_glt import atomic  # noqa: E402
 
 
 def _stream(board, elf, frames, timeout):
     """Boot fields, results, per-op counts and the stats of streaming `frames`."""
-    with emulator.open_session(board, elf, timeout=timeout * (len(frames) + 2)) as session:
+    with emulators.open_session(board, elf, timeout=timeout * (len(frames) + 2)) as session:
         boot = protocol.parse_boot(session.wait_for(r"^larq-glt boot: .*", timeout=timeout)[0])
         client = protocol.FrameClient(session, timeout=timeout)
         results, per_frame = client.stream_profiled([f.tobytes() for f in frames])

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from deploy import firmware, toolchain
+    from deploy.firmware import image as firmware
+    from deploy.boards import toolchain
 
     if args.profile_repeat < 1:
         print(f"error: --profile-repeat must be 1 or more, got {args.profile_repeat}", file=sys.stderr)
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
 
     try:
         if args.runtime == "tflm":
-            from deploy import tflm
+            from deploy.tflm import target as tflm
 
             result = tflm.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
                                 tflm_dir=args.tflm_dir, opt_level=args.opt, frame_source=args.frame_source,

@@ -611,7 +611,7 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
         metrics["final"]["weight_bits_before_pruning"] = size_before["total"]["weight_bits"]
         metrics["final"]["binary_macs_before_pruning"] = size_before["total"]["binary_macs"]
     encoder = model.get_layer("encoder")
-    if isinstance(encoder, encoders._ThermometerBase):
+    if isinstance(encoder, encoders.ThermometerBase):
         plots.transfer_curve(encoder, run.transfer_curve, title=f"{type(encoder).__name__} transfer curve ({cfg.dataset})")
         metrics["final"]["thresholds"] = encoder.thresholds().tolist()
     atomic.write_json(run.metrics, metrics)

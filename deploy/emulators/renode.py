@@ -31,23 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import jinja2
-
 from deploy.boards import Board, load_board
-from deploy.emulator import EmulatorError, EmulatorTimeout, RunResult
-from deploy import toolchain
+from deploy.emulators.result import EmulatorError, EmulatorTimeout, RunResult
+from deploy.boards import toolchain
+from deploy.templates import render
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "firmware_templates" / "renode"
 BOOT_PREFIX = "larq-glt boot: board"
 
 
 class RenodeError(EmulatorError):
     """Renode files cannot be generated for this input, or Renode failed."""
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 def _renode_path(p: Path) -> str:
@@ -125,9 +118,8 @@ def render_renode_files(board: "str | Board", elf: "str | os.PathLike", out_dir:
         "result_timeout": _seconds(result_timeout),
         "console_timeout": _seconds(console_timeout),
     }
-    env = _env()
     for kind, tpl in (("repl", "platform.repl.j2"), ("resc", "machine.resc.j2"), ("robot", "test.robot.j2")):
-        _write_atomic(paths[kind], env.get_template(tpl).render(ctx))
+        _write_atomic(paths[kind], render(f"renode/{tpl}", **ctx))
     return paths
 
 
