@@ -55,13 +55,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
 
-import larq_glt  # noqa: E402,F401  (legacy Keras before TensorFlow)
-
-from larq_glt import atomic  # noqa: E402
+from larq_glt import atomic
 
 REFERENCES = ROOT.parent / "shared" / "reference_models"
 IMAGES = ROOT.parent / "shared" / "data" / "vww96"
@@ -387,8 +385,7 @@ def larq_glt_entry(name: str, path: Path, images, labels, *, mcu: bool, board: s
             **evaluate(tflite_runner(tflite), images, labels),
         }
         if mcu:
-            sys.path.insert(0, str(ROOT / "bench"))
-            import mcu_cost
+            from bench import mcu_cost
 
             cost = mcu_cost.measure(tflite, board=board, op_repeat=1)
             entry["mcu"] = {

@@ -26,15 +26,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deploy import emulators  # noqa: E402
-from deploy.firmware import image as firmware  # noqa: E402
-from deploy.emulators import protocol  # noqa: E402
-from deploy.firmware import samples  # noqa: E402
-from larq_glt import atomic  # noqa: E402
+from deploy import emulators
+from deploy.firmware import image as firmware
+from deploy.emulators import protocol
+from deploy.firmware import samples
+from larq_glt import atomic
 
 MLPERF_REFERENCE = {
     "model": "MLPerf Tiny VWW int8 MobileNetV1 0.25 (96x96), TFLM + CMSIS-NN",
@@ -154,8 +152,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     res = measure(args.model, args.board, op_repeat=args.op_repeat)
     if args.tflm_dir:
-        sys.path.insert(0, str(ROOT / "bench"))
-        import tflm_cost  # the same model and frames under TFLM; logits must be identical
+        from bench import tflm_cost  # the same model and frames under TFLM; logits must be identical
 
         res["tflm"] = tflm_cost.compare(args.model, args.board, tflm_dir=args.tflm_dir)["tflm"]
     command = "python bench/mcu_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -27,16 +27,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deploy import emulators  # noqa: E402
-from deploy.firmware import image as firmware  # noqa: E402
-from deploy.emulators import protocol  # noqa: E402
-from deploy.firmware import samples  # noqa: E402
-from deploy.tflm import target as tflm  # noqa: E402
-from larq_glt import atomic  # noqa: E402
+from deploy import emulators
+from deploy.firmware import image as firmware
+from deploy.emulators import protocol
+from deploy.firmware import samples
+from deploy.tflm import target as tflm
+from larq_glt import atomic
 
 
 def _stream(board, elf, frames, timeout):

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from deploy.boards import BoardError, known_boards  # noqa: E402
+from deploy.boards import BoardError, known_boards
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,16 +25,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deploy import emulators  # noqa: E402
-from deploy.firmware import image as firmware  # noqa: E402
-from deploy.emulators import protocol  # noqa: E402
-from deploy.firmware import samples  # noqa: E402
-from deploy.boards import toolchain  # noqa: E402
-from deploy.boards import BoardError, load_board  # noqa: E402
+from deploy import emulators
+from deploy.firmware import image as firmware
+from deploy.emulators import protocol
+from deploy.firmware import samples
+from deploy.boards import toolchain
+from deploy.boards import BoardError, load_board
 
 #: When Renode is absent, a Nucleo board's firmware is run on the QEMU board with the same core.
 QEMU_STAND_IN = {"cortex-m7": "mps2-an500", "cortex-m4": "mps2-an386"}

@@ -172,8 +172,7 @@ def test_nucleo_build_and_size_report(exported_default, tmp_path):
 
 
 def test_unknown_board_lists_known_ones(exported_default, capsys):
-    sys.path.insert(0, "deploy")
-    import build  # deploy/build.py
+    from deploy import build
 
     assert build.main(["--board", "arduino", "--model", str(exported_default / "model.tflite")]) == 2
     err = capsys.readouterr().err
@@ -181,8 +180,7 @@ def test_unknown_board_lists_known_ones(exported_default, capsys):
 
 
 def test_bad_profile_repeat_is_refused(exported_default, capsys):
-    sys.path.insert(0, "deploy")
-    import build  # deploy/build.py
+    from deploy import build
 
     model = str(exported_default / "model.tflite")
     assert build.main(["--board", "mps2-an500", "--model", model, "--profile", "--profile-repeat", "0"]) == 2
