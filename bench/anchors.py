@@ -480,7 +480,7 @@ def render(result: dict) -> str:
         "1 bit plus their padding, folded batch norm at 32 bits per value, GLT thresholds at 8).",
         "- **Instructions and peak RAM**, larq-glt: measured by this run with `bench/mcu_cost.measure` "
         "(firmware built for QEMU `mps2-an500`, `-icount shift=0`, SysTick × 40 = instructions; mean over the "
-        "sample photos of `deploy/samples.py`; peak RAM = planned arena + measured stack high-water mark + the "
+        "sample photos of `deploy/firmware/samples.py`; peak RAM = planned arena + measured stack high-water mark + the "
         "96×96×3 input frame).",
         f"- ¹ References: as stated in `../shared/reference_models/README.md` ({COST_SOURCE.split(': ', 1)[1]}); "
         "not re-measured here. Its RAM column is the TFLM arena alone (no stack, no input frame outside the arena). "

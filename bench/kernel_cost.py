@@ -66,7 +66,7 @@ def test_frames(shape, n: int, seed: int) -> np.ndarray:
 def input_densities(model, calls, frame: np.ndarray, work: Path) -> dict:
     """Fraction of set bits (-1 values) in each bit-packed input, by call index: the
     bit-sliced bconv sums min(set, unset) window bits, so its cost depends on it.
-    Computed with the host build of deploy/runtime (tests/kernels/hostlib.py)."""
+    Computed with the host build of deploy/runtime (deploy/firmware/hostlib.py)."""
     from deploy.firmware import hostlib
 
     work.mkdir(parents=True, exist_ok=True)

@@ -216,7 +216,7 @@ def fake_renode(monkeypatch):
 
 
 def fake_build(tmp_path, model_name="person_detect"):
-    """A build directory as deploy/firmware.py leaves it: the ELF and its size.json."""
+    """A build directory as deploy/firmware/image.py leaves it: the ELF and its size.json."""
     out = tmp_path / "build"
     out.mkdir()
     (out / "firmware.elf").write_bytes(b"\x7fELF")

@@ -1,4 +1,4 @@
-"""TensorFlow Lite Micro target (deploy/tflm.py, deploy/tflm/*.cc).
+"""TensorFlow Lite Micro target (deploy/tflm/target.py, deploy/tflm/*.cc).
 
 Without a TFLM tree: the custom options the TFLM kernels read against what LCE
 wrote, the flatbuffer rewrite (fused input encoder), the resolver list, the

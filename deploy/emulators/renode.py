@@ -59,7 +59,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def model_name_of(elf: "str | os.PathLike") -> str | None:
     """The model name a firmware prints in its boot line, from the size.json that
-    deploy/firmware.py writes next to the ELF; None when there is none."""
+    deploy/firmware/image.py writes next to the ELF; None when there is none."""
     info = Path(elf).parent / "size.json"
     try:
         name = json.loads(info.read_text()).get("model_name")
@@ -76,7 +76,7 @@ def render_renode_files(board: "str | Board", elf: "str | os.PathLike", out_dir:
     """Write <board>.repl/.resc/.robot into out_dir; returns {"repl", "resc", "robot"} paths.
 
     model_name: the name in the firmware's boot line; None: the one recorded next to
-      the ELF by deploy/firmware.py (model_name_of), else the suite waits for the boot
+      the ELF by deploy/firmware/image.py (model_name_of), else the suite waits for the boot
       line up to `model ` (substring match) rather than for a wrong name.
     frame_source: the firmware's ("builtin": the test waits for `result_count` result
       lines; "uart": it checks the command console with ping/stats instead).

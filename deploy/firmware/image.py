@@ -34,7 +34,7 @@ from larq_glt.flatbuffer import ModelFormatError, read_model
 
 __all__ = ["FirmwareError", "BuildResult", "build", "resolve_model", "DEFAULT_MODEL", "model_metadata"]
 
-#: The shipped person detector (see models/README.md); the default of build.py and the demo.
+#: The shipped person detector (see models/person_detect/MODEL_CARD.md); the default of build.py and the demo.
 DEFAULT_MODEL = ROOT / "models" / "person_detect" / "model.tflite"
 #: Code and libc estimate used for the pre-compile fit check (the real size comes after linking).
 CODE_ESTIMATE = 24 * 1024

@@ -17,7 +17,7 @@ tree and its prebuilt ``libtensorflow-microlite.a``.
 The uint8 input encoder (CAST -> RESHAPE -> SUB -> RESHAPE -> LceQuantize for
 GLT) cannot run as TFLM builtins: TFLM's CAST has no UINT8 input, and the float
 intermediates would need ~2 MB of arena for a 96x96 frame. :func:`tflm_model`
-rewrites the flatbuffer for TFLM with what ``deploy/lowering.py`` computes for
+rewrites the flatbuffer for TFLM with what ``deploy/lower/`` computes for
 the generated runtime (so the bits are the same): the encoder and the first
 binary conv become one ``GltStem`` op (``glt_stem_opt``: raw frame in, no
 encoded frame in RAM), the other bit-packed LceBconv2d ops get the lane tables
@@ -254,7 +254,7 @@ def _stem_call(model: Model, front) -> "lower.KernelCall | None":
 def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[bytes, list[str]]:
     """The flatbuffer TFLM runs: ``data`` with its uint8 input encoder replaced
     (see the module docstring) and, with ``accelerate``, the build-time tables of
-    the generated runtime's fastest kernels, computed by deploy/lowering.py exactly
+    the generated runtime's fastest kernels, computed by deploy/lower/ exactly
     as for that runtime (flash, not arena):
 
     - the encoder and the LceBconv2d reading it -> one GltStem op (glt_stem_opt);
