@@ -55,13 +55,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
 
-import larq_glt  # noqa: E402,F401  (legacy Keras before TensorFlow)
-
-from larq_glt import atomic  # noqa: E402
+from larq_glt import atomic
 
 REFERENCES = ROOT.parent / "shared" / "reference_models"
 IMAGES = ROOT.parent / "shared" / "data" / "vww96"
@@ -387,8 +385,7 @@ def larq_glt_entry(name: str, path: Path, images, labels, *, mcu: bool, board: s
             **evaluate(tflite_runner(tflite), images, labels),
         }
         if mcu:
-            sys.path.insert(0, str(ROOT / "bench"))
-            import mcu_cost
+            from bench import mcu_cost
 
             cost = mcu_cost.measure(tflite, board=board, op_repeat=1)
             entry["mcu"] = {
@@ -483,7 +480,7 @@ def render(result: dict) -> str:
         "1 bit plus their padding, folded batch norm at 32 bits per value, GLT thresholds at 8).",
         "- **Instructions and peak RAM**, larq-glt: measured by this run with `bench/mcu_cost.measure` "
         "(firmware built for QEMU `mps2-an500`, `-icount shift=0`, SysTick × 40 = instructions; mean over the "
-        "sample photos of `deploy/samples.py`; peak RAM = planned arena + measured stack high-water mark + the "
+        "sample photos of `deploy/firmware/samples.py`; peak RAM = planned arena + measured stack high-water mark + the "
         "96×96×3 input frame).",
         f"- ¹ References: as stated in `../shared/reference_models/README.md` ({COST_SOURCE.split(': ', 1)[1]}); "
         "not re-measured here. Its RAM column is the TFLM arena alone (no stack, no input frame outside the arena). "

@@ -64,13 +64,11 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import larq_glt  # noqa: F401  (selects legacy Keras before TensorFlow loads)
+import numpy as np
 
-import larq_glt  # noqa: E402,F401  (selects legacy Keras before TensorFlow loads)
-import numpy as np  # noqa: E402
-
-from larq_glt import atomic  # noqa: E402
-from larq_glt.data import tone  # noqa: E402
+from larq_glt import atomic
+from larq_glt.data import tone
 
 ENCODINGS = ("glt", "thermo", "nbc", "float")
 # Also accepted: "glt-lrM", GLT whose thresholds learn M times faster than the

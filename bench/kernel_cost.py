@@ -28,9 +28,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 # Targets of issue 5 (acceptance) and the reference they derive from.
 TFLM_CMSIS_VWW_INSTRUCTIONS = 24_000_000
@@ -68,8 +66,8 @@ def test_frames(shape, n: int, seed: int) -> np.ndarray:
 def input_densities(model, calls, frame: np.ndarray, work: Path) -> dict:
     """Fraction of set bits (-1 values) in each bit-packed input, by call index: the
     bit-sliced bconv sums min(set, unset) window bits, so its cost depends on it.
-    Computed with the host build of deploy/runtime (tests/kernels/hostlib.py)."""
-    from tests.kernels import hostlib
+    Computed with the host build of deploy/runtime (deploy/firmware/hostlib.py)."""
+    from deploy.firmware import hostlib
 
     work.mkdir(parents=True, exist_ok=True)
     lib = hostlib.build(work)
@@ -86,7 +84,11 @@ def input_densities(model, calls, frame: np.ndarray, work: Path) -> dict:
 
 
 def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) -> dict:
-    from deploy import codegen, emulator, harness, host, protocol
+    from deploy import codegen
+    from deploy import emulators
+    from deploy.firmware import harness
+    from deploy.firmware import host
+    from deploy.emulators import protocol
     from larq_glt import flatbuffer
 
     model = flatbuffer.read_model(tflite)
@@ -101,7 +103,7 @@ def measure(tflite: Path, board: str, n_frames: int, work: Path, seed: int = 0) 
                                  options=harness.HarnessOptions(max_frames=n_frames, profile=True))
     elf = harness.build_firmware(out)
     size = harness.size_report(elf, board)
-    run = emulator.run(board, elf, timeout=600)
+    run = emulators.run(board, elf, timeout=600)
     if not run.ok:
         raise SystemExit(f"firmware run failed: {run.describe()}")
     results = [protocol.parse_result(l) for l in run.lines if l.startswith("result:")]

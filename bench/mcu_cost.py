@@ -26,12 +26,13 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deploy import emulator, firmware, protocol, samples  # noqa: E402
-from larq_glt import atomic  # noqa: E402
+from deploy import emulators
+from deploy.firmware import image as firmware
+from deploy.emulators import protocol
+from deploy.firmware import samples
+from larq_glt import atomic
 
 MLPERF_REFERENCE = {
     "model": "MLPerf Tiny VWW int8 MobileNetV1 0.25 (96x96), TFLM + CMSIS-NN",
@@ -54,7 +55,7 @@ def _run(model, board, frames, out_dir, timeout, profile_repeat=1):
                            profile_repeat=profile_repeat)
     if frames is None:
         frames, _, _ = samples.load(build.generated.input_shape)
-    with emulator.open_session(board, build.elf, timeout=timeout * profile_repeat * (len(frames) + 2)) as session:
+    with emulators.open_session(board, build.elf, timeout=timeout * profile_repeat * (len(frames) + 2)) as session:
         session.wait_for(r"^larq-glt boot: ", timeout=timeout)
         client = protocol.FrameClient(session, timeout=timeout * profile_repeat)
         results, ops = client.stream_profiled([f.tobytes() for f in frames])
@@ -151,8 +152,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     res = measure(args.model, args.board, op_repeat=args.op_repeat)
     if args.tflm_dir:
-        sys.path.insert(0, str(ROOT / "bench"))
-        import tflm_cost  # the same model and frames under TFLM; logits must be identical
+        from bench import tflm_cost  # the same model and frames under TFLM; logits must be identical
 
         res["tflm"] = tflm_cost.compare(args.model, args.board, tflm_dir=args.tflm_dir)["tflm"]
     command = "python bench/mcu_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])

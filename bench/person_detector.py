@@ -37,12 +37,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import larq_glt  # noqa: F401
 
-import larq_glt  # noqa: E402,F401
-
-from larq_glt import atomic, export, runs, summary  # noqa: E402
-from larq_glt.training import TrainConfig, train  # noqa: E402
+from larq_glt import atomic, export, runs, summary
+from larq_glt.training import TrainConfig, train
 
 DATA = ROOT.parent / "shared" / "data"
 SHIP = ROOT / "models" / "person_detect"

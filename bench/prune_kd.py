@@ -39,14 +39,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import larq_glt  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
 
-import larq_glt  # noqa: E402,F401
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-
-from larq_glt import atomic, training  # noqa: E402
-from larq_glt.runs import RunDir  # noqa: E402
+from larq_glt import atomic, training
+from larq_glt.runs import RunDir
 
 BUDGET_BITS = 1_000_000
 

@@ -27,17 +27,19 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deploy import emulator, firmware, protocol, samples, tflm  # noqa: E402
-from larq_glt import atomic  # noqa: E402
+from deploy import emulators
+from deploy.firmware import image as firmware
+from deploy.emulators import protocol
+from deploy.firmware import samples
+from deploy.tflm import target as tflm
+from larq_glt import atomic
 
 
 def _stream(board, elf, frames, timeout):
     """Boot fields, results, per-op counts and the stats of streaming `frames`."""
-    with emulator.open_session(board, elf, timeout=timeout * (len(frames) + 2)) as session:
+    with emulators.open_session(board, elf, timeout=timeout * (len(frames) + 2)) as session:
         boot = protocol.parse_boot(session.wait_for(r"^larq-glt boot: .*", timeout=timeout)[0])
         client = protocol.FrameClient(session, timeout=timeout)
         results, per_frame = client.stream_profiled([f.tobytes() for f in frames])

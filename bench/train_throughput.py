@@ -20,14 +20,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import larq_glt  # noqa: F401
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
 
-import larq_glt  # noqa: E402,F401
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-
-from larq_glt import atomic, models  # noqa: E402
+from larq_glt import atomic, models
 
 
 def measure(encoding: str, steps: int, warmup: int, batch_size: int, image_size: int, seed: int) -> float:

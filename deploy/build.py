@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from deploy.boards import BoardError, known_boards  # noqa: E402
+from deploy.boards import BoardError, known_boards
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from deploy import firmware, toolchain
+    from deploy.firmware import image as firmware
+    from deploy.boards import toolchain
 
     if args.max_frames is not None and args.max_frames < 1:
         print(f"error: --max-frames must be at least 1, got {args.max_frames}", file=sys.stderr)
@@ -65,7 +63,7 @@ def main(argv=None) -> int:
 
     try:
         if args.runtime == "tflm":
-            from deploy import tflm
+            from deploy.tflm import target as tflm
 
             result = tflm.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
                                 tflm_dir=args.tflm_dir, opt_level=args.opt, frame_source=args.frame_source,

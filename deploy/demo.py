@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deploy import emulator, firmware, protocol, samples, toolchain  # noqa: E402
-from deploy.boards import BoardError, load_board  # noqa: E402
+from deploy import emulators
+from deploy.firmware import image as firmware
+from deploy.emulators import protocol
+from deploy.firmware import samples
+from deploy.boards import toolchain
+from deploy.boards import BoardError, load_board
 
 #: When Renode is absent, a Nucleo board's firmware is run on the QEMU board with the same core.
 QEMU_STAND_IN = {"cortex-m7": "mps2-an500", "cortex-m4": "mps2-an386"}
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
     agree, correct, labelled, cycles = 0, 0, 0, []
     start = time.monotonic()
     try:
-        with emulator.open_session(target, out / "firmware.elf", force=args.emulator if target == board.name else None,
+        with emulators.open_session(target, out / "firmware.elf", force=args.emulator if target == board.name else None,
                                    model_name=firmware.model_name(model_path),
                                    timeout=args.timeout * (len(frames) + 2)) as session:
             boot = session.wait_for(r"^larq-glt boot: .*", timeout=args.timeout)
@@ -193,7 +195,7 @@ def main(argv=None) -> int:
                     print(f"frame {i:4d} {name[:40]:40s} {res.class_name:>12s} score {res.score:.3f} "
                           f"{unit} {res.cycles:>9,}  host reference: {'equal' if same else 'DIFFERENT'}{mark}",
                           flush=True)
-    except (protocol.ProtocolError, emulator.EmulatorError) as e:
+    except (protocol.ProtocolError, emulators.EmulatorError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - start

@@ -46,6 +46,7 @@ import tf_keras as keras
 
 __all__ = [
     "Encoder",
+    "ThermometerBase",
     "GLT",
     "Thermometer",
     "NaturalBinary",
@@ -163,7 +164,11 @@ class Encoder(keras.layers.Layer):
         return {**super().get_config(), "output": self.output_mode}
 
 
-class _ThermometerBase(Encoder):
+class ThermometerBase(Encoder):
+    """The common base of the thermometer encoders (Thermometer, GLT): K ordered
+    thresholds per colour channel; `isinstance(layer, ThermometerBase)` is how
+    export, summary and training recognise a thermometer code."""
+
     def __init__(self, levels: int = DEFAULT_LEVELS, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= int(levels) <= 255:
@@ -192,7 +197,7 @@ def uniform_thresholds(levels: int) -> np.ndarray:
 
 
 @keras.utils.register_keras_serializable(package="larq_glt", name="Thermometer")
-class Thermometer(_ThermometerBase):
+class Thermometer(ThermometerBase):
     r"""Fixed uniform thermometer code with K levels (the non-learned baseline).
 
     \\[ q_{c,k}(x) = \begin{cases} +1 & x_c \ge t_k \\ -1 & x_c < t_k \end{cases},
@@ -216,7 +221,7 @@ class Thermometer(_ThermometerBase):
 
 
 @keras.utils.register_keras_serializable(package="larq_glt", name="GLT")
-class GLT(_ThermometerBase):
+class GLT(ThermometerBase):
     r"""Generic Learned Thermometer: K learned, strictly increasing thresholds.
 
     Forward (per colour channel c, or shared across channels):

@@ -171,7 +171,7 @@ def encoder_json(encoder) -> dict:
         "semantics": "plane = +1 where the LUT entry is 1, -1 where it is 0; for thermometers plane k is +1 iff pixel >= thresholds[c][k]",
         "lut": (lut > 0).astype(int).tolist(),
     }
-    if isinstance(encoder, encoders._ThermometerBase):
+    if isinstance(encoder, encoders.ThermometerBase):
         doc["thresholds"] = encoder.thresholds().tolist()
     return doc
 
@@ -244,7 +244,7 @@ def export_keras(model, out_dir, *, class_names=None, check_images=None, check_s
     with atomic.directory(out) as tmp:
         (tmp / "model.tflite").write_bytes(flatbuffer)
         (tmp / "encoder.json").write_text(json.dumps(encoder_json(encoder), indent=1) + "\n")
-        if isinstance(encoder, encoders._ThermometerBase):
+        if isinstance(encoder, encoders.ThermometerBase):
             (tmp / "adc_levels.csv").write_text(adc_levels_csv(encoder))
         (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "report.json").write_text(json.dumps(rep, indent=2) + "\n")

@@ -35,7 +35,7 @@ import tf_keras as keras
 
 from larq_glt import encoders
 
-__all__ = ["ModelConfig", "ModelConfigError", "Block", "compact", "check_binary_groups"]
+__all__ = ["ModelConfig", "ModelConfigError", "Block", "compact", "check_binary_groups", "scaled_filters"]
 
 
 class ModelConfigError(ValueError):
@@ -123,7 +123,8 @@ class ModelConfig:
         return cls(**d)
 
 
-def _scaled(filters: int, width: float) -> int:
+def scaled_filters(filters: int, width: float) -> int:
+    """A layer's filter count at width multiplier `width` (at least 1)."""
     return max(1, int(round(filters * width)))
 
 
@@ -190,7 +191,7 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     )
     x = encoder(inputs)
 
-    stem_filters = _scaled(config.stem_filters, config.width)
+    stem_filters = scaled_filters(config.stem_filters, config.width)
     if encoder.binary and config.precision == "binary":
         stem = _bconv(stem_filters, config.stem_kernel, "stem_conv", config.pad_values, strides=config.stem_stride)
     else:
@@ -208,7 +209,7 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     channels = stem_filters
     for i, block in enumerate(config.blocks):
         name = f"block{i + 1}"
-        filters = _scaled(block.filters, config.width)
+        filters = scaled_filters(block.filters, config.width)
         check_binary_groups(channels, block.groups, f"{name}_conv")
         if filters % block.groups:
             raise ModelConfigError(f"{name}_conv: {filters} filters not divisible by {block.groups} groups")

@@ -188,7 +188,7 @@ class PrunePlan:
 
 def _channels(config: models.ModelConfig) -> list[tuple[str, int, int]]:
     """(conv name, output channels, groups) of every prunable producer."""
-    scaled = models._scaled
+    scaled = models.scaled_filters
     out = [("stem_conv", scaled(config.stem_filters, config.width), 1)]
     for i, b in enumerate(config.blocks):
         out.append((f"block{i + 1}_conv", scaled(b.filters, config.width), b.groups))

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from larq_glt.opset import ENCODER_OPS, RUNTIME_OPS, layer_of, unsupported_ops
+
 __all__ = ["ReportError", "read_flatbuffer", "model_report", "format_markdown", "check_deployable", "layer_of"]
 
 BINARY_OPS = {"LceBconv2d", "LceBMaxPool2d"}
@@ -53,58 +55,17 @@ def read_file(path):
     return read_flatbuffer(path.read_bytes(), str(path))
 
 
-_ENCODER_OPCODES = {"CAST", "RESHAPE", "EXPAND_DIMS", "SUB", "ADD", "MUL", "FLOOR", "TILE", "BROADCAST_TO"}
-
-
-def _name_layer(tensor_name: str) -> str | None:
-    parts = tensor_name.split(";")[0].split("/")
-    return parts[1] if len(parts) > 2 else None
-
-
-def layer_of(model, op) -> str:
-    """The Keras layer an op came from.
-
-    LCE names a bit-packed tensor after the quantizer of the layer that reads
-    it, so a binary conv is named by its *input* tensor; a max pool is named
-    after the conv it follows; other ops by their output tensor.
-    """
-    src = model.inputs[0] if model.inputs else None
-    if op.opcode == "LceBconv2d":
-        return _name_layer(model.tensors[op.inputs[0]].name) or "?"
-    if op.opcode in ("LceBMaxPool2d", "MAX_POOL_2D"):
-        prev = model.producer(op.inputs[0])
-        return f"{layer_of(model, prev)} pool" if prev is not None else "pool"
-    if op.opcode == "LceQuantize" and model.producer(op.inputs[0]) is not None and \
-            model.producer(op.inputs[0]).opcode in _ENCODER_OPCODES:
-        return "encoder"
-    if op.opcode in _ENCODER_OPCODES and any(i == src for i in op.inputs):
-        return "encoder"
-    for t in list(op.outputs) + [i for i in op.inputs if i >= 0]:
-        name = _name_layer(model.tensors[t].name)
-        if name:
-            return name
-    return "?"
-
-
 def check_deployable(model) -> None:
-    """Raise ReportError naming the op and Keras layer the firmware cannot run."""
-    from deploy.lowering import UnsupportedOpError, lower_operator, lower_model
-
-    try:
-        lower_model(model)
-    except UnsupportedOpError as e:
-        # Name the Keras layer of the first op that fails on its own.
-        for op in model.operators:
-            try:
-                if op.opcode in _ENCODER_OPCODES:
-                    continue  # encoder ops are judged as part of the fused front end
-                lower_operator(model, op)
-            except UnsupportedOpError:
-                raise ReportError(
-                    f"op {op.opcode} (operator {op.index}, from Keras layer '{layer_of(model, op)}') is not "
-                    f"supported by the larq-glt firmware runtime: {e}"
-                ) from None
-        raise ReportError(f"the firmware runtime cannot run this model: {e}") from None
+    """Raise ReportError naming the first op (and its Keras layer) outside the op set
+    the firmware runs (:mod:`larq_glt.opset`)."""
+    bad = unsupported_ops(model)
+    if bad:
+        op = bad[0]
+        hint = " (allowed only inside the uint8 input encoder that ends in LceQuantize)" \
+            if op.opcode in ENCODER_OPS else ""
+        raise ReportError(
+            f"op {op.opcode} (operator {op.index}, from Keras layer '{layer_of(model, op)}') is not "
+            f"supported by the larq-glt firmware runtime{hint}; supported: {', '.join(sorted(RUNTIME_OPS))}")
 
 
 def _op_cost(model, op) -> tuple[int, int]:

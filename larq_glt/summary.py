@@ -62,7 +62,7 @@ def layer_cost(layer: keras.layers.Layer) -> dict:
         c = int(layer.gamma.shape[0])
         row["float_params"] = 2 * c  # folded: multiplier + bias
         row["weight_bits"] = 64 * c
-    elif isinstance(layer, encoders._ThermometerBase):
+    elif isinstance(layer, encoders.ThermometerBase):
         t = layer.thresholds()
         row["weight_bits"] = 8 * t.size  # comparator levels are ADC codes
     else:

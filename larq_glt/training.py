@@ -660,7 +660,7 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
         metrics["final"]["weight_bits_before_pruning"] = size_before["total"]["weight_bits"]
         metrics["final"]["binary_macs_before_pruning"] = size_before["total"]["binary_macs"]
     encoder = model.get_layer("encoder")
-    if isinstance(encoder, encoders._ThermometerBase):
+    if isinstance(encoder, encoders.ThermometerBase):
         plots.transfer_curve(encoder, run.transfer_curve, title=f"{type(encoder).__name__} transfer curve ({cfg.dataset})")
         metrics["final"]["thresholds"] = encoder.thresholds().tolist()
     atomic.write_json(run.metrics, metrics)

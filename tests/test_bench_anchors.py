@@ -2,15 +2,12 @@
 generated Keras models converted to TFLite (float input, and int8/uint8 inputs
 quantized by the converter; softmax and logit outputs) and generated images;
 no ../shared data here."""
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-import anchors  # noqa: E402  (imports larq_glt first: legacy Keras)
+from bench import anchors  # imports larq_glt first: legacy Keras
 
 SIDE = 8  # the models' side; the images are 16×16, so every model resizes
 

@@ -1,11 +1,7 @@
 """bench/prune_kd.py: the acceptance verdict and the results page on fake cells
 (the training itself is covered by tests/test_training.py)."""
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-import prune_kd  # noqa: E402
+from bench import prune_kd
 
 
 def _row(ratio, kd, acc, bits):

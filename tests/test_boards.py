@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from deploy import toolchain
+from deploy.boards import toolchain
 from deploy.boards import BoardError, known_boards, load_board, load_board_file
-from deploy.emulator import EmulatorError, choose_emulator
+from deploy.emulators import EmulatorError, choose_emulator
 
 ALL_BOARDS = ["mps2-an386", "mps2-an500", "nucleo", "nucleo-l4r5zi"]
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
-from deploy import codegen, host
+from deploy import codegen
+from deploy.firmware import host
 from larq_glt import export, flatbuffer, models
 from larq_glt.models import Block, ModelConfig
 
@@ -118,14 +119,16 @@ def test_shipped_model_bit_exact(tmp_path):
 def test_shipped_model_bit_exact_on_cortex_m7(tmp_path):
     """The same on QEMU mps2-an500 (Cortex-M7, DSP extension): the stem's single
     saturating pass over sums beyond a byte equals LCE on 6 frames."""
-    from deploy import emulator, firmware, protocol
+    from deploy import emulators
+    from deploy.firmware import image as firmware
+    from deploy.emulators import protocol
     from tests.conftest import have_arm_toolchain
 
     if not have_arm_toolchain():
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
     frames = frames_for((96, 96, 3), 6, seed=21)
     result = firmware.build("mps2-an500", model=SHIPPED, out=tmp_path / "fw", frames=frames, max_frames=6)
-    run = emulator.run("mps2-an500", result.elf, timeout=120)
+    run = emulators.run("mps2-an500", result.elf, timeout=120)
     assert run.status == "exited" and run.exit_code == 0, run.describe()
     results = [r for r in map(protocol.parse_result, run.lines) if r]
     assert len(results) == 6

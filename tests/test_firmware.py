@@ -7,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from deploy import codegen, firmware, host
+from deploy import codegen
+from deploy.firmware import image as firmware
+from deploy.firmware import host
 from larq_glt.flatbuffer import read_model
 from tests.conftest import have_arm_toolchain
 
@@ -53,12 +55,13 @@ def test_generated_sources_are_deterministic(exported_default):
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_qemu_firmware_matches_host_and_lce(exported_default, tmp_path):
-    from deploy import emulator, protocol
+    from deploy import emulators
+    from deploy.emulators import protocol
 
     frames = _frames(4, seed=3)
     result = firmware.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "fw",
                             frames=frames, max_frames=4, profile=True)
-    run = emulator.run("mps2-an500", result.elf, timeout=120)
+    run = emulators.run("mps2-an500", result.elf, timeout=120)
     assert run.status == "exited" and run.exit_code == 0, run.describe()
     results = [r for r in map(protocol.parse_result, run.lines) if r]
     assert len(results) == 4
@@ -96,13 +99,15 @@ def test_forced_selfcheck_failure_is_reported_and_results_stay_exact(exported_de
     Renode 1.15.3's USUB8): the boot self-check names it in a clear line, the
     stem runs its portable path, and every logit still equals LCE's. The board
     prints the LED's wake/sleep transitions."""
-    from deploy import emulator, protocol, samples
+    from deploy import emulators
+    from deploy.emulators import protocol
+    from deploy.firmware import samples
 
     sample_frames, _, _ = samples.load((96, 96, 3))
     frames = np.concatenate([sample_frames, _frames(2, seed=3)])
     result = firmware.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "fw",
                             frames=frames, max_frames=len(frames), simulate_broken_simd=True)
-    run = emulator.run("mps2-an500", result.elf, timeout=180)
+    run = emulators.run("mps2-an500", result.elf, timeout=180)
     assert run.status == "exited" and run.exit_code == 0, run.describe()
     assert run.lines[0].startswith("larq-glt boot: board mps2-an500 model export ")
     assert run.lines[1] == ("selfcheck: FAILED stem SIMD: UADD8+SEL comparison (GE flags); "
@@ -121,7 +126,8 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
     """PROFILE_REPEAT runs each op n times per timing and prints the mean: the same
     logits, per-op counts within one SysTick tick (40 instructions) of the single
     run's, and a result-line total that counts every repeat."""
-    from deploy import emulator, protocol
+    from deploy import emulators
+    from deploy.emulators import protocol
 
     frames = _frames(2, seed=5)
     runs = {}
@@ -129,7 +135,7 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
         result = firmware.build("mps2-an500", model=exported_default / "model.tflite",
                                 out=tmp_path / f"fw{repeat}", frames=frames, max_frames=2, profile=True,
                                 profile_repeat=repeat)
-        run = emulator.run("mps2-an500", result.elf, timeout=120)
+        run = emulators.run("mps2-an500", result.elf, timeout=120)
         assert run.status == "exited" and run.exit_code == 0, run.describe()
         runs[repeat] = ([r for r in map(protocol.parse_result, run.lines) if r],
                         [protocol.parse_ops(l)["ops"] for l in run.lines if l.startswith("ops:")])
@@ -166,8 +172,7 @@ def test_nucleo_build_and_size_report(exported_default, tmp_path):
 
 
 def test_unknown_board_lists_known_ones(exported_default, capsys):
-    sys.path.insert(0, "deploy")
-    import build  # deploy/build.py
+    from deploy import build
 
     assert build.main(["--board", "arduino", "--model", str(exported_default / "model.tflite")]) == 2
     err = capsys.readouterr().err
@@ -175,8 +180,7 @@ def test_unknown_board_lists_known_ones(exported_default, capsys):
 
 
 def test_bad_profile_repeat_is_refused(exported_default, capsys):
-    sys.path.insert(0, "deploy")
-    import build  # deploy/build.py
+    from deploy import build
 
     model = str(exported_default / "model.tflite")
     assert build.main(["--board", "mps2-an500", "--model", model, "--profile", "--profile-repeat", "0"]) == 2
@@ -186,7 +190,7 @@ def test_bad_profile_repeat_is_refused(exported_default, capsys):
 
 
 def test_model_that_does_not_fit_is_refused_before_compiling(exported_default, tmp_path, monkeypatch):
-    from deploy import boards
+    from deploy.boards import board as boards
 
     real = boards.load_board("mps2-an386")
     tiny = boards.Board(**{**real.__dict__, "ram": boards.MemoryRegion(real.ram.origin, 16 * 1024)})

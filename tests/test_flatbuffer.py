@@ -1,4 +1,4 @@
-"""deploy/flatbuffer.py: reading models, and clear errors for bad files.
+"""larq_glt/flatbuffer.py: reading models, and clear errors for bad files.
 
 A real LCE-converted model is read in test_kernels_vs_lce.py (it needs the
 converter); here the flatbuffers are built in Python, so the tests are fast.

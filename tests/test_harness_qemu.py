@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy import protocol
+from deploy.emulators import protocol
 from deploy.boards import known_boards, load_board
-from deploy.harness import HarnessError, HarnessOptions, build_firmware, render_harness, size_report
-from deploy.qemu import QemuSession, run_qemu
+from deploy.firmware.harness import HarnessError, HarnessOptions, build_firmware, render_harness, size_report
+from deploy.emulators.qemu import QemuSession, run_qemu
 from tests.fixtures.stub_model.reference import CLASS_NAMES, stub_reference
 
 STUB = Path(__file__).parent / "fixtures" / "stub_model"

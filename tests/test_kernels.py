@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deploy import lowering
-from deploy.lowering import (OUT_BITS, OUT_FLOAT, OUT_INT8, bconv_scratch_bytes, bitpack, lane_planes,
-                             lane_tables)
-from tests.kernels import hostlib
+from deploy import lower
+from deploy.lower import (OUT_BITS, OUT_FLOAT, OUT_INT8, bconv_scratch_bytes, bitpack, lane_planes,
+                          lane_tables)
+from deploy.firmware import hostlib
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +244,7 @@ def test_bconv2d_whole_input_window(lib, out_type):
                 # lowering's choice (it calls the dense path directly) agrees with the kernel's
                 hp = hostlib.Params("glt_bconv2d_params", params, arrays)
                 c_dense = bool(lib.glt_bconv2d_is_dense(hp.ref))
-                assert c_dense == lowering.bconv_is_dense(params), (fh, fw, cin, cout, v)
+                assert c_dense == lower.bconv_is_dense(params), (fh, fw, cin, cout, v)
                 assert c_dense or v is not variants[0]
                 if c_dense:  # as the generated schedule calls it: no scratch (lowering plans none)
                     dense = run_bconv(lib, "glt_bconv2d_dense_opt", params, arrays, 0, xp)
@@ -319,7 +320,7 @@ def stem_encode(frame: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 def stem_case(rng, *, channels, planes, kind, out_type, filter_p=0.5, channel_major=True, extreme=False,
               **geometry):
-    """A fused stem: random frame, front end tables, conv; params/arrays from lowering.
+    """A fused stem: random frame, front end tables, conv; params/arrays from lower.
     extreme: regions of 0 and 255 in the frame (a thermometer's largest and
     smallest counts: the sums reach their bounds)."""
     lut, cin = stem_lut(rng, channels, planes, kind, channel_major)
@@ -334,7 +335,7 @@ def stem_case(rng, *, channels, planes, kind, out_type, filter_p=0.5, channel_ma
         frame[h // 2:, w // 2:] = 255
     x = unpack(stem_encode(frame, lut), cin)
     expected = bconv_numpy(params, arrays, x, filt_bits)
-    stem = lowering.stem_params(channels, lut, params, arrays, scratch)
+    stem = lower.stem_params(channels, lut, params, arrays, scratch)
     return stem, frame, expected
 
 
@@ -418,7 +419,7 @@ def saturated_levels_numpy(stem, frame):
     p, a = stem[0], stem[1]
     taps, groups = p["filter_h"] * p["filter_w"], p["lv_groups"]
     table = a["lv_table"].view(np.uint8).reshape(groups, -1)
-    cmp = a["lv_compare"].reshape(groups, lowering.STEM_COMPARE_WORDS)
+    cmp = a["lv_compare"].reshape(groups, lower.STEM_COMPARE_WORDS)
     offset = a["lv_offset"].astype(np.int64).reshape(p["channels"], 256)
     outside = (p["lv_rows"] - 1) * taps * 32
     lane = np.arange(32)
@@ -460,7 +461,7 @@ def test_stem_sums_beyond_a_byte_saturate_exactly():
                                           in_h=9, in_w=11, extreme=case % 2 == 0)
         params, arrays = stem[0], stem[1]
         assert params["lv_groups"] and params["lv_segment_taps"] < fh * fw, stem[3]  # sums beyond a byte
-        cmp = arrays["lv_compare"].reshape(params["lv_groups"], lowering.STEM_COMPARE_WORDS)
+        cmp = arrays["lv_compare"].reshape(params["lv_groups"], lower.STEM_COMPARE_WORDS)
         assert (cmp[:, 26] == 1).all(), (case, stem[3])
         inverted += int(sum(bin(int(w)).count("1") for w in cmp[:, 25]))
         got = saturated_levels_numpy(stem, frame)
@@ -487,7 +488,7 @@ def test_stem_thresholds_at_the_extremes(lib):
             arrays["thresholds"] = np.full(out_c, t, np.int32)
             arrays["thresholds"][::3] = rng.integers(150, 230, size=len(arrays["thresholds"][::3]))
             frame = rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8)
-            stem = lowering.stem_params(3, lut, params, arrays, scratch)
+            stem = lower.stem_params(3, lut, params, arrays, scratch)
             expected = bconv_numpy(params, arrays, unpack(stem_encode(frame, lut), cin), filt_bits)
             for fn in ("glt_stem_ref", "glt_stem_opt"):
                 assert run_stem(lib, fn, stem, frame).tobytes() == expected.tobytes(), (fn, out_c, t)
@@ -496,7 +497,7 @@ def test_stem_thresholds_at_the_extremes(lib):
 def test_optimized_kernels_need_no_reference_arrays(lib):
     """KernelCall.reference_arrays (read only by the reference twin) may be NULL in
     an optimized build: the bit-sliced bconv and the levels stem run without them."""
-    from deploy.lowering import KernelCall  # noqa: F401  (documents where the field lives)
+    from deploy.lower import KernelCall  # noqa: F401  (documents where the field lives)
 
     rng = np.random.default_rng(41)
     for case in range(30):
@@ -731,7 +732,7 @@ def _c_array(name: str, a: np.ndarray) -> str:
     else:
         items = [str(int(v)) + ("u" if a.dtype.kind == "u" else "") for v in a]
     body = ",\n".join(", ".join(items[i:i + 16]) for i in range(0, len(items), 16))
-    return f"static const {lowering.C_TYPES[a.dtype]} {name}[{max(len(items), 1)}] = {{\n{body or '0'}\n}};\n"
+    return f"static const {lower.C_TYPES[a.dtype]} {name}[{max(len(items), 1)}] = {{\n{body or '0'}\n}};\n"
 
 
 def stem_cases_header(cases) -> str:
@@ -804,7 +805,7 @@ def build_and_run_mcu_selftest(tmp_path, machine, *defines):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (Debian: gcc-arm-none-eabi, qemu-system-arm)")
-    kernels = hostlib.HERE
+    kernels = Path(__file__).resolve().parent / "kernels"  # the MCU self-test sources
     elf = tmp_path / "selftest.elf"
     (tmp_path / "stem_cases.h").write_text(stem_cases_header(mcu_stem_cases()))
     subprocess.run(

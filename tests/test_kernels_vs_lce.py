@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from larq_glt.flatbuffer import Model, Operator, Tensor, read_model
-from deploy.lowering import (
+from deploy.lower import (
     OUT_BITS,
     OUT_FLOAT,
     UnsupportedOpError,
@@ -27,7 +27,7 @@ from deploy.lowering import (
     lower_model,
     lower_operator,
 )
-from tests.kernels import hostlib
+from deploy.firmware import hostlib
 
 N_INPUTS = 50
 

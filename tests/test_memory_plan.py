@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from deploy.memory_plan import ALIGN, Buffer, plan
+from deploy.codegen.memory_plan import ALIGN, Buffer, plan
 
 
 def test_disjoint_lifetimes_share_memory():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import protocol
-from deploy.harness import HarnessOptions, render_harness
+from deploy.emulators import protocol
+from deploy.firmware.harness import HarnessOptions, render_harness
 from tests.fixtures.stub_model.reference import stub_reference
 
 STUB = Path(__file__).parent / "fixtures" / "stub_model"

@@ -7,7 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploy import codegen, firmware, harness, host, lowering
+from deploy import codegen
+from deploy.firmware import image as firmware
+from deploy.firmware import harness
+from deploy.firmware import host
+from deploy import lower
 from larq_glt.flatbuffer import ModelFormatError, read_model, read_model_bytes
 from tests.conftest import have_arm_toolchain
 
@@ -92,7 +96,7 @@ def test_fuzzed_flatbuffers_generate_code_or_raise_clear_errors(small_flatbuffer
     try:
         model = read_model_bytes(bytes(blob), "fuzzed.tflite")
         codegen.generate(model)
-    except (ModelFormatError, lowering.UnsupportedOpError, codegen.CodegenError):
+    except (ModelFormatError, lower.UnsupportedOpError, codegen.CodegenError):
         pass  # the project's clear errors
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.harness import render_harness
-from deploy.renode import RenodeError, render_renode_files
+from deploy.firmware.harness import render_harness
+from deploy.emulators.renode import RenodeError, render_renode_files
 
 STUB = Path(__file__).parent / "fixtures" / "stub_model"
 
@@ -216,7 +216,7 @@ def fake_renode(monkeypatch):
 
 
 def fake_build(tmp_path, model_name="person_detect"):
-    """A build directory as deploy/firmware.py leaves it: the ELF and its size.json."""
+    """A build directory as deploy/firmware/image.py leaves it: the ELF and its size.json."""
     out = tmp_path / "build"
     out.mkdir()
     (out / "firmware.elf").write_bytes(b"\x7fELF")
@@ -225,7 +225,7 @@ def fake_build(tmp_path, model_name="person_detect"):
 
 
 def test_renode_session_keeps_renode_running_until_closed(fake_renode, tmp_path):
-    from deploy.renode import RenodeSession
+    from deploy.emulators.renode import RenodeSession
 
     with RenodeSession(fake_build(tmp_path), "nucleo", timeout=20) as s:
         boot = s.wait_for(r"^larq-glt boot: .*", timeout=10)
@@ -242,7 +242,7 @@ def test_renode_session_keeps_renode_running_until_closed(fake_renode, tmp_path)
 
 
 def test_renode_that_quits_is_a_clear_error(fake_renode, tmp_path, monkeypatch):
-    from deploy import renode
+    from deploy.emulators import renode
 
     real_popen = subprocess.Popen
 
@@ -256,7 +256,7 @@ def test_renode_that_quits_is_a_clear_error(fake_renode, tmp_path, monkeypatch):
 
 
 def test_uart_suite_waits_for_the_real_model_name(fake_renode, tmp_path):
-    from deploy.renode import RenodeSession
+    from deploy.emulators.renode import RenodeSession
 
     elf = fake_build(tmp_path)
     robot = RenodeSession(elf, "nucleo").paths["robot"].read_text()
@@ -272,14 +272,14 @@ def test_uart_suite_waits_for_the_real_model_name(fake_renode, tmp_path):
 
 
 def test_emulator_run_passes_the_model_name(fake_renode, tmp_path):
-    from deploy import emulator
+    from deploy import emulators
 
     elf = fake_build(tmp_path)
-    res = emulator.run("nucleo", elf, timeout=30)
+    res = emulators.run("nucleo", elf, timeout=30)
     assert res.ok, res.describe()
     assert any(re.search(r"Wait For Line On Uart\s{2,}larq-glt boot: board nucleo model person_detect\s", l)
                for l in res.lines), res.lines
-    res = emulator.run("nucleo", elf, timeout=30, model_name="other")
+    res = emulators.run("nucleo", elf, timeout=30, model_name="other")
     assert any("larq-glt boot: board nucleo model other " in l for l in res.lines)
 
 

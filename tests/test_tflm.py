@@ -1,4 +1,4 @@
-"""TensorFlow Lite Micro target (deploy/tflm.py, deploy/tflm/*.cc).
+"""TensorFlow Lite Micro target (deploy/tflm/target.py, deploy/tflm/*.cc).
 
 Without a TFLM tree: the custom options the TFLM kernels read against what LCE
 wrote, the flatbuffer rewrite (fused input encoder), the resolver list, the
@@ -19,7 +19,8 @@ import pytest
 import tflite
 from flatbuffers import flexbuffers
 
-from deploy import lowering, tflm
+from deploy import lower
+from deploy.tflm import target as tflm
 from larq_glt.flatbuffer import read_model_bytes
 from tests.conftest import have_arm_toolchain
 
@@ -93,7 +94,7 @@ def test_encoder_is_fused_into_one_op(exported_default):
     data, model = _model(exported_default)
     out, notes = tflm.tflm_model(data, model, accelerate=False)
     t = read_model_bytes(out)
-    front = lowering._find_frontend(model)
+    front = lower.find_frontend(model)
     fused = set(front.op_indices)
     rest = [op for op in model.operators if op.index not in fused]
     assert [op.opcode for op in t.operators] == ["GltFrontend"] + [op.opcode for op in rest]
@@ -137,7 +138,7 @@ def test_accelerated_model_carries_the_generated_runtime_tables(exported_default
     data, model = _model(exported_default)
     out, notes = tflm.tflm_model(data, model)
     t = read_model_bytes(out)
-    calls = lowering.lower_model(model)
+    calls = lower.lower_model(model)
     stem = calls[0]
     assert stem.function == "glt_stem_opt" and t.operators[0].opcode == "GltStem"
     op = t.operators[0]
@@ -160,8 +161,8 @@ def test_accelerated_model_carries_the_generated_runtime_tables(exported_default
     for c, o in zip(convs, tops):
         assert t.tensors[o.inputs[5]].data.view(np.uint32).tolist() == c.arrays["lane_filter"].tolist()
         assert t.tensors[o.inputs[6]].data.view(np.uint32).tolist() == c.arrays["lane_thresholds"].tolist()
-    assert _cpp_constant("lce_bconv2d.cc", "kLanesAccMax") == lowering.LANES_ACC_MAX
-    assert _cpp_constant("lce_bconv2d.cc", "kLaneThresholdWords") == lowering.LANE_THRESHOLD_WORDS
+    assert _cpp_constant("lce_bconv2d.cc", "kLanesAccMax") == lower.LANES_ACC_MAX
+    assert _cpp_constant("lce_bconv2d.cc", "kLaneThresholdWords") == lower.LANE_THRESHOLD_WORDS
 
 
 def test_rewritten_buffers_are_16_byte_aligned(exported_default):
@@ -242,7 +243,7 @@ def test_rendered_sources_without_tflm(exported_default, tmp_path):
 
 
 def test_c_only_builds_keep_the_c_linker(tmp_path):
-    from deploy import harness
+    from deploy.firmware import harness
 
     out = harness.render_harness("mps2-an500", tmp_path / "h", model_sources={
         "model.h": "#define MODEL_NUM_CLASSES 2\n"}, frames=[b"\0"])
@@ -328,7 +329,9 @@ def tflm_dir():
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_tflm_firmware_in_qemu_matches_generated_runtime_and_lce(exported_default, tmp_path, tflm_dir):
-    from deploy import emulator, firmware, protocol
+    from deploy import emulators
+    from deploy.firmware import image as firmware
+    from deploy.emulators import protocol
 
     rng = np.random.default_rng(7)
     frames = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
@@ -337,13 +340,13 @@ def test_tflm_firmware_in_qemu_matches_generated_runtime_and_lce(exported_defaul
     runs = {}
     t = tflm.build("mps2-an500", model=model, out=tmp_path / "tflm", tflm_dir=tflm_dir, frames=frames,
                    max_frames=4, profile=True)
-    runs["tflm"] = emulator.run("mps2-an500", t.elf, timeout=180)
+    runs["tflm"] = emulators.run("mps2-an500", t.elf, timeout=180)
     # the plain LCE ops (options and tensors only, per-channel path) and GltFrontend
     plain = tflm.build("mps2-an500", model=model, out=tmp_path / "plain", tflm_dir=tflm_dir, frames=frames,
                        max_frames=4, accelerate=False)
-    runs["tflm-plain"] = emulator.run("mps2-an500", plain.elf, timeout=180)
+    runs["tflm-plain"] = emulators.run("mps2-an500", plain.elf, timeout=180)
     g = firmware.build("mps2-an500", model=model, out=tmp_path / "gen", frames=frames, max_frames=4)
-    runs["generated"] = emulator.run("mps2-an500", g.elf, timeout=180)
+    runs["generated"] = emulators.run("mps2-an500", g.elf, timeout=180)
     logits = {}
     for name, run in runs.items():
         assert run.status == "exited" and run.exit_code == 0, run.describe()
@@ -364,11 +367,11 @@ def test_tflm_firmware_in_qemu_matches_generated_runtime_and_lce(exported_defaul
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_tflm_firmware_reports_a_too_small_arena(exported_default, tmp_path, tflm_dir):
-    from deploy import emulator
+    from deploy import emulators
 
     t = tflm.build("mps2-an500", model=exported_default / "model.tflite", out=tmp_path / "tflm", tflm_dir=tflm_dir,
                    frames=np.zeros((1, 96, 96, 3), np.uint8), max_frames=1, arena_bytes=32768)
-    run = emulator.run("mps2-an500", t.elf, timeout=60)
+    run = emulators.run("mps2-an500", t.elf, timeout=60)
     assert run.exit_code == 3, run.describe()
     assert any(line.startswith("tflm: ") for line in run.lines)   # TFLM's own message, on the UART
     assert any(line == "error: tflm AllocateTensors failed (see the tflm: lines above) in an arena of bytes: 32768"

@@ -14,7 +14,7 @@
  *                  y = (float)x * multiplier[oc] + bias[oc]   (two roundings)
  *   GLT_OUT_INT8 : round-half-away(y) saturated to int8
  * multiplier/bias/clamps are LCE's fused values (back-transformation, batch norm,
- * activation, int8 scale) computed by deploy/lowering.py.
+ * activation, int8 scale) computed by deploy/lower/.
  *
  * The optimized kernel has two algorithms (see glt_bconv2d_opt.c): with bits output
  * and lane tables (lane_filter != NULL: no zero-padding correction), a bit-sliced

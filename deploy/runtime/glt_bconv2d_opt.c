@@ -262,7 +262,7 @@ static GLT_NOINLINE void xor_popcount_rows(const uint32_t *window, const uint32_
         count = (int32_t)(acc_z - 15u * (acc_h >> 4));
         if (thresholds != 0) {
             /* bit = count > threshold; no overflow: thresholds lie in [-1, 2^30]
-               (deploy/lowering.py clamps LCE's +-inf) */
+               (deploy/lower/ clamps LCE's +-inf) */
             out_bits = (out_bits >> 1) | ((uint32_t)(thresholds[r] - count) & 0x80000000u);
         } else {
             acc_out[r] = count;

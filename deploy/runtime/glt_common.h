@@ -6,7 +6,7 @@
  *    last dimension into 32-bit words, channel c in bit (c % 32) of word c / 32;
  *    bit 0 means +1, bit 1 means -1; unused bits of the last word are 0.
  *  - Kernels never allocate and never validate: parameters are precomputed by
- *    deploy/lowering.py and stored in const structs.
+ *    deploy/lower/ and stored in const structs.
  *
  * Floating point: kernels that produce floats must be compiled without
  * floating-point contraction (a*b+c must round twice, as on the x86 reference

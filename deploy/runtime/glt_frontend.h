@@ -5,7 +5,7 @@
  * bits x >= t_k, placed at the channel positions the converter gave them);
  * the tables of a pixel's channels are ORed:
  *   out[pixel][w] = OR over c of lut[c][frame[pixel][c]][w]
- * deploy/lowering.py builds the tables from the encoder ops of the flatbuffer.
+ * deploy/lower/ builds the tables from the encoder ops of the flatbuffer.
  */
 #ifndef GLT_FRONTEND_H
 #define GLT_FRONTEND_H

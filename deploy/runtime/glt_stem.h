@@ -15,7 +15,7 @@
  * 1. Levels (bits output, lv_table != NULL). When each raw channel's planes take
  *    few distinct patterns (a thermometer code: K + 1 of them), the popcount of a
  *    tap restricted to the planes of channel c is a function of (tap, c, pattern,
- *    oc), tabulated by deploy/lowering.py. lv_offset[c][v] locates the row of value
+ *    oc), tabulated by deploy/lower/. lv_offset[c][v] locates the row of value
  *    v's pattern; a row holds that count for 32 output channels as 8-bit lanes
  *    (lane byte i of word w = output channel 32 * group + 8 * i + w), minus the
  *    row's per-lane minimum over patterns, so a lane's sum stays small. An output

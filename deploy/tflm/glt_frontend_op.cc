@@ -1,9 +1,9 @@
 // GltFrontend: larq-glt's fused uint8 input encoder (glt_frontend_opt).
 //
-// deploy/tflm.py replaces the encoder ops of an LCE model (CAST, RESHAPE, SUB,
+// deploy/tflm/target.py replaces the encoder ops of an LCE model (CAST, RESHAPE, SUB,
 // ... ending in LceQuantize) with this op: input 0 is the raw uint8 frame
 // [1, H, W, C], input 1 the constant per-channel tables [C, 256, words] (INT32)
-// that deploy/lowering.py derives and verifies from those ops, output 0 the
+// that deploy/lower/ derives and verifies from those ops, output 0 the
 // bit-packed activations [1, H, W, words]. No custom options.
 #include "glt_kernels.h"
 #include "larq_glt_tflm.h"

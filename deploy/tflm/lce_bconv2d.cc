@@ -1,14 +1,14 @@
 // LceBconv2d on larq-glt's glt_bconv2d_opt.
 //
 // Prepare computes, from the custom options and the constant tensors, exactly
-// what deploy/lowering.py computes for the generated runtime (padding, LCE's
+// what deploy/lower/ computes for the generated runtime (padding, LCE's
 // fused output multiplier/bias in double, clamps, clamped thresholds, per-tap
 // filter popcounts for zero padding).
 //
 // Optional inputs 5 and 6 (bit-packed output only): the lane tables of
 // glt_bconv2d_opt's bit-sliced algorithm (lane_filter, lane_thresholds, INT32
-// constants), which deploy/tflm.py adds to the flatbuffer at build time from
-// deploy/lowering.py: they cost flash instead of arena RAM. Without them (a
+// constants), which deploy/tflm/target.py adds to the flatbuffer at build time from
+// deploy/lower/: they cost flash instead of arena RAM. Without them (a
 // plain LCE flatbuffer) the kernel takes its per-channel path: same bits, slower.
 #include <math.h>
 #include <string.h>
@@ -26,11 +26,11 @@ namespace {
 constexpr int kMaxTaps = 64;  // GLT_MAX_TAPS of glt_bconv2d_opt.c
 constexpr int32_t kThresholdMin = -1;
 constexpr int32_t kThresholdMax = 1 << 30;  // range glt_bconv2d_opt needs
-constexpr int32_t kLanesAccMax = 32000;     // LANES_ACC_MAX of deploy/lowering.py
-constexpr int32_t kLaneThresholdWords = 33; // LANE_THRESHOLD_WORDS of deploy/lowering.py
+constexpr int32_t kLanesAccMax = 32000;     // LANES_ACC_MAX of deploy/lower/
+constexpr int32_t kLaneThresholdWords = 33; // LANE_THRESHOLD_WORDS of deploy/lower/
 constexpr int kLaneFilterInput = 5, kLaneThresholdsInput = 6;
 
-// Counter planes of the bit-sliced algorithm (deploy/lowering.py lane_planes):
+// Counter planes of the bit-sliced algorithm (deploy/lower/ lane_planes):
 // values lie in [-(acc_max + 1), acc_max + 1], and at least 5 planes.
 int32_t LanePlanes(int32_t acc_max) {
   int32_t bits = 0;

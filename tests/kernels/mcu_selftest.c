@@ -4,7 +4,7 @@
  *  1. randomized optimized == reference checks (bconv2d over shapes, groups,
  *     strides, dilation, padding kinds, output types; bmaxpool; frontend;
  *     quantize/dequantize) and, with -DGLT_STEM_CASES, the fused stem cases of
- *     the generated stem_cases.h (tables built by deploy/lowering.py on the host;
+ *     the generated stem_cases.h (tables built by deploy/lower/ on the host;
  *     opt and ref must both equal the host's expected output),
  *  2. instruction counts of representative binary convolutions (SysTick under
  *     `-icount shift=0`, calibrated against a loop of known length).
@@ -147,7 +147,7 @@ static void fill_bconv(glt_bconv2d_params *p, int32_t cin)
     p->scratch = scratch;
 }
 
-/* Lane tables of the bit-sliced algorithm (what deploy/lowering.py computes). */
+/* Lane tables of the bit-sliced algorithm (what deploy/lower/ computes). */
 static void build_lanes(glt_bconv2d_params *p)
 {
     const int32_t n = p->filter_h * p->filter_w * p->group_words;

@@ -23,17 +23,15 @@ import math
 import re
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
-from deploy import lowering, memory_plan
+from deploy import lower
+from deploy.codegen import memory_plan
+from deploy.templates import RUNTIME_DIR, TEMPLATE_DIR, environment
 from larq_glt.flatbuffer import Model
 
 __all__ = ["GeneratedModel", "CodegenError", "generate", "RUNTIME_DIR", "TEMPLATE_DIR"]
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_DIR = ROOT / "deploy" / "runtime"
-TEMPLATE_DIR = ROOT / "firmware_templates"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-+]+$")
 
 
@@ -44,7 +42,7 @@ class CodegenError(ValueError):
 @dataclasses.dataclass
 class GeneratedModel:
     sources: dict  # relative path -> text (model.h, model.c, runtime/*.c|h)
-    calls: list  # lowering.KernelCall, in execution order
+    calls: list  # lower.KernelCall, in execution order
     plan: memory_plan.Plan
     arena_bytes: int  # activations (planned) + kernel scratch
     scratch_bytes: int
@@ -115,14 +113,11 @@ def _c_values(arr: np.ndarray, per_line: int = 8) -> str:
     return ",\n".join("    " + line for line in lines)
 
 
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters["c_scalar"] = _c_scalar
-    env.filters["c_values"] = _c_values
-    env.filters["c_type"] = lambda a: lowering.C_TYPES[np.asarray(a).dtype]
-    env.filters["c_string"] = lambda s: '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _env():
+    """The shared environment (deploy.templates) with the filters of the model templates."""
+    env = environment()
+    env.filters.update(c_scalar=_c_scalar, c_values=_c_values,
+                       c_type=lambda a: lower.C_TYPES[np.asarray(a).dtype])
     return env
 
 
@@ -164,9 +159,9 @@ def generate(model: Model, *, class_names=None, name: str = "model", reference: 
         raise CodegenError(f"{len(class_names)} class names for a model with {num_classes} outputs")
 
     try:
-        calls = lowering.lower_model(model)  # raises UnsupportedOpError naming the op
+        calls = lower.lower_model(model)  # raises UnsupportedOpError naming the op
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError) as e:
-        if isinstance(e, lowering.UnsupportedOpError):
+        if isinstance(e, lower.UnsupportedOpError):
             raise
         # A damaged model can hold shapes or options that make no sense together.
         raise CodegenError(f"the model's ops are inconsistent (damaged file?): {type(e).__name__}: {e}") from None

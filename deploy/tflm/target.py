@@ -2,7 +2,7 @@
 in the same board harness as the generated runtime (``--runtime tflm``).
 
 ```python
-from deploy import tflm
+from deploy.tflm import target as tflm
 result = tflm.build("mps2-an500", model="export/model.tflite", out="build/tflm",
                     tflm_dir="/path/to/tflite-micro")      # its library built first
 print(tflm.format_size_report(result))
@@ -17,7 +17,7 @@ tree and its prebuilt ``libtensorflow-microlite.a``.
 The uint8 input encoder (CAST -> RESHAPE -> SUB -> RESHAPE -> LceQuantize for
 GLT) cannot run as TFLM builtins: TFLM's CAST has no UINT8 input, and the float
 intermediates would need ~2 MB of arena for a 96x96 frame. :func:`tflm_model`
-rewrites the flatbuffer for TFLM with what ``deploy/lowering.py`` computes for
+rewrites the flatbuffer for TFLM with what ``deploy/lower/`` computes for
 the generated runtime (so the bits are the same): the encoder and the first
 binary conv become one ``GltStem`` op (``glt_stem_opt``: raw frame in, no
 encoded frame in RAM), the other bit-packed LceBconv2d ops get the lane tables
@@ -44,12 +44,15 @@ from functools import lru_cache
 from pathlib import Path
 
 import flatbuffers
-import jinja2
 import numpy as np
 from flatbuffers import flexbuffers
 
-from deploy import firmware, harness, lowering, memory_plan
+from deploy.firmware import image as firmware
+from deploy.firmware import harness
+from deploy import lower
+from deploy.codegen import memory_plan
 from deploy.boards import Board, load_board
+from deploy.templates import ROOT, RUNTIME_DIR, render
 from larq_glt import atomic
 from larq_glt.flatbuffer import Model, ModelFormatError, read_model_bytes
 
@@ -57,10 +60,7 @@ __all__ = ["TflmError", "TflmLibrary", "TflmBuildResult", "build", "find_library
            "resolver_ops", "lce_options", "estimate_arena", "format_size_report", "CUSTOM_OPS",
            "library_instructions"]
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNEL_DIR = ROOT / "deploy" / "tflm"
-TEMPLATE_DIR = ROOT / "firmware_templates" / "tflm"
-RUNTIME_DIR = ROOT / "deploy" / "runtime"
+KERNEL_DIR = Path(__file__).resolve().parent  # the C++ kernels beside this module
 
 #: Custom ops larq-glt registers (deploy/tflm/larq_glt_tflm.h), by name -> registration function.
 CUSTOM_OPS = {
@@ -238,15 +238,15 @@ STEM_ARRAYS = ("lut", "filter", "multiplier", "bias", "thresholds", "tap_popcoun
                "lane_thresholds", "lv_offset", "lv_table", "lv_compare")
 
 
-def _stem_call(model: Model, front) -> "lowering.KernelCall | None":
+def _stem_call(model: Model, front) -> "lower.KernelCall | None":
     """The generated runtime's fused stem call (front end + the conv reading it), if any."""
     readers = model.consumers(front.outputs[0])
     if len(readers) != 1:
         return None
     try:
-        conv = lowering.lower_operator(model, readers[0])
-        calls = lowering.fuse_stem_calls(model, [front, conv])
-    except lowering.UnsupportedOpError:
+        conv = lower.lower_operator(model, readers[0])
+        calls = lower.fuse_stem_calls(model, [front, conv])
+    except lower.UnsupportedOpError:
         return None
     return calls[0] if calls[0].function == "glt_stem_opt" else None
 
@@ -254,7 +254,7 @@ def _stem_call(model: Model, front) -> "lowering.KernelCall | None":
 def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[bytes, list[str]]:
     """The flatbuffer TFLM runs: ``data`` with its uint8 input encoder replaced
     (see the module docstring) and, with ``accelerate``, the build-time tables of
-    the generated runtime's fastest kernels, computed by deploy/lowering.py exactly
+    the generated runtime's fastest kernels, computed by deploy/lower/ exactly
     as for that runtime (flash, not arena):
 
     - the encoder and the LceBconv2d reading it -> one GltStem op (glt_stem_opt);
@@ -264,8 +264,8 @@ def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[b
 
     Returns the bytes (``data`` itself if nothing applies) and notes on what changed."""
     try:
-        front = lowering._find_frontend(model)  # the generated runtime's encoder fusion
-    except lowering.UnsupportedOpError as e:
+        front = lower.find_frontend(model)  # the generated runtime's encoder fusion
+    except lower.UnsupportedOpError as e:
         raise TflmError(f"the uint8 input encoder cannot be fused ({e}); TFLM cannot run it as builtins "
                         "either (its CAST has no UINT8 input)") from None
     stem = _stem_call(model, front) if (front is not None and accelerate) else None
@@ -274,8 +274,8 @@ def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[b
         for op in model.operators:
             if op.opcode == "LceBconv2d" and not (stem and op.index in stem.op_indices):
                 try:
-                    arrays = lowering.lower_operator(model, op).arrays
-                except lowering.UnsupportedOpError as e:
+                    arrays = lower.lower_operator(model, op).arrays
+                except lower.UnsupportedOpError as e:
                     raise TflmError(str(e)) from None
                 if "lane_filter" in arrays:
                     lanes[op.index] = (arrays["lane_filter"], arrays["lane_thresholds"])
@@ -505,11 +505,6 @@ class TflmBuildResult:
     notes: list
 
 
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-
-
 def _io(model: Model):
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise TflmError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
@@ -539,8 +534,7 @@ def model_sources(data: bytes, model: Model, *, name: str, class_names, arena_by
         "resolver": resolver, "model_bytes": len(data),
         "model_data": data,
     }
-    env = _env()
-    sources = {out_name: env.get_template(tpl).render(ctx) for tpl, out_name in (
+    sources = {out_name: render(f"tflm/{tpl}", **ctx) for tpl, out_name in (
         ("model.h.j2", "model.h"), ("model_tflm.cc.j2", "model_tflm.cc"),
         ("model_data.h.j2", "model_data.h"), ("model_data.cc.j2", "model_data.cc"))}
     for f in sorted(KERNEL_DIR.glob("*.h")) + sorted(KERNEL_DIR.glob("*.cc")):
@@ -587,7 +581,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
     builtin = frame_source == "builtin"
     shape = tuple(inp.shape[1:])
     if frames is None:
-        from deploy import samples
+        from deploy.firmware import samples
 
         frames, labels, names = samples.load(shape)
     else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-BOARDS_DIR = Path(__file__).resolve().parent / "boards"
+BOARDS_DIR = Path(__file__).resolve().parent  # <name>.toml beside this module
 
 FAMILIES = ("mps2", "stm32f7", "stm32l4")
 EMULATORS = ("qemu", "renode")

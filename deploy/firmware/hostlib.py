@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = ROOT / "deploy" / "runtime"
+from deploy.templates import RUNTIME_DIR as RUNTIME
+
 HERE = Path(__file__).resolve().parent
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
@@ -110,7 +110,7 @@ def build(out_dir: Path, cc: str = "gcc") -> C.CDLL:
         raise RuntimeError(f"{cc} not found")
     out_dir = Path(out_dir)
     lib_path = out_dir / "libglt_runtime.so"
-    sources = sorted(RUNTIME.glob("*.c")) + [HERE / "layout.c"]
+    sources = sorted(RUNTIME.glob("*.c")) + [HERE / "hostlib_layout.c"]
     cmd = [cc, *CFLAGS, "-shared", "-fPIC", f"-I{RUNTIME}", *map(str, sources), "-o", str(lib_path)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     lib = C.CDLL(str(lib_path))

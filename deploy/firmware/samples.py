@@ -6,7 +6,7 @@ cameraman) and two without (``coffee``; ``chelsea``, a cat). Labels follow the
 VWW convention (``person`` = 1, ``non_person`` = 0).
 
 ```python
-from deploy import samples
+from deploy.firmware import samples
 frames, labels, names = samples.load((96, 96, 3))
 ```
 """

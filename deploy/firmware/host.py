@@ -6,7 +6,8 @@ UndefinedBehaviorSanitizer). Tests compare its logits bit for bit with the LCE
 interpreter.
 
 ```python
-from deploy import codegen, host
+from deploy import codegen
+from deploy.firmware import host
 exe = host.build(codegen.generate(model), "build/host")
 classes, logits = host.run(exe, frames)      # frames: uint8 [N, H, W, C]
 ```
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.codegen import TEMPLATE_DIR, GeneratedModel
+from deploy.codegen.render import GeneratedModel
+from deploy.templates import TEMPLATE_DIR
 
 __all__ = ["HostBuildError", "build", "run", "CFLAGS", "SANITIZE"]
 

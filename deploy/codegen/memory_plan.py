@@ -8,7 +8,7 @@ scheme TFLite Micro's ``GreedyMemoryPlanner`` uses. The result is plain data
 the code generator renders as offsets into one ``static`` arena.
 
 ```python
-from deploy.memory_plan import Buffer, plan
+from deploy.codegen.memory_plan import Buffer, plan
 p = plan([Buffer("a", 1000, 0, 1), Buffer("b", 500, 1, 2), Buffer("c", 1000, 2, 3)])
 p.peak   # 1500: a and c share bytes 0..999
 ```

@@ -1,7 +1,7 @@
 """Firmware harness: render the board/harness templates plus the model's sources
 into a build directory, build it with make, and report its size.
 
-    from deploy.harness import render_harness, build_firmware, size_report, HarnessOptions
+    from deploy.firmware.harness import render_harness, build_firmware, size_report, HarnessOptions
     out = render_harness("mps2-an500", "build/mps2", model_sources={"model.c": ..., "model.h": ...},
                          model_name="vww", frames=[b"..."], options=HarnessOptions(max_frames=4))
     elf = build_firmware(out)
@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import jinja2
-
-from deploy import protocol
+from deploy.emulators import protocol
 from deploy.boards import Board, load_board
-from deploy.toolchain import arm_gcc, find_tool
+from deploy.boards.toolchain import arm_gcc, find_tool
+from deploy.templates import render
 from larq_glt import atomic
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "firmware_templates" / "harness"
 FRAME_SOURCES = ("uart", "builtin")
 # rendered template -> output file (the board support file is chosen per family)
 HARNESS_FILES = {
@@ -66,14 +64,6 @@ class HarnessOptions:
     cxx_flags: tuple[str, ...] = ()    # extra flags for .cc sources (C++17, arm-none-eabi-g++)
     link_inputs: tuple[str, ...] = ()  # libraries linked after the objects (e.g. a TFLM .a)
     test_fault: int | None = None      # tests only: 1 = crash after boot, 2 = hang after boot
-
-
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=False, lstrip_blocks=False)
-    env.filters["ord_port"] = lambda letter: ord(str(letter).upper()) - ord("A")
-    return env
 
 
 def harness_context(board: Board, *, model_name: str, frames: Sequence[bytes], frame_source: str,
@@ -179,10 +169,9 @@ def render_harness(board: "str | Board", out_dir: "str | os.PathLike", *,
     cxx_sources = sorted(r for r in model_sources if r.endswith(".cc"))
     ctx = harness_context(board, model_name=model_name, frames=frames, frame_source=frame_source,
                           options=options, sources=sources, cxx_sources=cxx_sources)
-    env = _env()
-    rendered = {out: env.get_template(tpl).render(ctx) for tpl, out in HARNESS_FILES.items()}
-    rendered["board.c"] = env.get_template(board.board_template).render(ctx)
-    rendered["Makefile"] = env.get_template("Makefile.j2").render(ctx)
+    rendered = {out: render(f"harness/{tpl}", **ctx) for tpl, out in HARNESS_FILES.items()}
+    rendered["board.c"] = render(f"harness/{board.board_template}", **ctx)
+    rendered["Makefile"] = render("harness/Makefile.j2", **ctx)
 
     out_dir = Path(out_dir)
     with atomic.directory(out_dir) as tmp:  # rename-based: out_dir is never half-written

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Sequence
 
 from deploy.boards import Board, load_board
-from deploy.emulator import EmulatorError, EmulatorTimeout, RunResult
-from deploy.toolchain import qemu_system_arm
+from deploy.emulators.result import EmulatorError, EmulatorTimeout, RunResult
+from deploy.boards.toolchain import qemu_system_arm
 
 FATAL_PREFIX = "fatal:"
 

@@ -31,23 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import jinja2
-
 from deploy.boards import Board, load_board
-from deploy.emulator import EmulatorError, EmulatorTimeout, RunResult
-from deploy import toolchain
+from deploy.emulators.result import EmulatorError, EmulatorTimeout, RunResult
+from deploy.boards import toolchain
+from deploy.templates import render
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "firmware_templates" / "renode"
 BOOT_PREFIX = "larq-glt boot: board"
 
 
 class RenodeError(EmulatorError):
     """Renode files cannot be generated for this input, or Renode failed."""
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 def _renode_path(p: Path) -> str:
@@ -66,7 +59,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def model_name_of(elf: "str | os.PathLike") -> str | None:
     """The model name a firmware prints in its boot line, from the size.json that
-    deploy/firmware.py writes next to the ELF; None when there is none."""
+    deploy/firmware/image.py writes next to the ELF; None when there is none."""
     info = Path(elf).parent / "size.json"
     try:
         name = json.loads(info.read_text()).get("model_name")
@@ -83,7 +76,7 @@ def render_renode_files(board: "str | Board", elf: "str | os.PathLike", out_dir:
     """Write <board>.repl/.resc/.robot into out_dir; returns {"repl", "resc", "robot"} paths.
 
     model_name: the name in the firmware's boot line; None: the one recorded next to
-      the ELF by deploy/firmware.py (model_name_of), else the suite waits for the boot
+      the ELF by deploy/firmware/image.py (model_name_of), else the suite waits for the boot
       line up to `model ` (substring match) rather than for a wrong name.
     frame_source: the firmware's ("builtin": the test waits for `result_count` result
       lines; "uart": it checks the command console with ping/stats instead).
@@ -125,9 +118,8 @@ def render_renode_files(board: "str | Board", elf: "str | os.PathLike", out_dir:
         "result_timeout": _seconds(result_timeout),
         "console_timeout": _seconds(console_timeout),
     }
-    env = _env()
     for kind, tpl in (("repl", "platform.repl.j2"), ("resc", "machine.resc.j2"), ("robot", "test.robot.j2")):
-        _write_atomic(paths[kind], env.get_template(tpl).render(ctx))
+        _write_atomic(paths[kind], render(f"renode/{tpl}", **ctx))
     return paths
 
 

@@ -2,7 +2,7 @@
 ``python deploy/build.py``.
 
 ```python
-from deploy import firmware
+from deploy.firmware import image as firmware
 result = firmware.build("mps2-an500", model="models/person_detect/model.tflite", out="build/mps2-an500")
 print(result.size["flash_bytes"], result.elf)
 ```
@@ -24,15 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy import codegen, harness, samples
+from deploy import codegen
+from deploy.firmware import harness
+from deploy.firmware import samples
 from deploy.boards import Board, load_board
+from deploy.templates import ROOT
 from larq_glt import atomic
 from larq_glt.flatbuffer import ModelFormatError, read_model
 
 __all__ = ["FirmwareError", "BuildResult", "build", "resolve_model", "DEFAULT_MODEL", "model_metadata"]
 
-ROOT = Path(__file__).resolve().parent.parent
-#: The shipped person detector (see models/README.md); the default of build.py and the demo.
+#: The shipped person detector (see models/person_detect/MODEL_CARD.md); the default of build.py and the demo.
 DEFAULT_MODEL = ROOT / "models" / "person_detect" / "model.tflite"
 #: Code and libc estimate used for the pre-compile fit check (the real size comes after linking).
 CODE_ESTIMATE = 24 * 1024
@@ -208,7 +210,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
         shutil.rmtree(staging, ignore_errors=True)
     if board.emulator == "renode" and compile:
         # Renode's @paths are absolute, so these are written once the ELF is in place.
-        from deploy import renode
+        from deploy.emulators import renode
 
         other = 0 if positive_class != 0 else 1
         led = ((positive_class, class_names[positive_class]), (other, class_names[other])) \

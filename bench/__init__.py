@@ -1,0 +1,1 @@
+"""Benchmark scripts (`python bench/<name>.py`); their committed results are in benchmarks/."""

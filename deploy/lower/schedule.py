@@ -1,0 +1,62 @@
+"""The model's kernel calls in execution order: one call per operator (the
+table :data:`LOWERINGS`), the input encoder fused into a front end, and the
+front end fused with the first binary convolution where it can be.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from deploy.lower.builtin_ops import (lower_argmax, lower_avgpool, lower_copy, lower_fully_connected,
+                                      lower_mean, lower_softmax)
+from deploy.lower.calls import KernelCall, UnsupportedOpError
+from deploy.lower.frontend import find_frontend
+from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize
+from deploy.lower.stem import fuse_stem_calls
+from larq_glt.flatbuffer import Model, Operator
+from larq_glt.opset import ENCODER_OPS
+
+def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
+    """Kernel calls for the whole model, in execution order.
+
+    fuse_stem: fuse the front end with the binary convolution that reads it (see
+    :func:`fuse_stem`); False keeps them as two calls (tests compare both)."""
+    calls: list[KernelCall] = []
+    fused: set[int] = set()
+    front = find_frontend(model)
+    if front is not None:
+        calls.append(front)
+        fused.update(front.op_indices)
+    for op in model.operators:
+        if op.index not in fused:
+            calls.append(lower_operator(model, op))
+    return fuse_stem_calls(model, calls) if fuse_stem else calls
+
+
+def lower_operator(model: Model, op: Operator) -> KernelCall:
+    """The kernel call for one operator; UnsupportedOpError if there is none."""
+    lower = LOWERINGS.get(op.opcode)
+    if lower is None:
+        hint = ""
+        if op.opcode in ENCODER_OPS:
+            hint = " (allowed only inside the uint8 input encoder that ends in LceQuantize)"
+        raise UnsupportedOpError(
+            f"operator {op.index} ({op.opcode}) is not supported by the firmware runtime{hint}; "
+            f"supported: {', '.join(sorted(LOWERINGS))}"
+        )
+    return lower(model, op)
+
+
+LOWERINGS: dict[str, Callable[[Model, Operator], KernelCall]] = {
+    "LceBconv2d": lower_bconv2d,
+    "LceBMaxPool2d": lower_bmaxpool,
+    "LceQuantize": lower_quantize,
+    "LceDequantize": lower_dequantize,
+    "RESHAPE": lower_copy,
+    "SQUEEZE": lower_copy,
+    "EXPAND_DIMS": lower_copy,
+    "MEAN": lower_mean,
+    "AVERAGE_POOL_2D": lower_avgpool,
+    "FULLY_CONNECTED": lower_fully_connected,
+    "SOFTMAX": lower_softmax,
+    "ARG_MAX": lower_argmax,
+}
