@@ -36,15 +36,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
+import numpy as np
+
+from larq_glt import atomic, data, export, runs, summary, teachers
+from larq_glt.training import TrainConfig, dataset_class_names, teacher_specs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import larq_glt  # noqa: E402,F401
-import numpy as np  # noqa: E402
-
-from larq_glt import atomic, data, export, runs, summary, teachers  # noqa: E402
-from larq_glt.training import TrainConfig, dataset_class_names, teacher_specs  # noqa: E402
 
 SHIP = ROOT / "models" / "person_detect"
 VWW96 = ROOT.parent / "shared" / "data" / "vww96"
@@ -116,7 +114,7 @@ def score_candidate(run_dir: Path) -> dict:
 
 
 def vww96_accuracy(model, offset: float, positive: int) -> dict:
-    import anchors
+    from bench import anchors
 
     images, labels, _ = anchors.load_images(VWW96)
     names = anchors.CLASS_NAMES
@@ -132,7 +130,7 @@ def vww96_accuracy(model, offset: float, positive: int) -> dict:
 def ship(best: dict, command: str) -> dict:
     import tf_keras as keras
 
-    import mcu_cost
+    from bench import mcu_cost
 
     run = runs.RunDir(best["run"])
     cfg = TrainConfig.from_dict(run.read_json(run.config))
