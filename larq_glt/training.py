@@ -94,7 +94,7 @@ class TrainConfig:
     ``kd_mixup``: share of each distillation batch replaced by blends of two
     images, labelled by the teacher only (see :class:`distillation.Distiller`).
     ``unlabelled``: image folders added to the training set, labelled by the
-    teacher only. ``class_names``: the classes of the ``unlabelled`` dataset
+    teacher only. ``unlabelled_classes``: the classes of the ``unlabelled`` dataset
     (default: the first teacher's ``classes=``).
     """
 
@@ -128,14 +128,14 @@ class TrainConfig:
     max_model_bits: int | None = None
     init_from: str | None = None
     unlabelled: list = dataclasses.field(default_factory=list)
-    class_names: list | None = None
+    unlabelled_classes: list | None = None
     zoom: float = 0.0
     kd_mixup: float = 0.0
 
     # Options that define the run: a resumed run must agree on these.
     _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from", "unlabelled", "class_names", "zoom", "kd_mixup")
+                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "kd_mixup")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
 
@@ -224,8 +224,8 @@ def teacher_specs(cfg: TrainConfig) -> list[str]:
 
 def dataset_class_names(cfg: TrainConfig) -> list[str]:
     """The ``unlabelled`` dataset's classes: given, or the first teacher's."""
-    if cfg.class_names:
-        return list(cfg.class_names)
+    if cfg.unlabelled_classes:
+        return list(cfg.unlabelled_classes)
     for spec in teacher_specs(cfg):
         classes = teachers.parse_spec(spec)[1].get("classes")
         if classes:

@@ -210,6 +210,11 @@ def test_train_on_unlabelled_pool_scores_agreement_with_the_teacher(tmp_path):
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     agreement = float(np.mean(model.predict(x, verbose=0).argmax(1) == choices))
     assert agreement == pytest.approx(metrics["final"]["val_accuracy"])
+    # the run resumes with the options it was started with (its saved class names included)
+    import dataclasses
+
+    resumed = train(dataclasses.replace(cfg, epochs=2), resume=True)
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
 
 
 def test_zoom_augmentation_is_seeded_and_keeps_flat_images_flat():
