@@ -161,8 +161,204 @@ def test_accelerated_model_carries_the_generated_runtime_tables(exported_default
     for c, o in zip(convs, tops):
         assert t.tensors[o.inputs[5]].data.view(np.uint32).tolist() == c.arrays["lane_filter"].tolist()
         assert t.tensors[o.inputs[6]].data.view(np.uint32).tolist() == c.arrays["lane_thresholds"].tolist()
-    assert _cpp_constant("lce_bconv2d.cc", "kLanesAccMax") == lower.LANES_ACC_MAX
-    assert _cpp_constant("lce_bconv2d.cc", "kLaneThresholdWords") == lower.LANE_THRESHOLD_WORDS
+    assert _cpp_constant("kernel_params.h", "kLanesAccMax") == lower.LANES_ACC_MAX
+    assert _cpp_constant("kernel_params.h", "kLaneThresholdWords") == lower.LANE_THRESHOLD_WORDS
+
+
+# ----------------------------------------------------------------- kernel parameters, C++ vs Python
+
+SHIPPED = ROOT / "models" / "person_detect" / "model.tflite"
+# Feeds one op to deploy/tflm/kernel_params.cc (the computation of the TFLM
+# kernels' Prepare, which includes no TFLM header) and prints what it computed.
+# stdin, whitespace-separated integers (floats as their IEEE bits):
+#   bconv2d: 8 options, input [H W words], filter [O H W words], output type,
+#            output [H W C], the filter words; then for bits output: O thresholds,
+#            lane filter and lane threshold sizes (0 0: none); else: scale,
+#            zero point, O multipliers, O biases
+#   bmaxpool: 5 options, input [H W words], output [H W words]
+_DRIVER = r"""
+#include <stdio.h>
+#include <string.h>
+#include <string>
+#include <vector>
+#include "kernel_params.h"
+using namespace larq_glt::tflm;
+static long long Next() { long long v; if (scanf("%lld", &v) != 1) v = 0; return v; }
+static float Float() { uint32_t u = (uint32_t)Next(); float f; memcpy(&f, &u, 4); return f; }
+static uint32_t Bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static int Fail(const ParamError& e) { printf("error "); printf(e.format, e.a, e.b, e.c); printf("\n"); return 0; }
+#define FIELD(p, f) printf(#f " %lld\n", (long long)(p).f)
+int main() {
+  char op[16] = "";
+  if (scanf("%15s", op) != 1) return 1;
+  int32_t in[3], out[3];
+  if (!strcmp(op, "bmaxpool")) {
+    BMaxPool2dOptions o;
+    for (int32_t* f : {&o.filter_h, &o.filter_w, &o.stride_h, &o.stride_w, &o.padding}) *f = Next();
+    for (int32_t& d : in) d = Next();
+    for (int32_t& d : out) d = Next();
+    glt_bmaxpool_params p = {};
+    ParamError e = BMaxPool2dGeometry(o, in, out, &p);
+    if (e.format) return Fail(e);
+    FIELD(p, in_h); FIELD(p, in_w); FIELD(p, words); FIELD(p, out_h); FIELD(p, out_w);
+    FIELD(p, filter_h); FIELD(p, filter_w); FIELD(p, stride_h); FIELD(p, stride_w);
+    FIELD(p, pad_top); FIELD(p, pad_left);
+    return 0;
+  }
+  Bconv2dOptions o;
+  for (int32_t* f : {&o.channels_in, &o.stride_h, &o.stride_w, &o.dilation_h, &o.dilation_w,
+                     &o.padding, &o.pad_values, &o.activation}) *f = Next();
+  int32_t filter[4];
+  for (int32_t& d : in) d = Next();
+  for (int32_t& d : filter) d = Next();
+  const int32_t output_type = Next();
+  for (int32_t& d : out) d = Next();
+  std::vector<uint32_t> words(filter[0] * filter[1] * filter[2] * filter[3]);
+  for (uint32_t& w : words) w = (uint32_t)Next();
+  glt_bconv2d_params p = {};
+  ParamError e = Bconv2dGeometry(o, in, filter, output_type, out, &p);
+  if (e.format) return Fail(e);
+  printf("array");
+  if (output_type == GLT_OUT_BITS) {
+    std::vector<int32_t> t(p.out_c), clamped(p.out_c);
+    for (int32_t& v : t) v = Next();
+    Bconv2dClampThresholds(t.data(), p.out_c, clamped.data());
+    const int32_t lane_filter = Next(), lane_thresholds = Next();
+    if (lane_filter || lane_thresholds) {
+      e = Bconv2dLanes(o, lane_filter, lane_thresholds, &p);
+      if (e.format) { printf("\n"); return Fail(e); }
+    }
+    printf(" thresholds");
+    for (int32_t v : clamped) printf(" %d", v);
+  } else {
+    const float scale = Float();
+    const int32_t zero_point = Next();
+    std::vector<float> m(p.out_c), b(p.out_c), fused(2 * p.out_c);
+    for (float& v : m) v = Float();
+    for (float& v : b) v = Float();
+    Bconv2dFuseOutput(o, m.data(), b.data(), scale, zero_point, fused.data(), &p);
+    printf(" multiplier");
+    for (int32_t c = 0; c < p.out_c; ++c) printf(" %u", Bits(p.multiplier[c]));
+    printf("\narray bias");
+    for (int32_t c = 0; c < p.out_c; ++c) printf(" %u", Bits(p.bias[c]));
+  }
+  printf("\n");
+  if (p.zero_padding) {
+    std::vector<uint16_t> per_tap(p.out_c * p.filter_h * p.filter_w);
+    Bconv2dTapPopcounts(p, words.data(), per_tap.data());
+    printf("array tap_popcount");
+    for (uint16_t v : per_tap) printf(" %u", v);
+    printf("\n");
+  }
+  FIELD(p, in_h); FIELD(p, in_w); FIELD(p, in_words); FIELD(p, out_h); FIELD(p, out_w);
+  FIELD(p, out_c); FIELD(p, filter_h); FIELD(p, filter_w); FIELD(p, group_words); FIELD(p, groups);
+  FIELD(p, stride_h); FIELD(p, stride_w); FIELD(p, dilation_h); FIELD(p, dilation_w);
+  FIELD(p, pad_top); FIELD(p, pad_left); FIELD(p, zero_padding); FIELD(p, binary_zero_point);
+  FIELD(p, output_type); FIELD(p, clamp_min); FIELD(p, clamp_max); FIELD(p, lane_groups);
+  FIELD(p, lane_planes);
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def kernel_params_driver(tmp_path_factory):
+    """deploy/tflm/kernel_params.cc compiled alone with the host's g++ (no TFLM tree)."""
+    import shutil
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed")
+    d = tmp_path_factory.mktemp("kernel_params")
+    (d / "driver.cc").write_text(_DRIVER)
+    exe = d / "driver"
+    subprocess.run(["g++", "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                    f"-I{ROOT / 'deploy' / 'tflm'}", f"-I{ROOT / 'deploy' / 'runtime'}", str(d / "driver.cc"),
+                    str(ROOT / "deploy" / "tflm" / "kernel_params.cc"), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+
+    def run(tokens) -> tuple[dict, dict]:
+        done = subprocess.run([str(exe)], input=" ".join(map(str, tokens)), capture_output=True, text=True,
+                              check=True)
+        fields, arrays = {}, {}
+        for line in done.stdout.splitlines():
+            name, *values = line.split()
+            if name == "error":
+                raise AssertionError(f"kernel_params refused the op: {' '.join(values)}")
+            if name == "array":
+                arrays[values[0]] = [int(v) for v in values[1:]]
+            else:
+                fields[name] = int(values[0])
+        return fields, arrays
+
+    return run
+
+
+def _cpp_kernel_params(run, model, op, call) -> tuple[dict, dict]:
+    """What kernel_params.cc computes for ``op``, given what the TFLM kernel reads
+    (the lane table sizes: those deploy/tflm adds, i.e. the lowering's)."""
+    opts = op.custom_options
+    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    if op.opcode == "LceBMaxPool2d":
+        keys = tflm.OPTION_KEYS["LceBMaxPool2d"]
+        return run(["bmaxpool", *(int(opts[k]) for k in keys), *inp.shape[1:], *out.shape[1:]])
+    keys = tflm.OPTION_KEYS["LceBconv2d"]
+    filt = model.tensors[op.inputs[1]]
+    out_type = {"INT32": lower.OUT_BITS, "FLOAT32": lower.OUT_FLOAT, "INT8": lower.OUT_INT8}[out.type_name]
+    tokens = ["bconv2d", *(int(opts[k]) for k in keys), *inp.shape[1:], *filt.shape, out_type, *out.shape[1:],
+              *np.ascontiguousarray(filt.data).view(np.uint32).reshape(-1)]
+    if out_type == lower.OUT_BITS:
+        tokens += [*model.tensors[op.inputs[4]].data.astype(np.int64).reshape(-1),
+                   call.arrays["lane_filter"].size if "lane_filter" in call.arrays else 0,
+                   call.arrays["lane_thresholds"].size if "lane_thresholds" in call.arrays else 0]
+    else:
+        bits = lambda i: model.tensors[op.inputs[i]].data.astype(np.float32).view(np.uint32).reshape(-1)  # noqa: E731
+        scale = np.float32(out.scale[0] if out_type == lower.OUT_INT8 else 1.0).view(np.uint32)
+        zp = int(out.zero_point[0]) if out_type == lower.OUT_INT8 else 0
+        tokens += [scale, zp, *bits(2), *bits(3)]
+    return run(tokens)
+
+
+def _compare_kernel_params(run, model) -> int:
+    """Every LceBconv2d and LceBMaxPool2d of ``model``: kernel_params.cc == deploy/lower/,
+    field for field and array for array. Returns the number of ops compared."""
+    n = 0
+    for op in model.operators:
+        if op.opcode not in ("LceBconv2d", "LceBMaxPool2d"):
+            continue
+        call = lower.lower_operator(model, op)
+        fields, arrays = _cpp_kernel_params(run, model, op, call)
+        assert fields == {k: int(v) for k, v in call.params.items()}, (op.index, op.opcode)
+        as_bits = {"multiplier": np.uint32, "bias": np.uint32}
+        want = {k: np.asarray(v).view(as_bits[k]) if k in as_bits else np.asarray(v)
+                for k, v in call.arrays.items() if k in ("thresholds", "multiplier", "bias", "tap_popcount")}
+        assert set(arrays) == set(want), (op.index, op.opcode)
+        for k, v in want.items():
+            assert arrays[k] == v.astype(np.int64).tolist(), (op.index, op.opcode, k)
+        n += 1
+    return n
+
+
+def test_kernel_params_equal_the_lowering_default_model(exported_default, kernel_params_driver):
+    """The TFLM kernels' parameters (kernel_params.cc, compiled on the host) are
+    deploy/lower/'s: bit-packed output with lane tables, float output."""
+    _, model = _model(exported_default)
+    assert _compare_kernel_params(kernel_params_driver, model) >= 5
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/person_detect/model.tflite not present")
+def test_kernel_params_equal_the_lowering_shipped_model(kernel_params_driver):
+    model = read_model_bytes(SHIPPED.read_bytes())
+    assert _compare_kernel_params(kernel_params_driver, model) >= 5
+
+
+def test_kernel_params_equal_the_lowering_lce_test_models(tmp_path_factory, kernel_params_driver):
+    """The LCE-converted test models: zero padding (tap popcounts), groups, strides,
+    dilation, VALID padding, a relu-fused float output."""
+    from tests import lce_models
+
+    for build, ops in ((lce_models.body_model, 7), (lce_models.head_model, 2)):
+        model = read_model_bytes(lce_models.convert(build()))
+        assert _compare_kernel_params(kernel_params_driver, model) == ops
 
 
 def test_rewritten_buffers_are_16_byte_aligned(exported_default):

@@ -1,5 +1,6 @@
 // LceBMaxPool2d on larq-glt's glt_bmaxpool_opt (AND of the window's bits).
 #include "glt_kernels.h"
+#include "kernel_params.h"
 #include "larq_glt_tflm.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/micro_log.h"
@@ -35,23 +36,14 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
   GLT_ENSURE(input && output && input->type == kTfLiteInt32 && output->type == kTfLiteInt32 &&
                  NumDims(input.get()) == 4 && NumDims(output.get()) == 4 && Dim(input.get(), 0) == 1,
              "LceBMaxPool2d: input and output must be bit-packed INT32 [1, H, W, words]");
-  glt_bmaxpool_params& p = data->params;
-  p.in_h = Dim(input.get(), 1);
-  p.in_w = Dim(input.get(), 2);
-  p.words = Dim(input.get(), 3);
-  p.filter_h = opt[kFilterH];
-  p.filter_w = opt[kFilterW];
-  p.stride_h = opt[kStrideH];
-  p.stride_w = opt[kStrideW];
-  GLT_ENSURE(OutputSizeAndPadding(opt[kPadding], p.in_h, p.filter_h, p.stride_h, 1, &p.out_h,
-                                  &p.pad_top) &&
-                 OutputSizeAndPadding(opt[kPadding], p.in_w, p.filter_w, p.stride_w, 1, &p.out_w,
-                                      &p.pad_left),
-             "LceBMaxPool2d: bad padding/filter/stride");
-  GLT_ENSURE(Dim(output.get(), 0) == 1 && Dim(output.get(), 1) == p.out_h &&
-                 Dim(output.get(), 2) == p.out_w && Dim(output.get(), 3) == p.words,
-             "LceBMaxPool2d: output shape differs from the computed [1, %d, %d, %d]", (int)p.out_h,
-             (int)p.out_w, (int)p.words);
+  // The parameters themselves: kernel_params.cc (compared with deploy/lower/ by the tests).
+  const BMaxPool2dOptions options = {opt[kFilterH], opt[kFilterW], opt[kStrideH], opt[kStrideW],
+                                     opt[kPadding]};
+  const int32_t in_dims[3] = {Dim(input.get(), 1), Dim(input.get(), 2), Dim(input.get(), 3)};
+  const int32_t out_dims[3] = {Dim(output.get(), 1), Dim(output.get(), 2), Dim(output.get(), 3)};
+  GLT_ENSURE(Dim(output.get(), 0) == 1, "LceBMaxPool2d: output batch must be 1");
+  const ParamError error = BMaxPool2dGeometry(options, in_dims, out_dims, &data->params);
+  GLT_ENSURE(error.format == nullptr, error.format, error.a, error.b, error.c);
   return kTfLiteOk;
 }
 

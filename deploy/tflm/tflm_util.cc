@@ -49,23 +49,5 @@ int32_t NumElements(const TfLiteTensor* t) {
   return n;
 }
 
-bool OutputSizeAndPadding(int32_t padding, int32_t size, int32_t filter,
-                          int32_t stride, int32_t dilation, int32_t* out,
-                          int32_t* pad_before) {
-  if (stride < 1 || dilation < 1 || filter < 1) return false;
-  const int32_t effective = (filter - 1) * dilation + 1;
-  if (padding == kPaddingSame) {
-    *out = (size + stride - 1) / stride;
-  } else if (padding == kPaddingValid) {
-    *out = (size - effective + stride) / stride;
-  } else {
-    return false;
-  }
-  if (*out < 1) return false;
-  const int32_t total = (*out - 1) * stride + effective - size;
-  *pad_before = total > 0 ? total / 2 : 0;
-  return true;
-}
-
 }  // namespace tflm
 }  // namespace larq_glt

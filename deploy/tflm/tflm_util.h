@@ -53,15 +53,6 @@ inline int32_t NumDims(const TfLiteTensor* t) { return t->dims->size; }
 int32_t NumElements(const TfLiteTensor* t);
 inline int32_t PackedWords(int32_t channels) { return (channels + 31) / 32; }
 
-// TFLite SAME/VALID output size and padding before the input
-// (ComputePaddingHeightWidth); false for an unknown padding or bad sizes.
-bool OutputSizeAndPadding(int32_t padding, int32_t size, int32_t filter,
-                          int32_t stride, int32_t dilation, int32_t* out,
-                          int32_t* pad_before);
-
-constexpr int32_t kPaddingSame = 0;   // tflite::Padding_SAME
-constexpr int32_t kPaddingValid = 1;  // tflite::Padding_VALID
-
 }  // namespace tflm
 }  // namespace larq_glt
 
