@@ -1,4 +1,4 @@
-"""TensorFlow Lite Micro target (deploy/tflm/target.py, deploy/tflm/*.cc).
+"""TensorFlow Lite Micro target (deploy/tflm/*.py, deploy/tflm/*.cc).
 
 Without a TFLM tree: the custom options the TFLM kernels read against what LCE
 wrote, the flatbuffer rewrite (fused input encoder), the resolver list, the
@@ -401,7 +401,7 @@ def test_resolver_holds_only_the_ops_used(exported_default):
 @pytest.mark.parametrize("builtin, method", [("FULLY_CONNECTED", "AddFullyConnected"), ("CONV_2D", "AddConv2D"),
                                              ("AVERAGE_POOL_2D", "AddAveragePool2D"), ("ARG_MAX", "AddArgMax")])
 def test_builtin_method_names(builtin, method):
-    assert tflm._add_method(builtin) == method
+    assert tflm.resolver_method(builtin) == method
 
 
 def test_resolver_checks_the_tree_and_custom_ops(exported_default, tmp_path):

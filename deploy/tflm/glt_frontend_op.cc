@@ -1,6 +1,6 @@
 // GltFrontend: larq-glt's fused uint8 input encoder (glt_frontend_opt).
 //
-// deploy/tflm/target.py replaces the encoder ops of an LCE model (CAST, RESHAPE, SUB,
+// deploy/tflm/rewrite.py replaces the encoder ops of an LCE model (CAST, RESHAPE, SUB,
 // ... ending in LceQuantize) with this op: input 0 is the raw uint8 frame
 // [1, H, W, C], input 1 the constant per-channel tables [C, 256, words] (INT32)
 // that deploy/lower/ derives and verifies from those ops, output 0 the

@@ -2,7 +2,7 @@
 // (glt_stem_opt): raw uint8 frame in, the convolution's output out; the encoded
 // frame never exists in RAM.
 //
-// deploy/tflm/target.py writes this op in place of the encoder ops and the LceBconv2d
+// deploy/tflm/rewrite.py writes this op in place of the encoder ops and the LceBconv2d
 // that reads them, from the very kernel call deploy/lower/ makes for the
 // generated runtime: every integer field of glt_stem_params is a custom option
 // of the same name (plus scratch_bytes), every array field a constant input in

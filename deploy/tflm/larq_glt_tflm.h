@@ -3,7 +3,7 @@
  *
  * The Larq Compute Engine custom ops (LceQuantize, LceDequantize, LceBconv2d,
  * LceBMaxPool2d) and larq-glt's fused uint8 input encoder (GltFrontend, or
- * GltStem: the encoder fused with the first convolution; deploy/tflm/target.py writes
+ * GltStem: the encoder fused with the first convolution; deploy/tflm/rewrite.py writes
  * them in place of the encoder ops), as TFLM kernels that call the C kernel
  * cores of larq-glt's generated runtime (deploy/runtime): same results, bit for
  * bit, as the LCE interpreter.
@@ -25,7 +25,7 @@
 namespace larq_glt {
 namespace tflm {
 
-// Custom op names, as the LCE converter writes them (GltFrontend: deploy/tflm/target.py).
+// Custom op names, as the LCE converter writes them (GltFrontend, GltStem: deploy/tflm/rewrite.py).
 constexpr const char kLceQuantize[] = "LceQuantize";
 constexpr const char kLceDequantize[] = "LceDequantize";
 constexpr const char kLceBconv2d[] = "LceBconv2d";

@@ -9,7 +9,7 @@
 //
 // Optional inputs 5 and 6 (bit-packed output only): the lane tables of
 // glt_bconv2d_opt's bit-sliced algorithm (lane_filter, lane_thresholds, INT32
-// constants), which deploy/tflm/target.py adds to the flatbuffer at build time from
+// constants), which deploy/tflm/rewrite.py adds to the flatbuffer at build time from
 // deploy/lower/: they cost flash instead of arena RAM. Without them (a
 // plain LCE flatbuffer) the kernel takes its per-channel path: same bits, slower.
 #include "glt_kernels.h"
