@@ -13,15 +13,24 @@ from larq_glt import flatbuffer, opset
 model = flatbuffer.read_model("model.tflite")
 [(op.opcode, opset.layer_of(model, op)) for op in model.operators]
 [op.opcode for op in opset.unsupported_ops(model)]      # [] for a deployable model
+[(op.opcode, why) for op, why in opset.parameter_problems(model)]   # [] as well
 ```
 
-These sets are the contract: ``deploy.lower`` has one lowering per name of
+An op of the set can still carry parameters the runtime has no kernel for (a
+non-float ARG_MAX, an int8 SOFTMAX, a MEAN over the channels, ...):
+:func:`parameter_problem` names them from the op's types, shapes and options.
+``deploy.lower`` asks it first for every op, so the exporter and the firmware
+build refuse the same ops with the same words; the lowering's own checks
+(shapes against its computed geometry) come after.
+
+These sets and :func:`parameter_problem` are the contract: ``deploy.lower`` has one lowering per name of
 :data:`RUNTIME_OPS` and one numpy evaluator per name of :data:`ENCODER_OPS`
 (``tests/test_opset.py`` holds them equal).
 """
 from __future__ import annotations
 
-__all__ = ["RUNTIME_OPS", "ENCODER_OPS", "layer_of", "encoder_ops", "unsupported_ops"]
+__all__ = ["RUNTIME_OPS", "ENCODER_OPS", "layer_of", "encoder_ops", "unsupported_ops", "parameter_problem",
+           "parameter_problems", "MAX_TAPS"]
 
 #: Ops with a kernel of the generated runtime (deploy/runtime).
 RUNTIME_OPS = frozenset({
@@ -92,3 +101,76 @@ def unsupported_ops(model) -> list:
     encoder = encoder_ops(model)
     return [op for op in model.operators
             if op.opcode not in RUNTIME_OPS and not (op.opcode in ENCODER_OPS and op.index in encoder)]
+
+
+#: Filter taps (height x width) the binary convolution kernels handle (GLT_MAX_TAPS, glt_bconv2d_opt.c).
+MAX_TAPS = 64
+_FLOAT_ONLY = {"MEAN", "AVERAGE_POOL_2D", "FULLY_CONNECTED", "SOFTMAX", "ARG_MAX"}
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}   # the fused activations with a kernel
+_COPIES = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+
+
+def parameter_problem(model, op) -> str | None:
+    """Why the firmware runtime cannot run this op of :data:`RUNTIME_OPS` with its
+    parameters (types, axes, options), or None. Judged from the flatbuffer alone."""
+    t = model.tensors
+    inp = t[op.inputs[0]] if op.inputs and op.inputs[0] >= 0 else None
+    out = t[op.outputs[0]] if op.outputs else None
+    name = op.opcode
+    if inp is None or out is None:
+        return "missing input or output"
+    if name in _FLOAT_ONLY and inp.type_name != "FLOAT32":
+        return f"input is {inp.type_name}; the runtime's {name} is float only"
+    if name == "ARG_MAX":
+        axis = t[op.inputs[1]].data if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+        if not inp.shape or axis is None or axis.size != 1 or \
+                int(axis.reshape(-1)[0]) % len(inp.shape) != len(inp.shape) - 1:
+            return "only an argmax over the last axis is supported"
+        if out.type_name not in ("INT32", "INT64"):
+            return f"output type {out.type_name} is not supported (INT32, INT64)"
+    if name == "MEAN":
+        axis = t[op.inputs[1]].data if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+        axes = sorted(int(a) % 4 for a in axis.reshape(-1)) if axis is not None and len(inp.shape) == 4 else []
+        if len(inp.shape) != 4 or inp.shape[0] != 1 or axes != [1, 2]:
+            return f"only the spatial mean of [1, H, W, C] is supported (got {list(inp.shape)}, axes {axes})"
+    if name in ("AVERAGE_POOL_2D", "FULLY_CONNECTED"):
+        act = (op.builtin_options or {}).get("fused_activation_function", 0)
+        if act not in _ACTIVATIONS:
+            return f"fused activation {act} is not supported ({', '.join(_ACTIVATIONS.values())})"
+    if name == "FULLY_CONNECTED":
+        w = t[op.inputs[1]] if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+        if w is None or w.data is None or w.type_name != "FLOAT32" or len(w.shape) != 2:
+            return "only constant float [O, I] weights are supported"
+    if name == "LceBconv2d":
+        opts = op.custom_options or {}
+        filt = t[op.inputs[1]] if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+        if inp.type_name != "INT32":
+            return f"input must be bit-packed INT32, got {inp.type_name}"
+        if out.type_name not in ("INT32", "FLOAT32", "INT8"):
+            return f"output type {out.type_name} is not supported (bit-packed INT32, FLOAT32, INT8)"
+        if opts.get("pad_values", 0) not in (0, 1):
+            return f"pad_values must be 0 or 1, got {opts['pad_values']!r}"
+        if filt is not None and len(filt.shape) == 4 and filt.shape[1] * filt.shape[2] > MAX_TAPS:
+            return f"filter {filt.shape[1]}x{filt.shape[2]} has more than {MAX_TAPS} taps"
+    if name == "LceBMaxPool2d" and inp.type_name != "INT32":
+        return f"input must be bit-packed INT32, got {inp.type_name}"
+    if name == "LceQuantize" and inp.type_name not in ("FLOAT32", "INT8", "BOOL"):
+        return f"input type {inp.type_name} is not supported (FLOAT32, INT8, BOOL)"
+    if name == "LceDequantize" and out.type_name not in ("FLOAT32", "INT8"):
+        return f"output type {out.type_name} is not supported (FLOAT32, INT8)"
+    if name in _COPIES and (inp.type_name != out.type_name or inp.nbytes != out.nbytes):
+        return f"{inp.type_name} {list(inp.shape)} -> {out.type_name} {list(out.shape)} is not a pure reshape"
+    return None
+
+
+def parameter_problems(model) -> list:
+    """(op, reason) for each op of :data:`RUNTIME_OPS` outside the uint8 input
+    encoder whose parameters the runtime cannot run (:func:`parameter_problem`)."""
+    encoder = encoder_ops(model)
+    out = []
+    for op in model.operators:
+        if op.opcode in RUNTIME_OPS and op.index not in encoder:
+            why = parameter_problem(model, op)
+            if why:
+                out.append((op, why))
+    return out

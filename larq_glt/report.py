@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from larq_glt.opset import ENCODER_OPS, RUNTIME_OPS, layer_of, unsupported_ops
+from larq_glt.opset import ENCODER_OPS, RUNTIME_OPS, layer_of, parameter_problems, unsupported_ops
 
 __all__ = ["ReportError", "read_flatbuffer", "model_report", "format_markdown", "check_deployable", "layer_of"]
 
@@ -56,8 +56,9 @@ def read_file(path):
 
 
 def check_deployable(model) -> None:
-    """Raise ReportError naming the first op (and its Keras layer) outside the op set
-    the firmware runs (:mod:`larq_glt.opset`)."""
+    """Raise ReportError naming the first op (and its Keras layer) the firmware
+    cannot run: outside the op set (:mod:`larq_glt.opset`), or with parameters
+    the runtime has no kernel for (:func:`larq_glt.opset.parameter_problem`)."""
     bad = unsupported_ops(model)
     if bad:
         op = bad[0]
@@ -66,6 +67,11 @@ def check_deployable(model) -> None:
         raise ReportError(
             f"op {op.opcode} (operator {op.index}, from Keras layer '{layer_of(model, op)}') is not "
             f"supported by the larq-glt firmware runtime{hint}; supported: {', '.join(sorted(RUNTIME_OPS))}")
+    problems = parameter_problems(model)
+    if problems:
+        op, why = problems[0]
+        raise ReportError(f"op {op.opcode} (operator {op.index}, from Keras layer '{layer_of(model, op)}') is not "
+                          f"supported by the larq-glt firmware runtime: {why}")
 
 
 def _op_cost(model, op) -> tuple[int, int]:

@@ -96,6 +96,20 @@ def test_unsupported_layer_is_refused(tmp_path):
         export.export_keras(model, tmp_path / "e")
 
 
+def test_conv_the_runtime_cannot_run_is_refused_with_its_layer(tmp_path):
+    """Op names are not enough: a 9x9 binary conv converts to LceBconv2d, which
+    the runtime has, but with more filter taps than its kernels handle."""
+    inputs = keras.Input((16, 16, 3), dtype="uint8")
+    x = encoders.Thermometer(levels=8)(inputs)
+    x = lq.layers.QuantConv2D(32, 2, strides=2, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(x)
+    x = lq.layers.QuantConv2D(32, 9, padding="same", input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                              name="huge")(x)
+    model = keras.Model(inputs, keras.layers.Flatten()(x))
+    with pytest.raises(report.ReportError, match="op LceBconv2d .*Keras layer 'huge'.*9x9 has more than 64 taps"):
+        export.export_keras(model, tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+
+
 def test_float_encoder_is_refused(tmp_path):
     with pytest.raises(export.ExportError, match="full-precision first convolution"):
         export.export_keras(models.compact(ModelConfig(**{**SMALL, "encoding": "float"})), tmp_path / "e")

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from larq_glt.flatbuffer import Model, Operator, Tensor
+from larq_glt.opset import MAX_TAPS  # GLT_MAX_TAPS in glt_bconv2d_opt.c
 
 OUT_FLOAT, OUT_INT8, OUT_BITS = 0, 1, 2  # GLT_OUT_* in glt_common.h
 FLT_MAX = float(np.finfo(np.float32).max)
 THRESHOLD_MIN, THRESHOLD_MAX = -1, 1 << 30  # range glt_bconv2d_opt needs (see header)
-MAX_TAPS = 64  # GLT_MAX_TAPS in glt_bconv2d_opt.c
 LANES_ACC_MAX = 32000  # bit-sliced counters have at most 16 planes: acc_max + 1 < 2^15
 
 # numpy dtype -> C element type of a const array

@@ -13,7 +13,7 @@ from deploy.lower.frontend import find_frontend
 from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize
 from deploy.lower.stem import fuse_stem_calls
 from larq_glt.flatbuffer import Model, Operator
-from larq_glt.opset import ENCODER_OPS
+from larq_glt.opset import ENCODER_OPS, parameter_problem
 
 def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
     """Kernel calls for the whole model, in execution order.
@@ -43,6 +43,9 @@ def lower_operator(model: Model, op: Operator) -> KernelCall:
             f"operator {op.index} ({op.opcode}) is not supported by the firmware runtime{hint}; "
             f"supported: {', '.join(sorted(LOWERINGS))}"
         )
+    problem = parameter_problem(model, op)  # what the exporter refuses too, in the same words
+    if problem:
+        raise UnsupportedOpError(f"operator {op.index} ({op.opcode}): {problem}")
     return lower(model, op)
 
 
