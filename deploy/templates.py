@@ -26,6 +26,11 @@ def _c_string(s) -> str:
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _format_join(values, fmt: str, sep: str = ", ") -> str:
+    """``fmt % v`` for each value, joined: ``[1, 2] | format_join('0x%02x')`` -> ``0x01, 0x02``."""
+    return sep.join(fmt % v for v in values)
+
+
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
     """The environment (built once); stages add their own filters by name."""
@@ -33,6 +38,7 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["c_string"] = _c_string
+    env.filters["format_join"] = _format_join
     env.filters["ord_port"] = lambda letter: ord(str(letter).upper()) - ord("A")
     return env
 
