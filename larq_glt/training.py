@@ -49,6 +49,7 @@ trains on ``α·CE + (1−α)·T²·KL(teacher ‖ student)``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -133,7 +134,8 @@ class TrainConfig:
     kd_mixup: float = 0.0
 
     # Options that define the run: a resumed run must agree on these.
-    _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
+    _IDENTITY = ("dataset", "limit", "val_fraction", "augment", "encoding", "levels", "per_channel", "image_size",
+                 "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
                  "init_from", "unlabelled", "unlabelled_classes", "zoom", "kd_mixup")
     # ... and a pruning run on these too (they place the phase boundaries).
@@ -324,13 +326,20 @@ def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:
         raise TrainingError(f"--resume: {run.path} has no config.json, so there is no run to resume")
     saved = TrainConfig.from_dict(run.read_json(run.config))
     keys = TrainConfig._IDENTITY + (TrainConfig._PHASE_IDENTITY if (saved.pruning or cfg.pruning) else ())
-    clashes = [
-        f"{k}: saved {getattr(saved, k)!r}, given {getattr(cfg, k)!r}"
-        for k in keys
-        if getattr(saved, k) != getattr(cfg, k)
-    ]
+
+    def same(k):
+        a, b = getattr(saved, k), getattr(cfg, k)
+        if k == "model":  # {} and {"width": 1.0} are the same model
+            a, b = ({**models.ModelConfig().to_dict(), **m} for m in (a, b))
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    clashes = [f"{k}: saved {getattr(saved, k)!r}, given {getattr(cfg, k)!r}" for k in keys if not same(k)]
     if clashes:
         raise TrainingError("--resume with options that differ from the saved run: " + "; ".join(clashes))
+    done, total = run.last_epoch(), _phases(cfg)[-1].end
+    if done > total:
+        raise TrainingError(f"--resume --epochs {cfg.epochs}: {run.path} already holds {done} completed epochs; "
+                            f"give --epochs {done} or more (or leave it out: the run's own {saved.epochs})")
     return cfg
 
 
@@ -435,6 +444,30 @@ def _optimizer(phase: _Phase, cfg: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(lr)
 
 
+def _learning_rate(optimizer) -> float:
+    """The learning rate of the optimizer's next step."""
+    lr = optimizer._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(optimizer.iterations)
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+
+def _extended(before: int, epochs: int, done: int) -> str:
+    """What ``--resume`` with another ``--epochs`` does to the schedule.
+
+    The cosine decay spans the run's ``epochs``; a checkpoint restores the
+    optimizer's step count, so from epoch ``done + 1`` on each step has the
+    learning rate a run of ``epochs`` epochs would have at that step (a jump
+    back up when the ``before``-epoch run had finished its decay). The first
+    ``done`` epochs keep the ``before``-epoch schedule, so the weights are not
+    those of an uninterrupted ``epochs``-epoch run. ``metrics.json`` records
+    the change (``epochs_changed``) and every epoch's starting learning rate.
+    """
+    return (f"--epochs {before} -> {epochs}: epochs {done + 1}..{epochs} follow the {epochs}-epoch cosine decay "
+            f"(epochs 1..{done} followed the {before}-epoch one), so the result is not that of an "
+            f"uninterrupted {epochs}-epoch run")
+
+
 def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     """Compile ``model`` (for evaluate/save); return what ``fit`` trains."""
     model.compile(
@@ -523,6 +556,11 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
         stages.pop("after_ramp", None)
     if start:
         print(f"resuming {run.path} after epoch {start}", file=sys.stderr)
+        before = run.read_json(run.config).get("epochs")
+        if before != cfg.epochs:  # see _extended
+            metrics.setdefault("epochs_changed", []).append(
+                {"after_epoch": start, "epochs_before": before, "epochs": cfg.epochs})
+            print(_extended(before, cfg.epochs, start), file=sys.stderr)
     else:
         run.path.mkdir(parents=True, exist_ok=True)
         if cfg.init_from:
@@ -599,6 +637,7 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
                 row["channels_kept"] = sum(kept.values())
             if isinstance(fitter, distillation.Distiller):
                 fitter.set_epoch_seed(cfg.seed, epoch)
+            row["learning_rate"] = _learning_rate(optimizer)
             hist = fitter.fit(
                 splits.train_epoch(epoch),
                 initial_epoch=epoch,

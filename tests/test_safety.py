@@ -381,3 +381,97 @@ def test_usage_errors_exit_2_everywhere(tmp_path, capsys):
         assert call() == 2, i
         _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "r").exists()
+
+
+# -- 4. --resume continues the run it names ----------------------------------------------
+
+def _saved_run(path, epochs_done=0, **options):
+    """A run directory holding only what --resume reads (config, state, metrics)."""
+    import json
+
+    from larq_glt.training import TrainConfig
+
+    path.mkdir(parents=True)
+    cfg = TrainConfig(**{"out": str(path), "progress": False, **options})
+    (path / "config.json").write_text(json.dumps({**cfg.to_dict(), "class_names": ["a", "b"]}))
+    if epochs_done:
+        (path / "state.json").write_text(json.dumps({"completed_epochs": epochs_done}))
+        (path / "metrics.json").write_text(json.dumps({"epochs": [{"epoch": e + 1} for e in range(epochs_done)]}))
+    return cfg
+
+
+def test_resume_takes_every_data_and_model_option_from_the_run(tmp_path, monkeypatch):
+    from larq_glt import train as cli, training
+
+    out = tmp_path / "r"
+    saved = _saved_run(out, dataset="vww", data_dir=str(tmp_path / "vw_coco2014_96"), image_size=64, limit=500,
+                       val_fraction=0.2, augment=False, zoom=0.1, levels=4, per_channel=False, seed=3,
+                       batch_size=16, model={"width": 2.0}, epochs=30, learning_rate=1e-3)
+    seen = {}
+
+    def fake_train(cfg, resume=False, **kw):
+        seen.update(cfg=cfg, resume=resume)
+        return {"final": {"val_accuracy": 0.5, "weight_bits": 1, "binary_macs": 1}}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    # The README's example: no --data-dir, only the new epoch count.
+    assert cli.main(["--dataset", "vww", "--out", str(out), "--epochs", "40", "--resume"]) == 0
+    cfg = seen["cfg"]
+    assert seen["resume"] and cfg.epochs == 40 and cfg.progress
+    for name in ("data_dir", "image_size", "limit", "val_fraction", "augment", "zoom", "levels", "per_channel",
+                 "seed", "batch_size", "model", "learning_rate"):
+        assert getattr(cfg, name) == getattr(saved, name), name
+    # --width 2 agrees with the saved model; the given --learning-rate wins (it does not define the run).
+    cli.main(["--dataset", "vww", "--out", str(out), "--width", "2", "--learning-rate", "5e-4", "--resume"])
+    assert seen["cfg"].model == {"width": 2.0} and seen["cfg"].learning_rate == 5e-4 and seen["cfg"].epochs == 30
+
+
+@pytest.mark.parametrize("flags, clash", [
+    (["--image-size", "32"], "image_size: saved 64, given 32"), (["--limit", "10"], "limit: saved 500, given 10"),
+    (["--no-augment"], "augment: saved True, given False"), (["--width", "3"], "model: saved"),
+    (["--val-fraction", "0.3"], "val_fraction"),
+])
+def test_resume_refuses_an_option_that_contradicts_the_run(tmp_path, capsys, flags, clash):
+    from larq_glt import train as cli
+
+    out = tmp_path / "r"
+    _saved_run(out, 2, dataset="synthetic", image_size=64, limit=500, val_fraction=0.2, epochs=4)
+    before = _snapshot(out)
+    assert cli.main(["--dataset", "synthetic", "--out", str(out), "--resume"] + flags) == 2
+    assert clash in _one_error_line(capsys.readouterr().err)
+    assert _snapshot(out) == before
+
+
+def test_resume_with_fewer_epochs_than_done_leaves_the_run_untouched(tmp_path, capsys):
+    from larq_glt import train as cli
+
+    out = tmp_path / "r"
+    _saved_run(out, 6, dataset="synthetic", image_size=32, epochs=10)
+    before = _snapshot(out)
+    assert cli.main(["--dataset", "synthetic", "--out", str(out), "--epochs", "4", "--resume", "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "already holds 6 completed epochs" in line and "--epochs 6 or more" in line
+    assert _snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_resume_with_more_epochs_follows_the_longer_cosine_and_says_so(tmp_path, capsys):
+    import json
+
+    import tf_keras as keras
+
+    from larq_glt import train as cli
+
+    out = tmp_path / "r"
+    base = ["--dataset", "synthetic", "--image-size", "16", "--batch-size", "32", "--limit", "64",
+            "--model-config", TINY, "--learning-rate", "0.004", "--out", str(out), "--quiet"]
+    assert cli.main(base + ["--epochs", "1"]) == 0
+    assert cli.main(["--dataset", "synthetic", "--out", str(out), "--epochs", "3", "--resume", "--quiet"]) == 0
+    assert "--epochs 1 -> 3: epochs 2..3 follow the 3-epoch cosine decay" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_changed"] == [{"after_epoch": 1, "epochs_before": 1, "epochs": 3}]
+    steps = 2  # 64 images / 32
+    longer = keras.optimizers.schedules.CosineDecay(0.004, 3 * steps, alpha=0.01)
+    rates = [e["learning_rate"] for e in metrics["epochs"]]
+    assert rates[0] == pytest.approx(0.004)
+    assert rates[1:] == pytest.approx([float(longer(steps)), float(longer(2 * steps))])
