@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "unlabelled: any image tree labelled by --kd-teacher only (validation: agreement with "
                         "the teacher on a held-out --val-fraction)")
     d.add_argument("--data-dir", help="dataset root (vww, folder) or tensorflow-datasets data dir (stl10)")
-    d.add_argument("--image-size", type=int, default=96, help="square input side in pixels; images are resized to it")
+    d.add_argument("--image-size", type=int, default=96, help="square input side in pixels (8..1024; the default topology needs 29 or more); "
+                        "images are resized to it")
     d.add_argument("--limit", type=int, help="use at most this many training images (smoke runs)")
     d.add_argument("--val-fraction", type=float, default=0.1,
                    help="validation share for datasets without a split (vww, unlabelled)")

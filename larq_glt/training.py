@@ -292,6 +292,10 @@ def _check_options(cfg: TrainConfig) -> None:
         )
     if not 0.0 <= cfg.zoom < 1.0:
         raise TrainingError(f"--zoom must be in [0, 1), got {cfg.zoom}")
+    try:
+        models.check_sizes(model_config_for(cfg, 2))
+    except (models.ModelConfigError, TypeError) as e:
+        raise TrainingError(str(e)) from None
     specs = teacher_specs(cfg)
     if cfg.kd_mixup and not specs:
         raise TrainingError("--kd-mixup blends images for the teacher to label: give --kd-teacher")

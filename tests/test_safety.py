@@ -475,3 +475,53 @@ def test_resume_with_more_epochs_follows_the_longer_cosine_and_says_so(tmp_path,
     rates = [e["learning_rate"] for e in metrics["epochs"]]
     assert rates[0] == pytest.approx(0.004)
     assert rates[1:] == pytest.approx([float(longer(steps)), float(longer(2 * steps))])
+
+
+# -- 9. errors name the real limit -------------------------------------------------------
+
+@pytest.mark.parametrize("flags, says", [
+    (["--width", "0.5"], "--width 0.5: block2_conv would split 32 input channels into 2 groups"),
+    (["--width", "0.5"], "the default topology admits --width 1, 2, 3, 4"),
+    (["--width", "1.5"], "admits --width 1, 2, 3, 4"),
+    (["--image-size", "16"], "--image-size 16: block2: the feature map is already 1×1, cannot pool; "
+                             "the default topology needs --image-size 29 or more"),
+    (["--image-size", "16", "--model-config", TINY], None),  # a topology made for it
+])
+def test_width_and_image_size_errors_name_the_limit(tmp_path, capsys, monkeypatch, flags, says):
+    from larq_glt import train as cli, training
+
+    monkeypatch.setattr(training, "_train", lambda *a, **k: {"final": {"val_accuracy": 0, "weight_bits": 0,
+                                                                        "binary_macs": 0}})
+    out = tmp_path / "r"
+    rc = cli.main(["--dataset", "synthetic", "--out", str(out), "--quiet"] + flags)
+    if says is None:
+        assert rc == 0
+        return
+    assert rc == 2
+    assert says in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_build_refuses_a_stack_size_it_would_replace(tmp_path, capsys):
+    import deploy.build as build
+
+    for size in ("0", "-8", "100", "99999999"):
+        assert build.main(["--board", "mps2-an500", "--out", str(tmp_path / "b"), "--stack-size", size]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert "--stack-size must be a positive multiple of 8 bytes below the" in line and size in line
+        assert "its default:" in line
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_mistyped_data_dir_is_not_created_when_the_download_fails(tmp_path, monkeypatch, capsys):
+    from larq_glt import train as cli
+    from larq_glt.data import download
+
+    def no_network(url, dest, timeout=30.0):
+        raise download.DownloadError("Name or service not known")
+
+    monkeypatch.setattr(download, "fetch", no_network)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--dataset", "vww", "--data-dir", "nope/deeper", "--out", "r", "--quiet"]) == 2
+    assert "not downloaded (Name or service not known)" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == []

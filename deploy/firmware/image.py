@@ -147,6 +147,13 @@ def check_fit(board: Board, gen: codegen.GeneratedModel, *, frame_bytes: int, st
     return numbers
 
 
+def check_stack_size(board, stack_size: int | None) -> None:
+    """Refuse a stack size the board cannot have (None: the board's own)."""
+    if stack_size is not None and (stack_size <= 0 or stack_size % 8 or stack_size >= board.ram.length):
+        raise FirmwareError(f"--stack-size must be a positive multiple of 8 bytes below the {board.ram.length:,} "
+                            f"bytes of RAM on {board.name} (its default: {board.stack_size:,}), got {stack_size}")
+
+
 def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", frame_source: str = "builtin",
           frames=None, frame_count: int | None = None, max_frames: int | None = None, profile: bool = False,
           profile_repeat: int = 1,
@@ -155,6 +162,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
           compile: bool = True) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
     board = load_board(board)
+    check_stack_size(board, stack_size)
     out_dir = Path(out or ROOT / "build" / board.name)
     _check_out(out_dir)
     model_path = resolve_model(model, run_dir)
