@@ -296,6 +296,8 @@ def _check_options(cfg: TrainConfig) -> None:
         models.check_sizes(model_config_for(cfg, 2))
     except (models.ModelConfigError, TypeError) as e:
         raise TrainingError(str(e)) from None
+    if cfg.prune_ratio > 0:
+        _check_prunes_something(cfg)
     specs = teacher_specs(cfg)
     if cfg.kd_mixup and not specs:
         raise TrainingError("--kd-mixup blends images for the teacher to label: give --kd-teacher")
@@ -315,6 +317,33 @@ def _check_options(cfg: TrainConfig) -> None:
             raise TrainingError(f"{what} are labelled by a teacher only: give --kd-teacher")
         if "auto" in specs:
             raise TrainingError(f"{what} need a trained teacher: --kd-teacher auto would learn from labels they lack")
+
+
+def _check_prunes_something(cfg: TrainConfig) -> None:
+    """Refuse a --prune-ratio that removes no block, saying why and what would."""
+    mcfg = model_config_for(cfg, 2)
+    try:
+        plan = pruning.plan(mcfg, cfg.prune_ratio, cfg.prune_block)
+    except pruning.PruningError as e:
+        raise TrainingError(str(e)) from None
+    if any(lp.prune_per_cell for lp in plan.layers):
+        return
+    ratio, block = f"--prune-ratio {cfg.prune_ratio:g}", cfg.prune_block
+    most = max((lp.blocks_per_cell for lp in plan.layers if not lp.note.startswith("not pruned")), default=0)
+    if most > 1:
+        raise TrainingError(f"{ratio} prunes nothing: the largest cells hold {most} {block}-channel blocks, and "
+                            f"{cfg.prune_ratio:g} of {most} rounds to no whole block; give --prune-ratio above "
+                            f"{0.5 / most:g}")
+
+    def prunes(width):
+        c = dataclasses.replace(mcfg, width=width)
+        return models.topology_problem(c) is None and any(
+            lp.prune_per_cell for lp in pruning.plan(c, cfg.prune_ratio, block).layers)
+
+    wider = next((w for w in range(math.floor(mcfg.width) + 1, 65) if prunes(w)), None)
+    hint = f"; --width {wider} would allow it" if wider else ""
+    raise TrainingError(f"{ratio} prunes nothing at --width {mcfg.width:g}: every prunable conv's groups hold "
+                        f"one {block}-channel block (or less), and each keeps at least one{hint}")
 
 
 def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:

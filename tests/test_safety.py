@@ -525,3 +525,20 @@ def test_a_mistyped_data_dir_is_not_created_when_the_download_fails(tmp_path, mo
     assert cli.main(["--dataset", "vww", "--data-dir", "nope/deeper", "--out", "r", "--quiet"]) == 2
     assert "not downloaded (Name or service not known)" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == []
+
+
+# -- 10. a prune ratio that prunes nothing -------------------------------------------------
+
+@pytest.mark.parametrize("flags, says", [
+    (["--prune-ratio", "0.5"], "--prune-ratio 0.5 prunes nothing at --width 1: every prunable conv's groups hold "
+                               "one 32-channel block (or less), and each keeps at least one; --width 2 would allow it"),
+    (["--prune-ratio", "0.5", "--prune-block", "64", "--width", "2"], "--width 4 would allow it"),
+    (["--prune-ratio", "0.1", "--width", "4"], "rounds to no whole block; give --prune-ratio above 0.125"),
+])
+def test_a_prune_ratio_that_prunes_nothing_is_refused(tmp_path, capsys, flags, says):
+    from larq_glt import train as cli
+
+    out = tmp_path / "r"
+    assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--out", str(out), "--quiet"] + flags) == 2
+    assert says in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
