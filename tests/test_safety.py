@@ -542,3 +542,29 @@ def test_a_prune_ratio_that_prunes_nothing_is_refused(tmp_path, capsys, flags, s
     assert cli.main(["--dataset", "synthetic", "--image-size", "32", "--out", str(out), "--quiet"] + flags) == 2
     assert says in _one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+# -- 11. very large photos are downscaled on load, up to a stated limit ------------------------
+
+def test_images_over_pillows_warning_size_are_downscaled_on_load(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from larq_glt.data import images
+
+    assert images.max_pixels() == 178_956_970  # the stated limit (README, images.py)
+    # Pillow's sizes scaled down 10,000 times: a "108 MP photo" is then 12,000 pixels.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 8_948)
+    photo = np.zeros((90, 120, 3), np.uint8)
+    photo[:, 60:] = 255
+    Image.fromarray(photo).save(tmp_path / "phone.jpg", quality=95)
+    Image.fromarray(photo).convert("L").save(tmp_path / "gray.jpg")
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "huge.png")  # 10,000 px: decoded too
+    Image.fromarray(np.zeros((150, 150, 3), np.uint8)).save(tmp_path / "bomb.png")  # 22,500 > 17,896 px
+    paths = [str(tmp_path / n) for n in ("phone.jpg", "gray.jpg", "huge.png", "bomb.png")]
+    result = images.scan_images(paths, 16)
+    assert list(result.ok) == [0, 1, 2]
+    assert result.images.shape == (3, 16, 16, 3)
+    left, right = result.images[0][:, :6].mean(), result.images[0][:, 10:].mean()
+    assert left < 30 and right > 225, "the downscaled photo keeps its content"
+    assert result.skipped == [(paths[3], "over the limit of 17,896 pixels decoded (larq_glt.data.images.max_pixels)")]
