@@ -33,6 +33,7 @@ from deploy.emulators import protocol
 from deploy.firmware import samples
 from deploy.boards import toolchain
 from deploy.boards import BoardError, load_board
+from larq_glt.cli import HelpFormatter
 
 #: When Renode is absent, a Nucleo board's firmware is run on the QEMU board with the same core.
 QEMU_STAND_IN = {"cortex-m7": "mps2-an500", "cortex-m4": "mps2-an386"}
@@ -119,7 +120,8 @@ def counter_unit(board) -> tuple[str, float | None]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python deploy/demo.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python deploy/demo.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--board", default="nucleo", help="nucleo, nucleo-l4r5zi, mps2-an500, mps2-an386")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="an exported .tflite (default: the shipped person detector)")

@@ -37,6 +37,7 @@ import numpy as np
 
 from larq_glt import atomic, encoders, report
 from larq_glt.runs import RunDir, RunError, load_model
+from larq_glt.cli import HelpFormatter
 
 __all__ = ["ExportError", "ExportResult", "export", "export_model", "export_keras", "check_images_from"]
 
@@ -271,7 +272,8 @@ def export(run_dir, out=None, *, check_images=None, n_check: int = 64, seed: int
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m larq_glt.export", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m larq_glt.export", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="a training run directory (python -m larq_glt.train --out ...)")
     p.add_argument("--out", help="output directory (default: RUN_DIR/export)")
     p.add_argument("--check-images", help="folder of real images to verify the conversion on (default: generated)")

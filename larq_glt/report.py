@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from larq_glt.opset import ENCODER_OPS, RUNTIME_OPS, layer_of, unsupported_ops
+from larq_glt.cli import HelpFormatter
 
 __all__ = ["ReportError", "read_flatbuffer", "model_report", "format_markdown", "check_deployable", "layer_of"]
 
@@ -181,7 +182,8 @@ def format_markdown(rep: dict, title: str = "Model report") -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m larq_glt.report", description="Report the ops, size and cost of a .tflite model.")
+    p = argparse.ArgumentParser(prog="python -m larq_glt.report", description="Report the ops, size and cost of a .tflite model.",
+                                formatter_class=HelpFormatter)
     p.add_argument("model", help="a .tflite flatbuffer (e.g. from python -m larq_glt.export)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
     args = p.parse_args(argv)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import larq_glt  # noqa: F401
+from larq_glt.cli import HelpFormatter
 
 DATASETS = ("vww", "stl10", "folder", "synthetic", "unlabelled")
 ENCODINGS = ("glt", "thermo", "nbc", "float")
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m larq_glt.train",
         description="Train a fully-binarized network with a Generic Learned Thermometer (or baseline) input encoding.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, required=True,
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", help="dataset root (vww, folder) or tensorflow-datasets data dir (stl10)")
     d.add_argument("--image-size", type=int, default=96, help="square input side in pixels (8..1024; the default topology needs 29 or more); "
                         "images are resized to it")
-    d.add_argument("--limit", type=int, help="use at most this many training images (smoke runs)")
+    d.add_argument("--limit", type=int, help="use at most this many images in each split, training and validation alike (smoke runs)")
     d.add_argument("--val-fraction", type=float, default=0.1,
                    help="validation share for datasets without a split (vww, unlabelled)")
     d.add_argument("--unlabelled", action="append", default=[], metavar="DIR",

@@ -568,3 +568,58 @@ def test_images_over_pillows_warning_size_are_downscaled_on_load(tmp_path, monke
     left, right = result.images[0][:, :6].mean(), result.images[0][:, 10:].mean()
     assert left < 30 and right > 225, "the downscaled photo keeps its content"
     assert result.skipped == [(paths[3], "over the limit of 17,896 pixels decoded (larq_glt.data.images.max_pixels)")]
+
+
+# -- 14. --help shows the defaults that exist; --runtime tflm refuses what it would ignore -------
+
+def _help(main, argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+
+
+def test_help_shows_only_real_defaults(capsys):
+    import deploy.build as build
+    import deploy.demo as demo
+    from larq_glt import export, report, train as cli
+
+    text = _help(cli.main, [], capsys)
+    assert "(default: True)" not in text and "(default: False)" not in text and "(default: None)" not in text
+    assert text.count("runs/<dataset>-<encoding>") == 1
+    assert "(default: 96)" in text and "(default: glt)" in text
+    assert "in each split, training and validation alike" in text
+    text = _help(build.main, [], capsys)
+    assert "(default: None)" not in text and "(default: -O2)" not in text
+    assert "optimize for speed (default)" in text and "(default: generated)" in text
+    text = _help(demo.main, [], capsys)
+    assert "(default: nucleo)" in text and "(default: 60.0)" in text and "(default: False)" not in text
+    assert "(default: 64)" in _help(export.main, ["run"], capsys)
+    assert "(default: False)" not in _help(report.main, ["m.tflite"], capsys)
+
+
+@pytest.mark.parametrize("flags", [["--profile"], ["--profile", "--profile-repeat", "4"], ["--debug"],
+                                   ["--reference-kernels"]])
+def test_build_tflm_refuses_options_it_would_ignore(tmp_path, capsys, flags):
+    import deploy.build as build
+
+    out = tmp_path / "b"
+    assert build.main(["--board", "mps2-an500", "--runtime", "tflm", "--out", str(out)] + flags) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert flags[0] in line and "only apply to --runtime generated" in line
+    assert not out.exists()
+
+
+def test_build_tflm_passes_the_stack_size_on(tmp_path, monkeypatch, capsys):
+    import deploy.build as build
+    from deploy.tflm import target as tflm
+
+    seen = {}
+
+    def fake_build(board, **kw):
+        seen.update(kw)
+        raise tflm.TflmError("stop here")
+
+    monkeypatch.setattr(tflm, "build", fake_build)
+    assert build.main(["--board", "mps2-an500", "--runtime", "tflm", "--stack-size", "8192"]) == 2
+    assert seen["stack_size"] == 8192 and _one_error_line(capsys.readouterr().err) == "error: stop here"

@@ -553,6 +553,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
     ``accelerate=False`` leaves the LceBconv2d ops as LCE wrote them (no stem, no lane tables);
     ``compile=False`` renders the sources without a TFLM tree (for inspection/tests)."""
     board = load_board(board)
+    firmware.check_stack_size(board, stack_size)
     out_dir = Path(out or ROOT / "build" / f"{board.name}-tflm")
     try:
         atomic.check_output_dir(out_dir)  # before any work
