@@ -623,3 +623,30 @@ def test_build_tflm_passes_the_stack_size_on(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tflm, "build", fake_build)
     assert build.main(["--board", "mps2-an500", "--runtime", "tflm", "--stack-size", "8192"]) == 2
     assert seen["stack_size"] == 8192 and _one_error_line(capsys.readouterr().err) == "error: stop here"
+
+
+# -- 15. TFLM's Debian packages are named -----------------------------------------------------
+
+def test_tflm_names_the_debian_packages_it_needs(tmp_path, monkeypatch, capsys):
+    import deploy.build as build
+    from deploy.firmware import harness
+    from deploy.tflm import target as tflm
+
+    with pytest.raises(tflm.TflmError) as e:
+        tflm.find_library(None, "mps2-an500")
+    assert "libstdc++-arm-none-eabi-dev and libstdc++-arm-none-eabi-newlib" in str(e.value)
+    for said, package in (("ld: cannot find -lstdc++_nano: No such file or directory", "newlib"),
+                          ("glt_kernels.h:3:10: fatal error: cstdarg: No such file or directory", "dev")):
+        def failing_make(work, **kw):
+            raise harness.HarnessError(f"firmware build failed in {work}:\n{said}")
+
+        monkeypatch.setattr(tflm, "find_library", lambda *a, **k: None)
+        monkeypatch.setattr(harness, "build_firmware", failing_make)
+        out = tmp_path / package
+        assert build.main(["--board", "mps2-an500", "--runtime", "tflm", "--tflm-dir", str(tmp_path),
+                           "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: the TFLM firmware does not build: the Debian package "
+                              f"libstdc++-arm-none-eabi-{package} is missing") and said in err
+        assert not out.exists()
+    assert "libstdc++-arm-none-eabi-dev libstdc++-arm-none-eabi-newlib" in (atomic._PROJECT / "README.md").read_text()
