@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
 from deploy.boards import BoardError, known_boards
-from larq_glt.cli import HelpFormatter
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,13 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 import numpy as np
 
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
+
 from deploy import emulators
 from deploy.firmware import image as firmware
 from deploy.emulators import protocol
 from deploy.firmware import samples
 from deploy.boards import toolchain
 from deploy.boards import BoardError, load_board
-from larq_glt.cli import HelpFormatter
 
 #: When Renode is absent, a Nucleo board's firmware is run on the QEMU board with the same core.
 QEMU_STAND_IN = {"cortex-m7": "mps2-an500", "cortex-m4": "mps2-an386"}

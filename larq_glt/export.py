@@ -33,11 +33,11 @@ import sys
 from pathlib import Path
 
 import larq_glt  # noqa: F401
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
 import numpy as np
 
 from larq_glt import atomic, encoders, report
 from larq_glt.runs import RunDir, RunError, load_model
-from larq_glt.cli import HelpFormatter
 
 __all__ = ["ExportError", "ExportResult", "export", "export_model", "export_keras", "check_images_from"]
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
+
 from larq_glt.opset import ENCODER_OPS, RUNTIME_OPS, layer_of, unsupported_ops
-from larq_glt.cli import HelpFormatter
 
 __all__ = ["ReportError", "read_flatbuffer", "model_report", "format_markdown", "check_deployable", "layer_of"]
 

@@ -477,6 +477,26 @@ def _optimizer(phase: _Phase, cfg: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(lr)
 
 
+class _ProgressBar(keras.callbacks.Callback):
+    """One self-overwriting line on a terminal while an epoch trains; the
+    epoch's summary line then replaces it."""
+
+    def __init__(self, title: str, steps: int, width: int = 30):
+        super().__init__()
+        self.title, self.steps, self.width = title, max(1, steps), width
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = min(batch + 1, self.steps)
+        fill = self.width * done // self.steps
+        loss = f"  loss {float(logs['loss']):.4f}" if logs and "loss" in logs else ""
+        sys.stderr.write(f"\r{self.title} [{'=' * fill}{' ' * (self.width - fill)}] {done}/{self.steps}{loss}")
+        sys.stderr.flush()
+
+    def on_train_end(self, logs=None):
+        sys.stderr.write("\r\033[K")  # cleared: the summary line takes its place
+        sys.stderr.flush()
+
+
 def _learning_rate(optimizer) -> float:
     """The learning rate of the optimizer's next step."""
     lr = optimizer._learning_rate
@@ -617,7 +637,6 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
         model = pruning.with_masks(base) if plan else base
     at = 0  # the epoch whose weights `model` holds
     pruning_json = run.path / "pruning.json"
-    verbose = (1 if sys.stdout.isatty() else 2) if cfg.progress else 0
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, profile_batch=0)
 
     if plan and phases[0].end == 0 and start == 0:
@@ -671,12 +690,15 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
             if isinstance(fitter, distillation.Distiller):
                 fitter.set_epoch_seed(cfg.seed, epoch)
             row["learning_rate"] = _learning_rate(optimizer)
+            label = f" ({phase.name})" if plan else ""
+            bar = [_ProgressBar(f"epoch {epoch + 1}/{total}{label}", splits.steps_per_epoch)] \
+                if cfg.progress and sys.stderr.isatty() else []
             hist = fitter.fit(
                 splits.train_epoch(epoch),
                 initial_epoch=epoch,
                 epochs=epoch + 1,
-                verbose=verbose,
-                callbacks=[tensorboard, keras.callbacks.TerminateOnNaN()],
+                verbose=0,  # one line per epoch below (Keras would number each fit call's epochs on its own)
+                callbacks=[tensorboard, keras.callbacks.TerminateOnNaN(), *bar],
             )
             loss = float(hist.history["loss"][-1])
             val_loss, val_acc = model.evaluate(splits.val, verbose=0) if math.isfinite(loss) else (loss, 0.0)
@@ -693,8 +715,9 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
             )
             metrics["epochs"].append(row)
             if cfg.progress:
-                label = f" ({phase.name})" if plan else ""
-                print(f"epoch {epoch + 1}/{total}{label}: val_accuracy {val_acc:.4f}", file=sys.stderr)
+                print(f"epoch {epoch + 1}/{total}{label}: loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  "
+                      f"val_loss {row['val_loss']:.4f}  val_accuracy {val_acc:.4f}  ({row['seconds']:.1f} s)",
+                      file=sys.stderr)
             _save_checkpoint(run, ckpt, epoch + 1)
             at = epoch + 1
             atomic.write_json(run.metrics, metrics)

@@ -650,3 +650,50 @@ def test_tflm_names_the_debian_packages_it_needs(tmp_path, monkeypatch, capsys):
                               f"libstdc++-arm-none-eabi-{package} is missing") and said in err
         assert not out.exists()
     assert "libstdc++-arm-none-eabi-dev libstdc++-arm-none-eabi-newlib" in (atomic._PROJECT / "README.md").read_text()
+
+
+# -- 13. output people read: no TensorFlow noise, one line per epoch ----------------------------
+
+def _cli(*args, timeout=600):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(atomic._PROJECT)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=atomic._PROJECT)
+
+
+def test_an_error_after_tensorflow_loads_is_one_line(tmp_path):
+    p = _cli("-m", "larq_glt.train", "--dataset", "synthetic", "--levels", "300", "--out", str(tmp_path / "r"))
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == ["error: --levels must be in 1..254 for --encoding glt (thresholds are 8-bit "
+                                     "pixel codes), got 300"], p.stderr
+    assert p.stdout == ""
+
+
+def test_tensorflow_noise_is_dropped_and_real_warnings_kept(caplog):
+    import logging
+
+    import larq_glt.cli  # noqa: F401  installs the filter
+
+    tf_log = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        tf_log.warning("AutoGraph could not transform <function f> and will run it as-is.\n"
+                       "Please report this to the TensorFlow team.")
+        tf_log.warning("5 out of the last 5 calls to <function g> triggered tf.function retracing.")
+        tf_log.warning("a real warning about the user's data")
+    assert [r.getMessage() for r in caplog.records] == ["a real warning about the user's data"]
+
+
+@pytest.mark.slow
+def test_training_prints_one_line_per_epoch_and_no_tensorflow_noise(tmp_path):
+    out = tmp_path / "r"
+    p = _cli("-m", "larq_glt.train", "--dataset", "synthetic", "--image-size", "16", "--batch-size", "32",
+             "--limit", "64", "--epochs", "2", "--model-config", TINY, "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2, p.stderr
+    for i, line in enumerate(lines):
+        assert line.startswith(f"epoch {i + 1}/2: loss ") and "val_accuracy" in line and line.endswith(" s)")
+    assert p.stdout.startswith(f"done: {out}") and len(p.stdout.splitlines()) == 1, p.stdout
