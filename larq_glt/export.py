@@ -36,7 +36,7 @@ import larq_glt  # noqa: F401
 from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
 import numpy as np
 
-from larq_glt import atomic, encoders, report
+from larq_glt import atomic, encoders, report, sizes
 from larq_glt.runs import RunDir, RunError, load_model
 
 __all__ = ["ExportError", "ExportResult", "export", "export_model", "export_keras", "check_images_from"]
@@ -292,7 +292,8 @@ def main(argv=None) -> int:
         return 2
     v = result.verification
     print(f"wrote {result.out_dir}: model.tflite ({result.report['flatbuffer_bytes']:,} bytes), "
-          f"{result.report['weight_bits']:,} weight bits, {result.report['binary_macs']:,} binary MACs; "
+          f"{result.report['weight_bits']:,} {sizes.label('flatbuffer_weight_bits')}, "
+          f"{result.report['binary_macs']:,} binary MACs; "
           f"check on {v['images']} {v['source']} images: class agreement {v['class_agreement']:.0%}, "
           f"max logit difference {v['max_abs_logit_difference']:.3g}")
     return 0

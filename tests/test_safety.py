@@ -697,3 +697,58 @@ def test_training_prints_one_line_per_epoch_and_no_tensorflow_noise(tmp_path):
     for i, line in enumerate(lines):
         assert line.startswith(f"epoch {i + 1}/2: loss ") and "val_accuracy" in line and line.endswith(" s)")
     assert p.stdout.startswith(f"done: {out}") and len(p.stdout.splitlines()) == 1, p.stdout
+
+
+# -- 12. one definition of each size figure; published figures are the committed results ------
+
+_FIGURE = __import__("re").compile(r"(\d[\d,.]*)<!-- (\w+\.json) ([\w.]+)( M)? -->")
+_MEASURED_ROWS = ("| instructions per inference", "| peak RAM", "| flash (whole firmware", "| arena |",
+                  "| stack high-water")
+
+
+def _readme():
+    return (atomic._PROJECT / "README.md").read_text()
+
+
+def test_readme_sizes_table_is_the_one_definition():
+    from larq_glt import sizes
+
+    readme = _readme()
+    for f in sizes.FIGURES.values():
+        assert f"| {f.name} | {f.meaning} | {f.shown_by} |" in readme, f.key
+    names = [f.name for f in sizes.FIGURES.values()]
+    assert len(set(names)) == len(names)
+
+
+def test_commands_name_sizes_as_defined(tiny_run, tmp_path, capsys):
+    from larq_glt import export, report, sizes
+
+    assert export.main([str(tiny_run), "--out", str(tmp_path / "e"), "--check-count", "2"]) == 0
+    assert f" {sizes.label('flatbuffer_weight_bits')}, " in capsys.readouterr().out
+    assert report.main([str(tmp_path / "e" / "model.tflite")]) == 0
+    assert f"- {sizes.label('flatbuffer_weight_bits')}: " in capsys.readouterr().out
+
+
+def test_readme_figures_equal_the_committed_benchmark_results():
+    import json
+    import re
+
+    readme = _readme()
+    checked = 0
+    for m in _FIGURE.finditer(readme):
+        written, source, path, millions = m.groups()
+        value = json.loads((atomic._PROJECT / "benchmarks" / source).read_text())
+        for key in path.split("."):
+            value = value[key]
+        if millions:
+            decimals = len(written.partition(".")[2])
+            assert float(written) == round(value / 1e6, decimals), m.group(0)
+        else:
+            assert int(written.replace(",", "")) == value, m.group(0)
+        checked += 1
+    assert checked >= 20
+    # Every figure in the measured tables carries its reference.
+    for line in readme.splitlines():
+        if line.startswith(_MEASURED_ROWS):
+            bare = re.findall(r"\d[\d,.]*(?!\d|[\d,.]*<!--)", _FIGURE.sub("", line))
+            assert not [n for n in bare if n not in ("0",)], (line, bare)
