@@ -727,6 +727,15 @@ def test_commands_name_sizes_as_defined(tiny_run, tmp_path, capsys):
     assert f" {sizes.label('flatbuffer_weight_bits')}, " in capsys.readouterr().out
     assert report.main([str(tmp_path / "e" / "model.tflite")]) == 0
     assert f"- {sizes.label('flatbuffer_weight_bits')}: " in capsys.readouterr().out
+    from deploy.firmware import image as firmware
+
+    result = firmware.build("mps2-an500", model=tmp_path / "e" / "model.tflite", out=tmp_path / "b", compile=False)
+    result.size.update(flash_bytes=70_000, ram_bytes=40_000)  # what a compiled build adds
+    text = firmware.format_size_report(result)
+    frames = result.size["frame_bytes"]
+    assert frames == result.frames.nbytes > 0 and result.size["firmware_weight_bytes"] > 0
+    assert f"flash: 70,000 of " in text and f"of which sample frames {frames:,} (--frame-source builtin)" in text
+    assert f"{sizes.label('firmware_weight_bytes')} {result.size['firmware_weight_bytes']:,} (in flash)" in text
 
 
 def test_readme_figures_equal_the_committed_benchmark_results():
