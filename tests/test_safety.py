@@ -122,7 +122,7 @@ def test_export_cli_refuses_an_out_it_did_not_write(tiny_run, tmp_path, capsys, 
 
 def test_build_refuses_a_file_and_the_cwd(tmp_path, monkeypatch, capsys):
     import deploy.build as build
-    from deploy import firmware
+    from deploy.firmware import image as firmware
 
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
