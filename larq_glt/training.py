@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -577,10 +578,55 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     ``splits`` reuses already loaded data (:func:`larq_glt.data.load` with this
     config's data options; the auto teacher and benchmarks use it).
     """
-    run = RunDir(cfg.out)
     _check_options(cfg)
+    if cfg.distribute == "multiworker" and not _is_chief() and not _AS_WORKER:
+        return _train_as_worker(cfg, resume, splits, _interrupt_after)
+    run = RunDir(cfg.out)
     with run.lock():  # one writer per run directory, for the whole run
         return _train(run, _check_resume(run, cfg, resume), resume, splits, _interrupt_after)
+
+
+_AS_WORKER = False  # set while this process trains as a non-chief worker (in its own copy)
+
+
+def _is_chief() -> bool:
+    """Whether this process writes the run: the ``chief`` task of ``TF_CONFIG``,
+    else worker 0 (also without ``TF_CONFIG``: one worker)."""
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
+    except (json.JSONDecodeError, AttributeError):
+        raise TrainingError("--distribute multiworker: TF_CONFIG is not valid JSON") from None
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    if kind == "chief":
+        return True
+    if kind != "worker":
+        raise TrainingError(f"--distribute multiworker: TF_CONFIG task type {kind!r}; larq-glt runs chief and "
+                            f"worker tasks")
+    return "chief" not in cluster and index == 0
+
+
+def _train_as_worker(cfg: TrainConfig, resume: bool, splits, _interrupt_after) -> dict:
+    """A non-chief worker of ``--distribute multiworker``: it trains in step
+    with the chief (every collective needs it) but writes only to a private
+    temporary copy of the run, removed at the end, as ``tf.distribute``
+    recommends; the run directory (the chief's, which holds its lock) is
+    only read, to resume from the chief's checkpoint."""
+    import shutil
+    import tempfile
+
+    global _AS_WORKER
+    tmp = Path(tempfile.mkdtemp(prefix="larq-glt-worker-"))
+    try:
+        copy = tmp / "run"
+        if resume and Path(cfg.out).is_dir():
+            shutil.copytree(cfg.out, copy, ignore=shutil.ignore_patterns(".lock", "logs"))
+        _AS_WORKER = True
+        return train(dataclasses.replace(cfg, out=str(copy)), resume, splits=splits,
+                     _interrupt_after=_interrupt_after)
+    finally:
+        _AS_WORKER = False
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after: int | None) -> dict:

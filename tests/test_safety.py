@@ -761,3 +761,62 @@ def test_readme_figures_equal_the_committed_benchmark_results():
         if line.startswith(_MEASURED_ROWS):
             bare = re.findall(r"\d[\d,.]*(?!\d|[\d,.]*<!--)", _FIGURE.sub("", line))
             assert not [n for n in bare if n not in ("0",)], (line, bare)
+
+
+# -- 5. several machines, one run: only the chief writes ------------------------------------------
+
+def test_worker_role_comes_from_tf_config(monkeypatch):
+    import json
+
+    from larq_glt import training
+
+    for tf_config, chief in (({}, True),
+                             ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, True),
+                             ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, False),
+                             ({"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker",
+                                                                                       "index": 0}}, False),
+                             ({"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "chief",
+                                                                                       "index": 0}}, True)):
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+        assert training._is_chief() == chief, tf_config
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_write_one_run(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    out, scratch = tmp_path / "r", tmp_path / "tmp"
+    scratch.mkdir()
+    args = [sys.executable, "-m", "larq_glt.train", "--dataset", "synthetic", "--image-size", "16", "--batch-size",
+            "32", "--limit", "64", "--epochs", "1", "--model-config", TINY, "--out", str(out), "--quiet",
+            "--distribute", "multiworker"]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "PYTHONPATH": str(atomic._PROJECT), "TMPDIR": str(scratch),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(args, env=env, cwd=atomic._PROJECT, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    try:
+        results = [p.communicate(timeout=900) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (o, e) in zip(procs, results):
+        assert p.returncode == 0, e
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["checkpoints", "config.json", "logs", "metrics.json", "model.keras", "size.json", "state.json",
+         "summary.json", "summary.txt", "transfer_curve.png"])
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-0001"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1] and metrics["final"]["epochs"] == 1
+    assert json.loads((out / "config.json").read_text())["distribute"] == "multiworker"
+    assert not [p for p in scratch.iterdir() if p.name.startswith("larq-glt-worker-")], "the worker cleaned up"
