@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
 from deploy.boards import BoardError, known_boards
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python deploy/build.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--board", required=True, help=f"target board: {', '.join(known_boards())}")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="an exported .tflite (model.json beside it gives the class names)")
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true",
                    help="check after every op that no kernel wrote outside its planned arena bytes")
     p.add_argument("--reference-kernels", action="store_true", help="use the readable reference kernels")
-    p.add_argument("--stack-size", type=int, help="stack bytes (default: the board's)")
+    p.add_argument("--stack-size", type=int, help="stack bytes: a multiple of 8 (default: the board's)")
     p.add_argument("--runtime", choices=("generated", "tflm"), default="generated",
                    help="generated: larq-glt's static C runtime; tflm: TensorFlow Lite Micro (needs --tflm-dir)")
     p.add_argument("--tflm-dir", help="a TensorFlow Lite Micro tree with its library built (for --runtime tflm)")
@@ -61,13 +62,21 @@ def main(argv=None) -> int:
         print("error: --profile-repeat needs --profile", file=sys.stderr)
         return 2
 
+    if args.runtime == "tflm":
+        ignored = [flag for flag, used in (("--profile", args.profile), ("--profile-repeat", args.profile_repeat > 1),
+                                           ("--debug", args.debug), ("--reference-kernels", args.reference_kernels))
+                   if used]
+        if ignored:
+            print(f"error: {', '.join(ignored)} only apply to --runtime generated (larq-glt's own runtime); "
+                  f"TFLM runs its interpreter", file=sys.stderr)
+            return 2
     try:
         if args.runtime == "tflm":
             from deploy.tflm import target as tflm
 
             result = tflm.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
                                 tflm_dir=args.tflm_dir, opt_level=args.opt, frame_source=args.frame_source,
-                                max_frames=args.max_frames)
+                                max_frames=args.max_frames, stack_size=args.stack_size)
             print(tflm.format_size_report(result))
             return 0
         result = firmware.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 import numpy as np
 
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
+
 from deploy import emulators
 from deploy.firmware import image as firmware
 from deploy.emulators import protocol
@@ -119,7 +121,8 @@ def counter_unit(board) -> tuple[str, float | None]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python deploy/demo.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python deploy/demo.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--board", default="nucleo", help="nucleo, nucleo-l4r5zi, mps2-an500, mps2-an386")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="an exported .tflite (default: the shipped person detector)")

@@ -15,6 +15,7 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "or set TF_USE_LEGACY_KERAS=1 in the environment."
     )
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
+_TF_LOG_LEVEL_GIVEN = "TF_CPP_MIN_LOG_LEVEL" in os.environ  # the command lines then keep it
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

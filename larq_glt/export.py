@@ -33,9 +33,10 @@ import sys
 from pathlib import Path
 
 import larq_glt  # noqa: F401
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
 import numpy as np
 
-from larq_glt import atomic, encoders, report
+from larq_glt import atomic, encoders, report, sizes
 from larq_glt.runs import RunDir, RunError, load_model
 
 __all__ = ["ExportError", "ExportResult", "export", "export_model", "export_keras", "check_images_from"]
@@ -271,7 +272,8 @@ def export(run_dir, out=None, *, check_images=None, n_check: int = 64, seed: int
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m larq_glt.export", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m larq_glt.export", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="a training run directory (python -m larq_glt.train --out ...)")
     p.add_argument("--out", help="output directory (default: RUN_DIR/export)")
     p.add_argument("--check-images", help="folder of real images to verify the conversion on (default: generated)")
@@ -290,7 +292,8 @@ def main(argv=None) -> int:
         return 2
     v = result.verification
     print(f"wrote {result.out_dir}: model.tflite ({result.report['flatbuffer_bytes']:,} bytes), "
-          f"{result.report['weight_bits']:,} weight bits, {result.report['binary_macs']:,} binary MACs; "
+          f"{result.report['weight_bits']:,} {sizes.label('flatbuffer_weight_bits')}, "
+          f"{result.report['binary_macs']:,} binary MACs; "
           f"check on {v['images']} {v['source']} images: class agreement {v['class_agreement']:.0%}, "
           f"max logit difference {v['max_abs_logit_difference']:.3g}")
     return 0

@@ -176,6 +176,53 @@ def check_binary_groups(in_channels: int, groups: int, layer: str) -> None:
         )
 
 
+def topology_problem(config: ModelConfig) -> str | None:
+    """The first reason :func:`compact` would refuse ``config``'s channel
+    counts or feature-map sizes (None when it would not), without building it."""
+    if config.input_size < config.stem_stride:
+        return f"input_size {config.input_size} is smaller than the stem stride {config.stem_stride}"
+    side = -(-config.input_size // config.stem_stride)  # "same" padding
+    if config.stem_pool:
+        if side < 2:
+            return "stem_pool: the feature map is already 1×1, cannot pool"
+        side //= 2
+    channels = scaled_filters(config.stem_filters, config.width)
+    for i, block in enumerate(config.blocks):
+        name, filters = f"block{i + 1}", scaled_filters(block.filters, config.width)
+        if block.groups < 1 or channels % block.groups or (block.groups > 1 and channels // block.groups % 32):
+            return (f"{name}_conv would split {channels} input channels into {block.groups} groups, "
+                    f"not a multiple of 32 channels each")
+        if filters % block.groups:
+            return f"{name}_conv: {filters} filters not divisible by {block.groups} groups"
+        if block.pool:
+            if side < 2:
+                return f"{name}: the feature map is already 1×1, cannot pool"
+            side //= 2
+        channels = filters
+    return None
+
+
+def check_sizes(config: ModelConfig) -> None:
+    """Refuse a width or input size the topology cannot take, naming the
+    values it can (the command line's ``--width`` and ``--image-size``)."""
+    problem = topology_problem(config)
+    if problem is None:
+        return
+    ok = lambda **change: topology_problem(dataclasses.replace(config, **change)) is None  # noqa: E731
+    what = "the default topology" if tuple(config.blocks) == DEFAULT_BLOCKS else "this topology"
+    if ok(input_size=1024):  # a feature map too small: the input size's fault
+        sizes = [s for s in range(8, 1025) if ok(input_size=s)]
+        raise ModelConfigError(f"--image-size {config.input_size}: {problem}; {what} needs --image-size "
+                               f"{sizes[0]} or more")
+    widths = [k / 8 for k in range(1, 8 * 16 + 1) if ok(width=k / 8, input_size=1024)]
+    if not widths:
+        raise ModelConfigError(problem)
+    raise ModelConfigError(
+        f"--width {config.width:g}: {problem}; {what} admits --width "
+        f"{', '.join(f'{w:g}' for w in widths[:4])}, … (a grouped binary conv stays binary only with a multiple "
+        f"of 32 input channels per group; for a smaller model give --model-config blocks with fewer groups)")
+
+
 def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     """Build the compact fully-binarized model (see the module docstring)."""
     config = dataclasses.replace(config or ModelConfig(), **overrides)

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
+
+from larq_glt import sizes
 from larq_glt.opset import ENCODER_OPS, RUNTIME_OPS, layer_of, parameter_problems, unsupported_ops
 
 __all__ = ["ReportError", "read_flatbuffer", "model_report", "format_markdown", "check_deployable", "layer_of"]
@@ -161,7 +164,7 @@ def format_markdown(rep: dict, title: str = "Model report") -> str:
     lines += [
         f"- input: {rep['input']['type']} {rep['input']['shape']}; output: {rep['output']['type']} {rep['output']['shape']}",
         f"- flatbuffer: {fb:,} bytes" if fb else "- flatbuffer: (size unknown)",
-        f"- weight bits: {rep['weight_bits']:,} ({rep['weight_bits'] / 1e6:.3f} Mbit)",
+        f"- {sizes.label('flatbuffer_weight_bits')}: {rep['weight_bits']:,} ({rep['weight_bits'] / 1e6:.3f} Mbit)",
         f"- MACs: {rep['binary_macs']:,} binary, {rep['other_macs']:,} other",
         f"- convolutions: {rep['binary_conv_layers']} of {rep['conv_layers']} are binary (LceBconv2d)"
         + (" — fully binarized" if rep["all_convs_binary"] else ""),
@@ -175,7 +178,7 @@ def format_markdown(rep: dict, title: str = "Model report") -> str:
     lines += ["## Op counts", "", "| op | count | binary |", "| --- | ---: | --- |"]
     for name, n in rep["op_counts"].items():
         lines.append(f"| {name} | {n} | {'yes' if name in BINARY_OPS else ''} |")
-    lines += ["", "## Ops", "", "| # | op | Keras layer | output | weight bits | binary MACs | other MACs |",
+    lines += ["", "## Ops", "", "| # | op | Keras layer | output | flatbuffer weight bits | binary MACs | other MACs |",
               "| ---: | --- | --- | --- | ---: | ---: | ---: |"]
     for o in rep["ops"]:
         lines.append(f"| {o['index']} | {o['op']} | {o['layer']} | {o['output_type']} {o['output_shape']} | "
@@ -187,7 +190,8 @@ def format_markdown(rep: dict, title: str = "Model report") -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m larq_glt.report", description="Report the ops, size and cost of a .tflite model.")
+    p = argparse.ArgumentParser(prog="python -m larq_glt.report", description="Report the ops, size and cost of a .tflite model.",
+                                formatter_class=HelpFormatter)
     p.add_argument("model", help="a .tflite flatbuffer (e.g. from python -m larq_glt.export)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of Markdown")
     args = p.parse_args(argv)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import larq_glt  # noqa: F401
+from larq_glt.cli import HelpFormatter
 
 DATASETS = ("vww", "stl10", "folder", "synthetic", "unlabelled")
 ENCODINGS = ("glt", "thermo", "nbc", "float")
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m larq_glt.train",
         description="Train a fully-binarized network with a Generic Learned Thermometer (or baseline) input encoding.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     d = p.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, required=True,
@@ -38,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "unlabelled: any image tree labelled by --kd-teacher only (validation: agreement with "
                         "the teacher on a held-out --val-fraction)")
     d.add_argument("--data-dir", help="dataset root (vww, folder) or tensorflow-datasets data dir (stl10)")
-    d.add_argument("--image-size", type=int, default=96, help="square input side in pixels; images are resized to it")
-    d.add_argument("--limit", type=int, help="use at most this many training images (smoke runs)")
+    d.add_argument("--image-size", type=int, default=96, help="square input side in pixels (8..1024; the default topology needs 29 or more); "
+                        "images are resized to it")
+    d.add_argument("--limit", type=int, help="use at most this many images in each split, training and validation alike (smoke runs)")
     d.add_argument("--val-fraction", type=float, default=0.1,
                    help="validation share for datasets without a split (vww, unlabelled)")
     d.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
@@ -72,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (cosine decay to 1%%)")
     t.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation")
     t.add_argument("--out", help="run directory (default: runs/<dataset>-<encoding>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint; every option not given is the "
+                        "saved run's, a given one that defines the run (data, model, seed, ...) must agree with it; "
+                        "a larger --epochs extends the run (see the README)")
     t.add_argument("--distribute", choices=("mirrored", "multiworker"),
                    help="tf.distribute strategy: mirrored (all local GPUs) or multiworker (cluster from TF_CONFIG)")
     t.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars")
@@ -169,6 +174,49 @@ def config_from_args(args, out=None):
     )
 
 
+# Command-line destinations that set a TrainConfig field of another name
+# (the model overrides all go to ``model``); ``out`` and ``resume`` set none.
+_FIELD_OF = {"class_names": "unlabelled_classes", "width": "model", "glt_lr_multiplier": "model",
+             "model_config": "model"}
+# Options of one invocation, never taken from the saved run.
+_PER_INVOCATION = ("progress", "distribute")
+
+
+def given_options(argv) -> set:
+    """The destinations the command line sets explicitly (not by default)."""
+    p = build_parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(p.parse_args(argv)))
+
+
+def resumed_config(args, given: set, out: str):
+    """The configuration of ``--resume``: the saved run's, with the options
+    given on this command line on top (a clash is then refused by
+    ``training.train`` for the options that define the run)."""
+    import dataclasses
+
+    from larq_glt.runs import RunDir
+    from larq_glt.training import TrainConfig
+
+    cli = config_from_args(args, out)
+    run = RunDir(out)
+    if not run.config.exists():
+        return cli  # training.train says there is nothing to resume
+    saved = TrainConfig.from_dict(run.read_json(run.config))
+    fields = {_FIELD_OF.get(dest, dest) for dest in given} & {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {f: getattr(cli, f) for f in fields | set(_PER_INVOCATION)}
+    if "model" in fields:
+        model = json.loads(args.model_config) if "model_config" in given else dict(saved.model)
+        for key in ("width", "glt_lr_multiplier"):
+            if key in given:
+                model[key] = getattr(args, key)
+        overrides["model"] = model
+    overrides["out"] = out
+    return dataclasses.replace(saved, **overrides)
+
+
 def check_args(args) -> None:
     """What the CLI refuses before importing TensorFlow (the rest: training._check_options)."""
     prunes_a_loaded_model = args.init_from and (args.prune_ratio > 0 or args.prune_epochs > 0)
@@ -215,6 +263,8 @@ def main(argv=None) -> int:
     out = args.out or f"runs/{args.dataset}-{args.encoding}"
     try:
         cfg = config_from_args(args, out)
+        if args.resume:
+            cfg = resumed_config(args, given_options(sys.argv[1:] if argv is None else argv), out)
         metrics = train(cfg, resume=args.resume)
     except KeyboardInterrupt:
         print(interrupted_message(out, sys.argv[1:] if argv is None else argv), file=sys.stderr)

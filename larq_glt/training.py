@@ -49,7 +49,9 @@ trains on ``α·CE + (1−α)·T²·KL(teacher ‖ student)``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -133,7 +135,8 @@ class TrainConfig:
     kd_mixup: float = 0.0
 
     # Options that define the run: a resumed run must agree on these.
-    _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
+    _IDENTITY = ("dataset", "limit", "val_fraction", "augment", "encoding", "levels", "per_channel", "image_size",
+                 "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
                  "init_from", "unlabelled", "unlabelled_classes", "zoom", "kd_mixup")
     # ... and a pruning run on these too (they place the phase boundaries).
@@ -290,6 +293,12 @@ def _check_options(cfg: TrainConfig) -> None:
         )
     if not 0.0 <= cfg.zoom < 1.0:
         raise TrainingError(f"--zoom must be in [0, 1), got {cfg.zoom}")
+    try:
+        models.check_sizes(model_config_for(cfg, 2))
+    except (models.ModelConfigError, TypeError) as e:
+        raise TrainingError(str(e)) from None
+    if cfg.prune_ratio > 0:
+        _check_prunes_something(cfg)
     specs = teacher_specs(cfg)
     if cfg.kd_mixup and not specs:
         raise TrainingError("--kd-mixup blends images for the teacher to label: give --kd-teacher")
@@ -311,6 +320,33 @@ def _check_options(cfg: TrainConfig) -> None:
             raise TrainingError(f"{what} need a trained teacher: --kd-teacher auto would learn from labels they lack")
 
 
+def _check_prunes_something(cfg: TrainConfig) -> None:
+    """Refuse a --prune-ratio that removes no block, saying why and what would."""
+    mcfg = model_config_for(cfg, 2)
+    try:
+        plan = pruning.plan(mcfg, cfg.prune_ratio, cfg.prune_block)
+    except pruning.PruningError as e:
+        raise TrainingError(str(e)) from None
+    if any(lp.prune_per_cell for lp in plan.layers):
+        return
+    ratio, block = f"--prune-ratio {cfg.prune_ratio:g}", cfg.prune_block
+    most = max((lp.blocks_per_cell for lp in plan.layers if not lp.note.startswith("not pruned")), default=0)
+    if most > 1:
+        raise TrainingError(f"{ratio} prunes nothing: the largest cells hold {most} {block}-channel blocks, and "
+                            f"{cfg.prune_ratio:g} of {most} rounds to no whole block; give --prune-ratio above "
+                            f"{0.5 / most:g}")
+
+    def prunes(width):
+        c = dataclasses.replace(mcfg, width=width)
+        return models.topology_problem(c) is None and any(
+            lp.prune_per_cell for lp in pruning.plan(c, cfg.prune_ratio, block).layers)
+
+    wider = next((w for w in range(math.floor(mcfg.width) + 1, 65) if prunes(w)), None)
+    hint = f"; --width {wider} would allow it" if wider else ""
+    raise TrainingError(f"{ratio} prunes nothing at --width {mcfg.width:g}: every prunable conv's groups hold "
+                        f"one {block}-channel block (or less), and each keeps at least one{hint}")
+
+
 def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:
     teacher_state = run.path / "teacher" / "state.json"
     has_state = run.state.exists() or run.model.exists() or teacher_state.exists()
@@ -324,13 +360,20 @@ def _check_resume(run: RunDir, cfg: TrainConfig, resume: bool) -> TrainConfig:
         raise TrainingError(f"--resume: {run.path} has no config.json, so there is no run to resume")
     saved = TrainConfig.from_dict(run.read_json(run.config))
     keys = TrainConfig._IDENTITY + (TrainConfig._PHASE_IDENTITY if (saved.pruning or cfg.pruning) else ())
-    clashes = [
-        f"{k}: saved {getattr(saved, k)!r}, given {getattr(cfg, k)!r}"
-        for k in keys
-        if getattr(saved, k) != getattr(cfg, k)
-    ]
+
+    def same(k):
+        a, b = getattr(saved, k), getattr(cfg, k)
+        if k == "model":  # {} and {"width": 1.0} are the same model
+            a, b = ({**models.ModelConfig().to_dict(), **m} for m in (a, b))
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    clashes = [f"{k}: saved {getattr(saved, k)!r}, given {getattr(cfg, k)!r}" for k in keys if not same(k)]
     if clashes:
         raise TrainingError("--resume with options that differ from the saved run: " + "; ".join(clashes))
+    done, total = run.last_epoch(), _phases(cfg)[-1].end
+    if done > total:
+        raise TrainingError(f"--resume --epochs {cfg.epochs}: {run.path} already holds {done} completed epochs; "
+                            f"give --epochs {done} or more (or leave it out: the run's own {saved.epochs})")
     return cfg
 
 
@@ -435,6 +478,50 @@ def _optimizer(phase: _Phase, cfg: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(lr)
 
 
+class _ProgressBar(keras.callbacks.Callback):
+    """One self-overwriting line on a terminal while an epoch trains; the
+    epoch's summary line then replaces it."""
+
+    def __init__(self, title: str, steps: int, width: int = 30):
+        super().__init__()
+        self.title, self.steps, self.width = title, max(1, steps), width
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = min(batch + 1, self.steps)
+        fill = self.width * done // self.steps
+        loss = f"  loss {float(logs['loss']):.4f}" if logs and "loss" in logs else ""
+        sys.stderr.write(f"\r{self.title} [{'=' * fill}{' ' * (self.width - fill)}] {done}/{self.steps}{loss}")
+        sys.stderr.flush()
+
+    def on_train_end(self, logs=None):
+        sys.stderr.write("\r\033[K")  # cleared: the summary line takes its place
+        sys.stderr.flush()
+
+
+def _learning_rate(optimizer) -> float:
+    """The learning rate of the optimizer's next step."""
+    lr = optimizer._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        lr = lr(optimizer.iterations)
+    return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+
+def _extended(before: int, epochs: int, done: int) -> str:
+    """What ``--resume`` with another ``--epochs`` does to the schedule.
+
+    The cosine decay spans the run's ``epochs``; a checkpoint restores the
+    optimizer's step count, so from epoch ``done + 1`` on each step has the
+    learning rate a run of ``epochs`` epochs would have at that step (a jump
+    back up when the ``before``-epoch run had finished its decay). The first
+    ``done`` epochs keep the ``before``-epoch schedule, so the weights are not
+    those of an uninterrupted ``epochs``-epoch run. ``metrics.json`` records
+    the change (``epochs_changed``) and every epoch's starting learning rate.
+    """
+    return (f"--epochs {before} -> {epochs}: epochs {done + 1}..{epochs} follow the {epochs}-epoch cosine decay "
+            f"(epochs 1..{done} followed the {before}-epoch one), so the result is not that of an "
+            f"uninterrupted {epochs}-epoch run")
+
+
 def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     """Compile ``model`` (for evaluate/save); return what ``fit`` trains."""
     model.compile(
@@ -491,10 +578,55 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
     ``splits`` reuses already loaded data (:func:`larq_glt.data.load` with this
     config's data options; the auto teacher and benchmarks use it).
     """
-    run = RunDir(cfg.out)
     _check_options(cfg)
+    if cfg.distribute == "multiworker" and not _is_chief() and not _AS_WORKER:
+        return _train_as_worker(cfg, resume, splits, _interrupt_after)
+    run = RunDir(cfg.out)
     with run.lock():  # one writer per run directory, for the whole run
         return _train(run, _check_resume(run, cfg, resume), resume, splits, _interrupt_after)
+
+
+_AS_WORKER = False  # set while this process trains as a non-chief worker (in its own copy)
+
+
+def _is_chief() -> bool:
+    """Whether this process writes the run: the ``chief`` task of ``TF_CONFIG``,
+    else worker 0 (also without ``TF_CONFIG``: one worker)."""
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
+    except (json.JSONDecodeError, AttributeError):
+        raise TrainingError("--distribute multiworker: TF_CONFIG is not valid JSON") from None
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    if kind == "chief":
+        return True
+    if kind != "worker":
+        raise TrainingError(f"--distribute multiworker: TF_CONFIG task type {kind!r}; larq-glt runs chief and "
+                            f"worker tasks")
+    return "chief" not in cluster and index == 0
+
+
+def _train_as_worker(cfg: TrainConfig, resume: bool, splits, _interrupt_after) -> dict:
+    """A non-chief worker of ``--distribute multiworker``: it trains in step
+    with the chief (every collective needs it) but writes only to a private
+    temporary copy of the run, removed at the end, as ``tf.distribute``
+    recommends; the run directory (the chief's, which holds its lock) is
+    only read, to resume from the chief's checkpoint."""
+    import shutil
+    import tempfile
+
+    global _AS_WORKER
+    tmp = Path(tempfile.mkdtemp(prefix="larq-glt-worker-"))
+    try:
+        copy = tmp / "run"
+        if resume and Path(cfg.out).is_dir():
+            shutil.copytree(cfg.out, copy, ignore=shutil.ignore_patterns(".lock", "logs"))
+        _AS_WORKER = True
+        return train(dataclasses.replace(cfg, out=str(copy)), resume, splits=splits,
+                     _interrupt_after=_interrupt_after)
+    finally:
+        _AS_WORKER = False
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after: int | None) -> dict:
@@ -523,6 +655,11 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
         stages.pop("after_ramp", None)
     if start:
         print(f"resuming {run.path} after epoch {start}", file=sys.stderr)
+        before = run.read_json(run.config).get("epochs")
+        if before != cfg.epochs:  # see _extended
+            metrics.setdefault("epochs_changed", []).append(
+                {"after_epoch": start, "epochs_before": before, "epochs": cfg.epochs})
+            print(_extended(before, cfg.epochs, start), file=sys.stderr)
     else:
         run.path.mkdir(parents=True, exist_ok=True)
         if cfg.init_from:
@@ -546,7 +683,6 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
         model = pruning.with_masks(base) if plan else base
     at = 0  # the epoch whose weights `model` holds
     pruning_json = run.path / "pruning.json"
-    verbose = (1 if sys.stdout.isatty() else 2) if cfg.progress else 0
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False, profile_batch=0)
 
     if plan and phases[0].end == 0 and start == 0:
@@ -599,12 +735,16 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
                 row["channels_kept"] = sum(kept.values())
             if isinstance(fitter, distillation.Distiller):
                 fitter.set_epoch_seed(cfg.seed, epoch)
+            row["learning_rate"] = _learning_rate(optimizer)
+            label = f" ({phase.name})" if plan else ""
+            bar = [_ProgressBar(f"epoch {epoch + 1}/{total}{label}", splits.steps_per_epoch)] \
+                if cfg.progress and sys.stderr.isatty() else []
             hist = fitter.fit(
                 splits.train_epoch(epoch),
                 initial_epoch=epoch,
                 epochs=epoch + 1,
-                verbose=verbose,
-                callbacks=[tensorboard, keras.callbacks.TerminateOnNaN()],
+                verbose=0,  # one line per epoch below (Keras would number each fit call's epochs on its own)
+                callbacks=[tensorboard, keras.callbacks.TerminateOnNaN(), *bar],
             )
             loss = float(hist.history["loss"][-1])
             val_loss, val_acc = model.evaluate(splits.val, verbose=0) if math.isfinite(loss) else (loss, 0.0)
@@ -621,8 +761,9 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
             )
             metrics["epochs"].append(row)
             if cfg.progress:
-                label = f" ({phase.name})" if plan else ""
-                print(f"epoch {epoch + 1}/{total}{label}: val_accuracy {val_acc:.4f}", file=sys.stderr)
+                print(f"epoch {epoch + 1}/{total}{label}: loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  "
+                      f"val_loss {row['val_loss']:.4f}  val_accuracy {val_acc:.4f}  ({row['seconds']:.1f} s)",
+                      file=sys.stderr)
             _save_checkpoint(run, ckpt, epoch + 1)
             at = epoch + 1
             atomic.write_json(run.metrics, metrics)

@@ -170,7 +170,7 @@ def test_over_budget_fails_before_training_with_a_clear_message(tmp_path, capsys
 
 
 def test_resume_with_another_prune_ratio_is_refused(tmp_path):
-    cfg = TrainConfig(**SMALL, epochs=1, prune_ratio=0.5, prune_epochs=1, out=str(tmp_path / "r"))
+    cfg = TrainConfig(**SMALL, epochs=1, prune_ratio=0.5, prune_epochs=1, model={"width": 2}, out=str(tmp_path / "r"))
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "config.json").write_text(json.dumps({**cfg.to_dict(), "prune_ratio": 0.25, "epochs": 3}))
     with pytest.raises(TrainingError, match=r"prune_ratio: saved 0.25, given 0.5.*epochs: saved 3, given 1"):

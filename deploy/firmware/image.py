@@ -29,7 +29,7 @@ from deploy.firmware import harness
 from deploy.firmware import samples
 from deploy.boards import Board, load_board
 from deploy.templates import ROOT
-from larq_glt import atomic
+from larq_glt import atomic, sizes
 from larq_glt.flatbuffer import ModelFormatError, read_model
 
 __all__ = ["FirmwareError", "BuildResult", "build", "resolve_model", "DEFAULT_MODEL", "model_metadata"]
@@ -147,6 +147,13 @@ def check_fit(board: Board, gen: codegen.GeneratedModel, *, frame_bytes: int, st
     return numbers
 
 
+def check_stack_size(board, stack_size: int | None) -> None:
+    """Refuse a stack size the board cannot have (None: the board's own)."""
+    if stack_size is not None and (stack_size <= 0 or stack_size % 8 or stack_size >= board.ram.length):
+        raise FirmwareError(f"--stack-size must be a positive multiple of 8 bytes below the {board.ram.length:,} "
+                            f"bytes of RAM on {board.name} (its default: {board.stack_size:,}), got {stack_size}")
+
+
 def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", frame_source: str = "builtin",
           frames=None, frame_count: int | None = None, max_frames: int | None = None, profile: bool = False,
           profile_repeat: int = 1,
@@ -155,6 +162,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
           compile: bool = True) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
     board = load_board(board)
+    check_stack_size(board, stack_size)
     out_dir = Path(out or ROOT / "build" / board.name)
     _check_out(out_dir)
     model_path = resolve_model(model, run_dir)
@@ -199,7 +207,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
             elf = harness.build_firmware(work)
             size = harness.size_report(elf, board)
         size.update({"model": str(model_path), "model_name": name, "board": board.name, "fit_check": fit, "model_cost": gen.cost(),
-                     "arena_bytes": gen.arena_bytes, "frame_source": frame_source, "opt_level": opt_level})
+                     "arena_bytes": gen.arena_bytes, "frame_source": frame_source, "opt_level": opt_level,
+                     "firmware_weight_bytes": gen.weight_bytes, "frame_bytes": int(frames.nbytes) if builtin else 0})
         (work / "size.json").write_text(json.dumps(size, indent=2, default=str) + "\n")
         with atomic.directory(out_dir) as final:
             final.rmdir()
@@ -229,7 +238,10 @@ def format_size_report(result: BuildResult) -> str:
     lines = [f"firmware: {result.elf}", f"board: {b.name} — {b.description}", f"model: {result.model_path}"]
     if "flash_bytes" in s:
         lines += [
-            f"flash: {s['flash_bytes']:,} of {b.flash.length:,} bytes ({100 * s['flash_bytes'] / b.flash.length:.1f}%)",
+            f"{sizes.label('flash_bytes')}: {s['flash_bytes']:,} of {b.flash.length:,} bytes "
+            f"({100 * s['flash_bytes'] / b.flash.length:.1f}%)"
+            + (f", of which {sizes.label('frame_bytes')} {s['frame_bytes']:,} (--frame-source builtin)"
+               if s.get("frame_bytes") else ""),
             f"RAM:   {s['ram_bytes']:,} of {b.ram.length:,} bytes ({100 * s['ram_bytes'] / b.ram.length:.1f}%), "
             f"of which stack budget {s.get('stack_bytes', 0):,}",
         ]
@@ -237,7 +249,7 @@ def format_size_report(result: BuildResult) -> str:
             size = sec["size"] if isinstance(sec, dict) else sec
             lines.append(f"  {name:<12} {size:>9,} bytes")
     lines += [
-        f"model: weights {gen.weight_bytes:,} bytes (flash), arena peak {gen.arena_bytes:,} bytes "
+        f"model: {sizes.label('firmware_weight_bytes')} {gen.weight_bytes:,} (in flash), arena peak {gen.arena_bytes:,} bytes "
         f"(activations {gen.plan.peak:,} + kernel scratch {gen.scratch_bytes:,}), input frame {gen.input_bytes:,} bytes",
         f"ops: {len(gen.calls)} kernel calls, {sum(c.binary_macs for c in gen.calls):,} binary MACs per inference",
     ]

@@ -54,9 +54,28 @@ def target_arch(board: Board) -> str:
     return f"{board.cpu}+fp" if hard else board.cpu
 
 
+#: Debian packages TFLM needs beyond gcc-arm-none-eabi: C++ headers (TFLM's own
+#: build stops at ``cstdarg: No such file``) and newlib's C++ library (linking
+#: the firmware fails with ``cannot find -lstdc++_nano``).
+DEBIAN_PACKAGES = ("libstdc++-arm-none-eabi-dev", "libstdc++-arm-none-eabi-newlib")
+_MISSING_PACKAGE = (
+    (re.compile(r"fatal error: c\w+: No such file"), "libstdc++-arm-none-eabi-dev"),
+    (re.compile(r"cannot find -lstdc\+\+(_nano)?"), "libstdc++-arm-none-eabi-newlib"),
+)
+
+
+def missing_package(output: str) -> str | None:
+    """The Debian package whose absence a failed build's output shows, if any."""
+    for pattern, package in _MISSING_PACKAGE:
+        if pattern.search(output):
+            return package
+    return None
+
+
 def library_instructions(tflm_dir, board: Board) -> str:
     """How TFLM documents building its library, for this board."""
-    return (f"build it with TFLM's makefile (tensorflow/lite/micro/cortex_m_generic/README.md):\n"
+    return (f"install the Debian packages {' and '.join(DEBIAN_PACKAGES)} (TFLM is C++), then "
+            f"build it with TFLM's makefile (tensorflow/lite/micro/cortex_m_generic/README.md):\n"
             f"  cd {tflm_dir}\n"
             f"  make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic "
             f"TARGET_ARCH={target_arch(board)} TARGET_TOOLCHAIN_ROOT=$(dirname $(which arm-none-eabi-gcc))/ "

@@ -45,7 +45,8 @@ from deploy.firmware import harness
 from deploy.boards import Board, load_board
 from deploy.templates import ROOT, RUNTIME_DIR, render
 from deploy.tflm.errors import TflmError
-from deploy.tflm.library import BUILD_TYPES, LIBRARY, TflmLibrary, find_library, library_instructions, target_arch
+from deploy.tflm.library import (BUILD_TYPES, DEBIAN_PACKAGES, LIBRARY, TflmLibrary, find_library,
+                                 library_instructions, missing_package, target_arch)
 from deploy.tflm.ops import (CUSTOM_OPS, FRONTEND_OP, OPTION_KEYS, STEM_OP, estimate_arena, lce_options,
                              resolver_method, resolver_ops)
 from deploy.tflm.rewrite import STEM_ARRAYS, tflm_model
@@ -126,6 +127,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
     ``accelerate=False`` leaves the LceBconv2d ops as LCE wrote them (no stem, no lane tables);
     ``compile=False`` renders the sources without a TFLM tree (for inspection/tests)."""
     board = load_board(board)
+    firmware.check_stack_size(board, stack_size)
     out_dir = Path(out or ROOT / "build" / f"{board.name}-tflm")
     try:
         atomic.check_output_dir(out_dir)  # before any work
@@ -197,6 +199,10 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
             final.rmdir()
             shutil.move(str(work), str(final))
     except (harness.HarnessError, atomic.OutputError) as e:
+        package = missing_package(str(e))
+        if package:
+            raise TflmError(f"the TFLM firmware does not build: the Debian package {package} is missing "
+                            f"(sudo apt-get install {package}); the compiler said:\n{e}") from None
         raise TflmError(str(e)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -12,6 +12,12 @@ Conversions (documented behaviour):
 - An image that is not ``image_size`` x ``image_size`` is centre-cropped to a square
   (the largest one) and resized with PIL's antialiased bilinear filter. Square images
   are only resized, so nothing is cropped from MLPerf VWW images.
+- Very large images (over Pillow's "decompression bomb" warning size,
+  ``PIL.Image.MAX_IMAGE_PIXELS``: 89,478,485 pixels by default, e.g. a 108 MP phone
+  photo) are decoded downscaled (JPEG: at 1/2, 1/4 or 1/8 scale, still at least
+  ``image_size`` on each side) and then cropped and resized as above. The upper limit
+  is :func:`max_pixels` (twice that size, 178,956,970 pixels by default, where
+  Pillow stops); larger files are skipped as unreadable, naming the limit.
 """
 from __future__ import annotations
 
@@ -33,6 +39,14 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 )
 
+# Large images are handled here (decode_image), so Pillow's warning about them
+# is noise; above max_pixels() Pillow raises, and the file is skipped.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def max_pixels() -> int:
+    """The largest image (in pixels) decoded; larger files are skipped."""
+    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 2**63
 
 
 def is_image_file(name: str) -> bool:
@@ -67,7 +81,15 @@ def decode_image(path: str, image_size: int) -> np.ndarray:
     Raises whatever PIL raises for an unreadable file (OSError, ValueError, ...);
     :func:`scan_images` turns that into a skipped-file record.
     """
-    with Image.open(path) as img:
+    try:
+        opened = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ValueError(f"over the limit of {max_pixels():,} pixels decoded (larq_glt.data.images.max_pixels)") \
+            from None
+    with opened as img:
+        w, h = img.size
+        if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+            img.draft("RGB", (image_size, image_size))  # JPEG: decode at a fraction of the size (others: no-op)
         img.load()  # full decode: truncated files fail here, not mid-epoch
         try:
             img = ImageOps.exif_transpose(img) or img
@@ -111,19 +133,15 @@ def scan_images(paths: Sequence[str], image_size: int, keep: bool = True) -> Sca
     ok = np.zeros(n, bool)
     skipped: list[tuple[str, str]] = []
     start = time.monotonic()
-    with warnings.catch_warnings():
-        # PIL refuses decompression bombs and only warns for very large images: make
-        # that an error too, so such files are counted and skipped like broken ones.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        for i, path in enumerate(paths):
-            try:
-                arr = decode_image(path, image_size)
-            except Exception as exc:  # noqa: BLE001 - any bad file is skipped, never raised
-                skipped.append((str(path), _describe(exc)))
-                continue
-            ok[i] = True
-            if keep:
-                images[i] = arr
+    for i, path in enumerate(paths):
+        try:
+            arr = decode_image(path, image_size)
+        except Exception as exc:  # noqa: BLE001 - any bad file is skipped, never raised
+            skipped.append((str(path), _describe(exc)))
+            continue
+        ok[i] = True
+        if keep:
+            images[i] = arr
     if images is not None and skipped:
         images = images[ok]
     if n >= 2000:

@@ -50,11 +50,21 @@ def _missing(dest: Path, reason: str) -> DatasetError:
 
 def _download(dest: Path) -> Path:
     archive = dest / ARCHIVE
+    made = []  # the folders this makes, innermost first: removed again when nothing came
+    for d in (dest, *dest.parents):
+        if d.exists():
+            break
+        made.append(d)
     try:
         dest.mkdir(parents=True, exist_ok=True)
         if not archive.is_file():
             net.fetch(URL, archive)
     except OSError as exc:  # DownloadError (no network, HTTP error), disk full, permissions
+        for d in made:  # a mistyped --data-dir leaves no folder behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise _missing(dest, str(exc)) from exc
     try:
         root = net.extract_tar(archive, dest, FOLDER)
