@@ -103,7 +103,9 @@ def score_candidate(run_dir: Path) -> dict:
     metrics = run.read_json(run.metrics)
     return {
         "run": str(run_dir), "epochs": cfg.epochs, "width": cfg.model.get("width", 1.0), "model": cfg.model,
-        "teachers": teacher_specs(cfg), "pool": cfg.data_dir, "heldout_images": int(len(x)),
+        "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
+        "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "kd_mixup": cfg.kd_mixup,
+                   "learning_rate": cfg.learning_rate, "augment": cfg.augment}, "heldout_images": int(len(x)),
         "heldout_person_share": float(np.mean(target == positive)),
         "agreement": float(np.mean(logits.argmax(1) == target)),
         "balanced_agreement": balanced(logits.argmax(1), target, len(names)),
@@ -127,7 +129,7 @@ def vww96_accuracy(model, offset: float, positive: int) -> dict:
             "per_class": {n: float(np.mean(pred[labels == i] == i)) for i, n in enumerate(names)}}
 
 
-def ship(best: dict, command: str) -> dict:
+def ship(best: dict, command: str, note: str = "") -> dict:
     import tf_keras as keras
 
     from bench import mcu_cost
@@ -155,7 +157,7 @@ def ship(best: dict, command: str) -> dict:
         "arena_bytes": cost["arena_bytes"], "stack_high_water_bytes": cost["stack_high_water_bytes"],
         "input_frame_bytes": cost["input_frame_bytes"], "flash_bytes": cost["flash_bytes"],
         "thresholds": json.loads((SHIP / "encoder.json").read_text()).get("thresholds"),
-        "command": command, "train_command": train_command(cfg),
+        "command": command, "train_command": train_command(cfg), "note": note,
     }
     atomic.write_json(SHIP / "card.json", card)
     atomic.write_text(SHIP / "MODEL_CARD.md", render_card(card))
@@ -208,7 +210,7 @@ batch-norm bias), {100 * c['balanced_agreement']:.1f}% without it. No vww96 imag
 **Accuracy on the 500 vww96 images: {100 * v['accuracy']:.1f}%** (95% interval
 {100 * v['wilson95'][0]:.1f}–{100 * v['wilson95'][1]:.1f}%; per class: {pc}), measured once, after the choice.
 
-**Learned thresholds** (ADC codes, per channel R, G, B): {c['thresholds']}
+{(c['note'].strip() + chr(10) + chr(10)) if c.get('note') else ''}**Learned thresholds** (ADC codes, per channel R, G, B): {c['thresholds']}
 
 **Reproduce:** train with `{c['train_command']}` ({c['train_wall_seconds']:,.0f} s of training epochs
 on this 2-core machine, shared with other jobs), then `{c['command']}`.
@@ -223,20 +225,28 @@ def render_table(rows: list[dict], chosen: str | None, command: str) -> str:
         "teachers (balanced agreement, before and after the person-logit offset chosen there); the choice",
         "is made on that alone. vww96 accuracy (500 images, 95% Wilson interval) is measured after it.",
         "",
-        "| run | width | model overrides | epochs | weight bits | binary MACs | pool agreement | balanced | "
+        "| run | width | model overrides | recipe | epochs | weight bits | binary MACs | pool agreement | balanced | "
         "offset | balanced, calibrated | vww96 (calibrated) | |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         v = r.get("vww96")
         vww = f"{100 * v['accuracy']:.1f}% [{100 * v['wilson95'][0]:.1f}, {100 * v['wilson95'][1]:.1f}]" if v else "–"
         other = {k: val for k, val in r["model"].items() if k != "width"}
         lines.append(
-            f"| `{r['run']}` | {r['width']:g} | `{json.dumps(other)}` | {r['epochs']} | {r['weight_bits']:,} | "
+            f"| `{r['run']}` | {r['width']:g} | `{json.dumps(other)}` | {_recipe(r['recipe'])} | {r['epochs']} | "
+            f"{r['weight_bits']:,} | "
             f"{r['binary_macs']:,} | {100 * r['agreement']:.1f}% | {100 * r['balanced_agreement']:.1f}% | "
             f"{r['person_offset']:+.2f} | {100 * r['balanced_agreement_calibrated']:.1f}% | {vww} | "
             f"{'**chosen**' if r['run'] == chosen else ''} |")
     return "\n".join(lines) + "\n"
+
+
+def _recipe(r: dict) -> str:
+    parts = [f"T {r['kd_temperature']:g}", f"lr {r['learning_rate']:g}"]
+    parts += [f"zoom {r['zoom']:g}"] if r.get("zoom") else []
+    parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
+    return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
 
 
 def main(argv=None) -> int:
@@ -244,19 +254,24 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", help="candidate run directories (trained with --dataset unlabelled)")
     p.add_argument("--no-ship", dest="ship", action="store_false", help="report only; models/ stays as it is")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "person_distil"), help="output path without extension")
+    p.add_argument("--note", default="", help="a paragraph for the model card (how the run was made, caveats)")
     args = p.parse_args(argv)
     for r in args.runs:
         if not runs.RunDir(r).model.exists():
             print(f"error: {r} holds no finished run (model.keras)", file=sys.stderr)
             return 2
-    command = "python bench/person_distil.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    shown = argv if argv is not None else sys.argv[1:]
+    if "--note" in shown:  # the note is in the card; the command stays readable
+        i = shown.index("--note")
+        shown = shown[:i] + ["--note", "…"] + shown[i + 2:]
+    command = "python bench/person_distil.py " + " ".join(shown)
     rows = [score_candidate(Path(r)) for r in args.runs]
     best = max(rows, key=lambda r: (r["balanced_agreement_calibrated"], -r["binary_macs"]))
     for r in rows:
         print(f"{r['run']}: balanced agreement {r['balanced_agreement_calibrated']:.4f} (offset "
               f"{r['person_offset']:+.2f})", flush=True)
     print(f"chosen: {best['run']}", flush=True)
-    card = ship(best, command) if args.ship else None
+    card = ship(best, command, args.note) if args.ship else None
     for r in rows:  # after the choice
         names = ("non_person", "person")
         model = runs.load_model(r["run"])
