@@ -77,16 +77,23 @@ def bitpack(bits: np.ndarray) -> np.ndarray:
     return (grouped * weights).sum(axis=-1).astype(np.uint32)
 
 
-def lower_bconv2d(model: Model, op: Operator) -> KernelCall:
+def packed_input(model: Model, op: Operator, keys) -> tuple:
+    """An LCE op's custom options (each of ``keys`` required), its bit-packed
+    INT32 input tensor, and that input's height, width and words."""
     opts = op.custom_options or {}
-    for key in ("channels_in", "stride_height", "stride_width", "dilation_height_factor",
-                "dilation_width_factor", "padding", "pad_values", "fused_activation_function"):
+    for key in keys:
         if key not in opts:
             fail(op, f"custom option {key!r} missing")
     inp = input_tensor(model, op, 0, "input")
     if inp.type_name != "INT32":
         fail(op, f"input must be bit-packed INT32, got {inp.type_name}")
-    in_h, in_w, in_words = hwc(op, inp, "input")
+    return (opts, inp, *hwc(op, inp, "input"))
+
+
+def lower_bconv2d(model: Model, op: Operator) -> KernelCall:
+    opts, inp, in_h, in_w, in_words = packed_input(
+        model, op, ("channels_in", "stride_height", "stride_width", "dilation_height_factor",
+                    "dilation_width_factor", "padding", "pad_values", "fused_activation_function"))
     filt = const_input(model, op, 1, "filter")
     if filt.ndim != 4 or filt.dtype != np.int32:
         fail(op, f"filter must be a bit-packed INT32 [O, H, W, I] tensor, got {filt.dtype} {list(filt.shape)}")
@@ -205,14 +212,8 @@ def bconv_is_dense(p: dict) -> bool:
 
 
 def lower_bmaxpool(model: Model, op: Operator) -> KernelCall:
-    opts = op.custom_options or {}
-    for key in ("filter_height", "filter_width", "stride_height", "stride_width", "padding"):
-        if key not in opts:
-            fail(op, f"custom option {key!r} missing")
-    inp = input_tensor(model, op, 0, "input")
-    if inp.type_name != "INT32":
-        fail(op, f"input must be bit-packed INT32, got {inp.type_name}")
-    in_h, in_w, words = hwc(op, inp, "input")
+    opts, inp, in_h, in_w, words = packed_input(
+        model, op, ("filter_height", "filter_width", "stride_height", "stride_width", "padding"))
     fh, fw = int(opts["filter_height"]), int(opts["filter_width"])
     sh, sw = int(opts["stride_height"]), int(opts["stride_width"])
     out_h, pad_top = same_valid(op, int(opts["padding"]), in_h, fh, sh, 1)

@@ -19,6 +19,22 @@ class Listing:
     ignored: list[str] = field(default_factory=list)  # non-image files, not errors
 
 
+def add_images(listing: Listing, folder: Path, root: Path, label: int) -> None:
+    """Append every image file under ``folder`` (recursively, sorted; hidden
+    folders skipped) to ``listing`` with ``label``, named relative to ``root``;
+    other files go to ``listing.ignored``."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in sorted(filenames):
+            path = os.path.join(dirpath, fname)
+            if not is_image_file(fname):
+                listing.ignored.append(path)
+                continue
+            listing.paths.append(path)
+            listing.names.append(Path(path).relative_to(root).as_posix())
+            listing.labels.append(label)
+
+
 def _class_dirs(root: Path) -> list[str]:
     return sorted(
         e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")
@@ -53,18 +69,8 @@ def list_class_tree(
     listing = Listing([], [], [], tuple(class_names))
     for label, cls in enumerate(class_names):
         cls_dir = root / cls
-        if not cls_dir.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(cls_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fname in sorted(filenames):
-                path = os.path.join(dirpath, fname)
-                if not is_image_file(fname):
-                    listing.ignored.append(path)
-                    continue
-                listing.paths.append(path)
-                listing.names.append(Path(path).relative_to(root).as_posix())
-                listing.labels.append(label)
+        if cls_dir.is_dir():
+            add_images(listing, cls_dir, root, label)
     if not listing.paths:
         raise DatasetError(f"no image files found in {root}; expected {expected}")
     return listing

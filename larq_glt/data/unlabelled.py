@@ -14,7 +14,6 @@ Two uses (both need ``--kd-teacher``, see :mod:`larq_glt.teachers`):
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -22,9 +21,8 @@ import numpy as np
 
 from .errors import DatasetError
 from .files import prepare_files
-from .images import is_image_file
 from .sources import Prepared
-from .tree import Listing
+from .tree import Listing, add_images
 
 #: The label of an image without one (same value as ``distillation.UNLABELLED``).
 UNLABELLED = -1
@@ -37,16 +35,7 @@ def list_images(root) -> Listing:
     if not root.is_dir():
         raise DatasetError(f"unlabelled image folder {root} does not exist")
     listing = Listing([], [], [], ())
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fname in sorted(filenames):
-            path = os.path.join(dirpath, fname)
-            if not is_image_file(fname):
-                listing.ignored.append(path)
-                continue
-            listing.paths.append(path)
-            listing.names.append(Path(path).relative_to(root).as_posix())
-            listing.labels.append(UNLABELLED)
+    add_images(listing, root, root, UNLABELLED)
     if not listing.paths:
         raise DatasetError(f"unlabelled image folder {root} holds no image files")
     return listing
