@@ -134,7 +134,7 @@ def config_from_args(args, out=None):
             raise UsageError("--model-config must be a JSON object")
     if args.width != 1.0:
         model["width"] = args.width
-    if args.glt_lr_multiplier != 1.0:  # checked with the other numbers in training._check_options
+    if args.glt_lr_multiplier != 1.0:  # checked with the other numbers in train_config.check_options
         model["glt_lr_multiplier"] = args.glt_lr_multiplier
     return TrainConfig(
         dataset=args.dataset,
@@ -218,7 +218,7 @@ def resumed_config(args, given: set, out: str):
 
 
 def check_args(args) -> None:
-    """What the CLI refuses before importing TensorFlow (the rest: training._check_options)."""
+    """What the CLI refuses before importing TensorFlow (the rest: train_config.check_options)."""
     prunes_a_loaded_model = args.init_from and (args.prune_ratio > 0 or args.prune_epochs > 0)
     if args.epochs < (0 if prunes_a_loaded_model else 1):
         raise UsageError("--epochs must be at least 1 (0 only to prune a model loaded with --init-from), "
