@@ -168,7 +168,14 @@ def train_command(cfg: TrainConfig) -> str:
     parts = ["python -m larq_glt.train --dataset unlabelled", f"--data-dir {cfg.data_dir}"]
     parts += [f"--kd-teacher {t}" for t in teacher_specs(cfg)]
     parts.append(f"--kd-temperature {cfg.kd_temperature:g}")
+    if cfg.zoom:
+        parts.append(f"--zoom {cfg.zoom:g}")
+    if cfg.kd_mixup:
+        parts.append(f"--kd-mixup {cfg.kd_mixup:g}")
+    # Spelled out: the defaults of the GLT options may change between versions.
+    parts.append(f"--glt-init {cfg.glt_init}")
     model = dict(cfg.model)
+    parts.append(f"--glt-lr-multiplier {model.pop('glt_lr_multiplier', 1.0):g}")
     if "width" in model:
         parts.append(f"--width {model.pop('width'):g}")
     if model:
