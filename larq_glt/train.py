@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(default: the first teacher's classes=)")
     d.add_argument("--no-augment", dest="augment", action="store_false",
                    help="disable flips, shifts and brightness/contrast/gamma jitter")
+    d.add_argument("--sensor", choices=("srgb", "linear"), default="srgb",
+                   help="srgb: the images as stored; linear: the 8-bit codes of a linear sensor's ADC (inverse sRGB, "
+                        "random exposure per image, shot and read noise, full-well clipping; larq_glt/data/sensor.py)")
+    d.add_argument("--sensor-full-well", type=float, metavar="E",
+                   help="linear sensor: full-well capacity in electrons (= ADC code 255) [6000]")
+    d.add_argument("--sensor-read-noise", type=float, metavar="E", help="linear sensor: read noise, electrons rms [3]")
+    d.add_argument("--sensor-exposure", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="linear sensor: exposure gain range, log-uniform per image (1 = the photo's white at full "
+                        "well) [0.125 1]")
     m = p.add_argument_group("model")
     m.add_argument("--encoding", choices=ENCODINGS, default="glt",
                    help="input encoding: glt (learned thermometer), thermo (uniform thermometer), "
@@ -121,6 +130,15 @@ def config_from_args(args):
         if not args.glt_lr_multiplier > 0:
             raise SystemExit(f"error: --glt-lr-multiplier must be positive, got {args.glt_lr_multiplier}")
         model["glt_lr_multiplier"] = args.glt_lr_multiplier
+    sensor_params = {}
+    if args.sensor_full_well is not None:
+        sensor_params["full_well"] = args.sensor_full_well
+    if args.sensor_read_noise is not None:
+        sensor_params["read_noise"] = args.sensor_read_noise
+    if args.sensor_exposure is not None:
+        sensor_params["exposure_min"], sensor_params["exposure_max"] = args.sensor_exposure
+    if sensor_params and args.sensor != "linear":
+        raise SystemExit("error: --sensor-full-well, --sensor-read-noise and --sensor-exposure need --sensor linear")
     return TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -154,6 +172,8 @@ def config_from_args(args):
         kd_teacher_epochs=args.kd_teacher_epochs,
         max_model_bits=args.max_model_bits,
         init_from=args.init_from,
+        sensor=args.sensor,
+        sensor_params=sensor_params,
     )
 
 

@@ -125,11 +125,13 @@ class TrainConfig:
     init_from: str | None = None
     unlabelled: list = dataclasses.field(default_factory=list)
     class_names: list | None = None
+    sensor: str = "srgb"  # srgb: the images as stored; linear: a linear sensor's ADC codes (data/sensor.py)
+    sensor_params: dict = dataclasses.field(default_factory=dict)  # data.sensor.SensorConfig overrides
 
     # Options that define the run: a resumed run must agree on these.
     _IDENTITY = ("dataset", "encoding", "levels", "per_channel", "image_size", "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from", "unlabelled", "class_names")
+                 "init_from", "unlabelled", "class_names", "sensor", "sensor_params")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
 
@@ -205,8 +207,17 @@ def load_data(cfg: TrainConfig):
         val_fraction=cfg.val_fraction,
         limit=cfg.limit,
         unlabelled=tuple(cfg.unlabelled or ()),
+        sensor=sensor_config(cfg),
         **({"class_names": tuple(dataset_class_names(cfg))} if cfg.dataset == "unlabelled" else {}),
     )
+
+
+def sensor_config(cfg: TrainConfig):
+    """The run's :class:`larq_glt.data.sensor.SensorConfig` (None for ``srgb``)."""
+    try:
+        return data.sensor.from_options(cfg.sensor, cfg.sensor_params)
+    except ValueError as e:
+        raise TrainingError(f"--sensor: {e}") from None
 
 
 def teacher_specs(cfg: TrainConfig) -> list[str]:
@@ -250,6 +261,7 @@ def teacher_config(cfg: TrainConfig) -> TrainConfig:
 
 
 def _check_options(cfg: TrainConfig) -> None:
+    sensor_config(cfg)
     if cfg.prune_epochs < 0 or (cfg.finetune_epochs is not None and cfg.finetune_epochs < 0):
         raise TrainingError("--prune-epochs and --finetune-epochs must be 0 or more")
     if cfg.max_model_bits is not None and cfg.max_model_bits < 1:
@@ -487,8 +499,11 @@ def train(cfg: TrainConfig, resume: bool = False, *, splits=None, _interrupt_aft
                 print(f"initialised from {cfg.init_from}: fresh {metrics['init_from']['fresh'] or 'none'}",
                       file=sys.stderr)
         elif cfg.encoding == "glt" and cfg.glt_init == "quantile":
-            base.get_layer("encoder").init_from_data(splits.arrays("train", limit=2048)[0])
+            sample = splits.arrays("train", limit=2048)[0]
+            base.get_layer("encoder").init_from_data(splits.sensor_codes(sample, "train"))
     config = {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": list(splits.class_names)}
+    if getattr(splits, "sensor", None) is not None:
+        config["sensor_config"] = splits.sensor.to_dict()
     if plan:
         config["final_model_config"] = final_cfg.to_dict()
         config["prune_plan"] = plan.to_dict()
