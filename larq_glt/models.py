@@ -75,6 +75,8 @@ class ModelConfig:
     per_channel: GLT thresholds per colour channel (else shared).
     glt_lr_multiplier: how many times faster than the network the GLT
         thresholds learn (the encoder's ``logit_scale``; see :class:`GLT`).
+        1 here, what a saved config without the key means; new runs of the
+        CLI record ``encoders.DEFAULT_LOGIT_SCALE`` (10) explicitly.
     stem_filters, stem_kernel, stem_stride: the first binary conv; the default
         4×4 stride-4 "patchify" stem reads every pixel once, which keeps the
         costliest layer (full resolution) cheap on a microcontroller.

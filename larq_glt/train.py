@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GLT: one threshold set shared by all colour channels (default: one per channel)")
     m.add_argument("--glt-init", choices=("uniform", "quantile"), default="uniform",
                    help="GLT threshold initialisation: uniform thermometer or training-data quantiles")
-    m.add_argument("--glt-lr-multiplier", type=float, default=1.0,
-                   help="GLT: the thresholds learn this many times faster than the network's weights")
+    m.add_argument("--glt-lr-multiplier", type=float, default=10.0,
+                   help="GLT: the thresholds learn this many times faster than the network's weights (10: chosen by "
+                        "bench/glt_dynamics.py; 1 was the default before, when they barely moved)")
     m.add_argument("--width", type=float, default=1.0, help="multiplier on every conv's filter count")
     m.add_argument("--model-config", help="JSON object of larq_glt.models.ModelConfig overrides, e.g. '{\"stem_filters\": 64}'")
     t = p.add_argument_group("training")
@@ -126,7 +127,7 @@ def config_from_args(args):
             raise SystemExit("error: --model-config must be a JSON object")
     if args.width != 1.0:
         model["width"] = args.width
-    if args.glt_lr_multiplier != 1.0:
+    if args.encoding == "glt" and "glt_lr_multiplier" not in model:
         if not args.glt_lr_multiplier > 0:
             raise SystemExit(f"error: --glt-lr-multiplier must be positive, got {args.glt_lr_multiplier}")
         model["glt_lr_multiplier"] = args.glt_lr_multiplier
