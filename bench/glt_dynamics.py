@@ -10,6 +10,7 @@ whether they moved toward the dark codes where the data is, and the accuracy.
 Writes ``benchmarks/glt_dynamics.json`` and ``.md``; a few minutes of CPU.
 
     .venv/bin/python bench/glt_dynamics.py
+    .venv/bin/python bench/glt_dynamics.py --render   # re-render the page (with glt_dynamics_notes.md)
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def train_thresholds(levels=4, init="uniform", multiplier=1.0, epochs=6, num=512
             "steps": epochs * int(np.ceil(num / batch_size))}
 
 
-def render(result: dict) -> str:
+def render(result: dict, notes: str = "") -> str:
     lines = ["# GLT threshold dynamics on a generated linear-sensor task", "",
              "Written by `bench/glt_dynamics.py` (see its docstring for the task). "
              f"{result['settings']['num']} training images of {result['settings']['size']} px, "
@@ -93,7 +94,7 @@ def render(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"| {r['init']} | {r['multiplier']:g} | {r['seed']} | {r['before'][0]} | {r['after'][0]} | "
                      f"{r['mean_move']:+.1f} | {r['val_accuracy']:.3f} |")
-    lines += ["", result.get("reading", ""), "", f"CPU time: {result['cpu_s']:.0f} s.", ""]
+    lines += ["", notes, "", f"CPU time: {result['cpu_s']:.0f} s.", ""]
     return "\n".join(lines)
 
 
@@ -105,7 +106,16 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--levels", type=int, default=4)
     p.add_argument("--out", default=str(ROOT / "benchmarks"))
+    p.add_argument("--render", action="store_true", help="only re-render the page from the JSON")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    notes = out / "glt_dynamics_notes.md"
+    if args.render:
+        import json
+
+        result = json.loads((out / "glt_dynamics.json").read_text())
+        atomic.write_text(out / "glt_dynamics.md", render(result, notes.read_text().strip() if notes.exists() else ""))
+        return 0
     cpu0 = time.process_time()
     rows = []
     for init in args.inits:
@@ -118,11 +128,8 @@ def main(argv=None) -> int:
     result = {"benchmark": "glt_dynamics", "settings": {"num": 512, "size": 16, "levels": args.levels,
                                                         "epochs": args.epochs, "seeds": list(range(args.seeds))},
               "rows": rows, "cpu_s": time.process_time() - cpu0}
-    out = Path(args.out)
-    if (out / "glt_dynamics_notes.md").exists():
-        result["reading"] = (out / "glt_dynamics_notes.md").read_text().strip()
     atomic.write_json(out / "glt_dynamics.json", result)
-    atomic.write_text(out / "glt_dynamics.md", render(result))
+    atomic.write_text(out / "glt_dynamics.md", render(result, notes.read_text().strip() if notes.exists() else ""))
     return 0
 
 
