@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thermometer levels K per colour channel (glt, thermo); 8 = the bit budget of nbc")
     m.add_argument("--shared-thresholds", dest="per_channel", action="store_false",
                    help="GLT: one threshold set shared by all colour channels (default: one per channel)")
-    m.add_argument("--glt-init", choices=("uniform", "quantile"), default="uniform",
-                   help="GLT threshold initialisation: uniform thermometer or training-data quantiles")
+    m.add_argument("--glt-init", choices=("uniform", "quantile"), default="quantile",
+                   help="GLT threshold initialisation: uniform thermometer or training-data quantiles (the default: "
+                        "on linear-sensor data the thresholds then start where the pixels are, benchmarks/sensor.md)")
     m.add_argument("--glt-lr-multiplier", type=float, default=10.0,
                    help="GLT: the thresholds learn this many times faster than the network's weights (10: chosen by "
                         "bench/glt_dynamics.py; 1 was the default before, when they barely moved)")

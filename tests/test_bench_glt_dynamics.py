@@ -29,7 +29,8 @@ def test_cli_records_the_multiplier():
     from larq_glt import train
 
     args = train.build_parser().parse_args(["--dataset", "synthetic"])
-    assert train.config_from_args(args).model == {"glt_lr_multiplier": 10.0}
+    cfg = train.config_from_args(args)
+    assert cfg.model == {"glt_lr_multiplier": 10.0} and cfg.glt_init == "quantile"
     args = train.build_parser().parse_args(["--dataset", "synthetic", "--encoding", "thermo", "--sensor", "linear",
                                             "--sensor-exposure", "0.25", "2"])
     cfg = train.config_from_args(args)
