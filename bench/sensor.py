@@ -253,7 +253,7 @@ def plot_exposure(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.axhline(0.1, color="black", linestyle=":", linewidth=0.8)
     axes[0][0].set_ylabel("validation accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower center")
+    axes[0][0].legend(fontsize=7, loc="lower center")
     enc_bench._save(fig, path)
 
 
@@ -273,6 +273,9 @@ def plot_transfer(result: dict, path: Path) -> None:
                 label="uniform thermometer")
         ax.plot(xs, k * sensor.linear_to_srgb(xs / 255.0), color="black", linestyle=":",
                 label="sRGB curve × K")
+        g = float(np.sqrt(result["settings"]["sensor"]["exposure_min"] * result["settings"]["sensor"]["exposure_max"]))
+        ax.plot(xs, k * sensor.linear_to_srgb(xs / (255.0 * g)), color="grey", linestyle="-.",
+                label=f"sRGB curve × K after ×{1 / g:.1f} gain (undoing the middle training exposure)")
         for c in result["cells"]:
             if c["input"] != "linear" or c["variant"] not in ("glt-u-k4", "glt-q-k4", "thermo-q-k4"):
                 continue
@@ -292,7 +295,8 @@ def plot_transfer(result: dict, path: Path) -> None:
         ax.set_ylabel("code value (planes on)")
         ax.grid(alpha=0.3)
         ax.set_title("K = 4 transfer curves on linear input" + (" (dark end)" if xmax < 255 else ""), fontsize=9)
-    axes[0].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.0))
     enc_bench._save(fig, path)
 
 
@@ -402,6 +406,8 @@ def parse_args(argv=None):
     p.add_argument("--work", default=None, help="cells' run directories [bench/_work/sensor]")
     p.add_argument("--out", default=None, help="sensor.json, sensor.md, figures/ [benchmarks]")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--render", action="store_true",
+                   help="only redraw the figures and pages from --out's sensor.json (e.g. after editing sensor_notes.md)")
     args = p.parse_args(argv)
     if args.smoke:
         args.epochs, args.limit, args.seeds = 1, 64, 1
@@ -412,8 +418,26 @@ def parse_args(argv=None):
     return args
 
 
+def render_only(out: Path) -> int:
+    import json
+
+    from bench import results_page
+
+    result = json.loads((out / RESULTS_NAME).read_text())
+    result["out"] = str(out)
+    if result["cells"]:
+        plot_exposure(result, out / result["figures"]["exposure"])
+        plot_transfer(result, out / result["figures"]["transfer"])
+    atomic.write_json(out / RESULTS_NAME, result)
+    atomic.write_text(out / PAGE_NAME, render(result))
+    results_page.write(out)
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render_only(Path(args.out))
     import tensorflow as tf
 
     from bench import results_page

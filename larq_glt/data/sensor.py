@@ -176,11 +176,26 @@ def linear_sensor_per_image(images, seeds, config: SensorConfig = SensorConfig()
     else:
         gains = tf.broadcast_to(tf.cast(exposure, tf.float32), [b])
         tf.debugging.assert_positive(gains, message="exposure gains must be positive")
+    if tf.executing_eagerly():  # an eager map_fn runs image by image in Python: compile it once
+        return _compiled(config)(images, seeds, gains)
+    return _map(images, seeds, gains, config)
+
+
+def _map(images, seeds, gains, config):
     return tf.map_fn(
         lambda a: _one_image(a[0], a[1], a[2], config),
         (images, seeds, gains),
         fn_output_signature=tf.TensorSpec(images.shape[1:], tf.uint8),
     )
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(config: SensorConfig):
+    if config not in _COMPILED:
+        _COMPILED[config] = tf.function(lambda x, s, g: _map(x, s, g, config), reduce_retracing=True)
+    return _COMPILED[config]
 
 
 def linear_sensor(images, seed, config: SensorConfig = SensorConfig(), exposure=None):
