@@ -43,14 +43,16 @@ def task(num: int, size: int, seed: int, exposure=(1 / 8, 1 / 2), num_classes: i
     return out
 
 
-def tiny_model(levels: int, init: str, multiplier: float, num_classes: int, train_codes, seed: int):
+def tiny_model(levels: int, init: str, multiplier: float, num_classes: int, train_codes, seed: int,
+               surrogate: float = 1.0):
     import larq as lq
     import tf_keras as keras
 
     from larq_glt import encoders
 
     keras.utils.set_random_seed(seed)
-    enc = encoders.GLT(levels=levels, init=init, logit_scale=multiplier, name="encoder")
+    enc = encoders.GLT(levels=levels, init=init, logit_scale=multiplier, name="encoder",
+                       surrogate_width=surrogate * 128.0 / (levels + 1))
     if init == "quantile":
         enc.init_from_data(train_codes)
     inputs = keras.Input(train_codes.shape[1:], dtype="uint8")
@@ -67,15 +69,16 @@ def tiny_model(levels: int, init: str, multiplier: float, num_classes: int, trai
 
 
 def train_thresholds(levels=4, init="uniform", multiplier=1.0, epochs=6, num=512, size=16, seed=0,
-                     batch_size=32):
+                     batch_size=32, surrogate=1.0):
     """Train the tiny model; returns the thresholds before/after, accuracy and data quantiles."""
     (xt, yt), (xv, yv) = task(num, size, seed)
-    model, enc = tiny_model(levels, init, multiplier, int(yt.max()) + 1, xt, seed)
+    model, enc = tiny_model(levels, init, multiplier, int(yt.max()) + 1, xt, seed, surrogate)
     before = enc.thresholds().copy()
     model.fit(xt, yt, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
     after = enc.thresholds().copy()
     acc = float(model.evaluate(xv, yv, verbose=0)[1])
-    return {"init": init, "multiplier": multiplier, "levels": levels, "before": before.tolist(),
+    return {"init": init, "multiplier": multiplier, "surrogate": surrogate, "levels": levels,
+            "before": before.tolist(),
             "after": after.tolist(), "mean_move": float(np.mean(after - before)),
             "max_abs_move": int(np.abs(after - before).max()), "val_accuracy": acc,
             "data_p50_p95_p99": np.percentile(xt, [50, 95, 99]).tolist(),
@@ -89,10 +92,14 @@ def render(result: dict, notes: str = "") -> str:
              f"K = {result['settings']['levels']}, {result['rows'][0]['steps']} Adam steps at 2e-3, "
              f"seeds {result['settings']['seeds']}; the data's 50/95/99th percentile codes: "
              f"{', '.join(f'{v:.0f}' for v in result['rows'][0]['data_p50_p95_p99'])}.", "",
-             "| init | multiplier | seed | thresholds before (R) | after (R) | mean move (codes) | val accuracy |",
-             "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
+             "Surrogate: the half-width of the triangular surrogate gradient as a multiple of the default "
+             "128/(K+1) codes.", "",
+             "| init | multiplier | surrogate | seed | thresholds before (R) | after (R) | mean move (codes) "
+             "| val accuracy |",
+             "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
     for r in result["rows"]:
-        lines.append(f"| {r['init']} | {r['multiplier']:g} | {r['seed']} | {r['before'][0]} | {r['after'][0]} | "
+        lines.append(f"| {r['init']} | {r['multiplier']:g} | {r.get('surrogate', 1.0):g}× | {r['seed']} | "
+                     f"{r['before'][0]} | {r['after'][0]} | "
                      f"{r['mean_move']:+.1f} | {r['val_accuracy']:.3f} |")
     lines += ["", notes, "", f"CPU time: {result['cpu_s']:.0f} s.", ""]
     return "\n".join(lines)
@@ -106,6 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--levels", type=int, default=4)
     p.add_argument("--out", default=str(ROOT / "benchmarks"))
+    p.add_argument("--surrogates", type=float, nargs="+", default=[1.0],
+                   help="surrogate half-widths, as multiples of the default 128/(K+1)")
+    p.add_argument("--append", action="store_true", help="add the rows to the existing glt_dynamics.json")
     p.add_argument("--render", action="store_true", help="only re-render the page from the JSON")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -120,14 +130,20 @@ def main(argv=None) -> int:
     rows = []
     for init in args.inits:
         for m in args.multipliers:
-            for seed in range(args.seeds):
-                r = {**train_thresholds(args.levels, init, m, args.epochs, seed=seed), "seed": seed}
-                rows.append(r)
-                print(f"{init:8s} x{m:<5g} seed {seed}: R {r['before'][0]} -> {r['after'][0]}  "
-                      f"mean move {r['mean_move']:+.1f}  acc {r['val_accuracy']:.3f}", flush=True)
+            for w in args.surrogates:
+                for seed in range(args.seeds):
+                    r = {**train_thresholds(args.levels, init, m, args.epochs, seed=seed, surrogate=w), "seed": seed}
+                    rows.append(r)
+                    print(f"{init:8s} x{m:<5g} w x{w:g} seed {seed}: R {r['before'][0]} -> {r['after'][0]}  "
+                          f"mean move {r['mean_move']:+.1f}  acc {r['val_accuracy']:.3f}", flush=True)
     result = {"benchmark": "glt_dynamics", "settings": {"num": 512, "size": 16, "levels": args.levels,
                                                         "epochs": args.epochs, "seeds": list(range(args.seeds))},
               "rows": rows, "cpu_s": time.process_time() - cpu0}
+    if args.append and (out / "glt_dynamics.json").exists():
+        import json
+
+        old = json.loads((out / "glt_dynamics.json").read_text())
+        result["rows"], result["cpu_s"] = old["rows"] + rows, old["cpu_s"] + result["cpu_s"]
     atomic.write_json(out / "glt_dynamics.json", result)
     atomic.write_text(out / "glt_dynamics.md", render(result, notes.read_text().strip() if notes.exists() else ""))
     return 0
