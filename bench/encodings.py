@@ -390,9 +390,13 @@ def _drop_old_checkpoints(run, last: int) -> None:
             shutil.rmtree(path)
 
 
-def run_cell(cfg, source, replicate: int, log) -> dict:
+def run_cell(cfg, source, replicate: int, log, evaluate=None) -> dict:
     """Train the cell unless finished, evaluate it under every tone condition
-    unless cached; returns its metrics, tone accuracies and times."""
+    unless cached; returns its metrics, tone accuracies and times.
+
+    ``evaluate(model, splits) -> {condition: accuracy}`` replaces the tone
+    conditions (another benchmark's test sets; ``clean`` is the validation
+    split as the pipeline gives it); cached the same way."""
     import tf_keras as keras
 
     from larq_glt import training
@@ -427,7 +431,10 @@ def run_cell(cfg, source, replicate: int, log) -> dict:
         keras.backend.clear_session()
         model = load_model(run.path)
         cpu0, t0 = time.process_time(), time.time()
-        acc = tone_accuracies(lambda x: model.predict(x, batch_size=256, verbose=0), images, labels)
+        if evaluate is None:
+            acc = tone_accuracies(lambda x: model.predict(x, batch_size=256, verbose=0), images, labels)
+        else:
+            acc = evaluate(model, splits)
         tone_result = {"accuracy": acc, "num_val": int(len(labels)), "cpu_s": round(time.process_time() - cpu0, 1),
                        "wall_s": round(time.time() - t0, 1)}
         atomic.write_json(tone_file, tone_result)

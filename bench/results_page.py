@@ -313,6 +313,8 @@ class Section:
 # Paths are relative to the results folder (benchmarks/).
 SECTIONS = (
     Section("Input encodings on real images: GLT against the baselines", "encodings.json", render=render_encodings),
+    Section("GLT on a linear sensor's ADC codes", "sensor.json", "sensor.md"),
+    Section("GLT threshold dynamics on a generated linear-sensor task", "glt_dynamics.json", "glt_dynamics.md"),
     Section("Shipped person-detection model", "../models/person_detect/card.json",
             "../models/person_detect/MODEL_CARD.md"),
     Section("Anchors: published person detectors and larq-glt on the same vww96 images", "anchors.json",

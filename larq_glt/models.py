@@ -75,6 +75,11 @@ class ModelConfig:
     per_channel: GLT thresholds per colour channel (else shared).
     glt_lr_multiplier: how many times faster than the network the GLT
         thresholds learn (the encoder's ``logit_scale``; see :class:`GLT`).
+        1 here, what a saved config without the key means; new runs of the
+        CLI record ``encoders.DEFAULT_LOGIT_SCALE`` (10) explicitly.
+    glt_trainable: False freezes the GLT thresholds at their initialisation
+        (with ``glt_init="quantile"``: a fixed thermometer at the training
+        data's quantiles).
     stem_filters, stem_kernel, stem_stride: the first binary conv; the default
         4×4 stride-4 "patchify" stem reads every pixel once, which keeps the
         costliest layer (full resolution) cheap on a microcontroller.
@@ -96,6 +101,7 @@ class ModelConfig:
     levels: int = encoders.DEFAULT_LEVELS
     per_channel: bool = True
     glt_lr_multiplier: float = 1.0
+    glt_trainable: bool = True
     stem_filters: int = 32
     stem_kernel: int = 4
     stem_stride: int = 4
@@ -234,7 +240,8 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
     inputs = keras.Input((config.input_size, config.input_size, config.channels), dtype="uint8", name="image")
     encoder = encoders.get(
         config.encoding, levels=config.levels, per_channel=config.per_channel,
-        logit_scale=config.glt_lr_multiplier, name="encoder"
+        logit_scale=config.glt_lr_multiplier, name="encoder",
+        **({} if config.glt_trainable or config.encoding != "glt" else {"trainable": False}),
     )
     x = encoder(inputs)
 

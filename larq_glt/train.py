@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--zoom", type=float, default=0.0,
                    help="random zoom: a square crop of side uniform in [1 - ZOOM, 1] of the image's, resized back "
                         "(0 = off)")
+    d.add_argument("--sensor", choices=("srgb", "linear"), default="srgb",
+                   help="srgb: the images as stored; linear: the 8-bit codes of a linear sensor's ADC (inverse sRGB, "
+                        "random exposure per image, shot and read noise, full-well clipping; larq_glt/data/sensor.py)")
+    d.add_argument("--sensor-full-well", type=float, metavar="E",
+                   help="linear sensor: full-well capacity in electrons (= ADC code 255) [6000]")
+    d.add_argument("--sensor-read-noise", type=float, metavar="E", help="linear sensor: read noise, electrons rms [3]")
+    d.add_argument("--sensor-exposure", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="linear sensor: exposure gain range, log-uniform per image (1 = the photo's white at full "
+                        "well) [0.125 1]")
     m = p.add_argument_group("model")
     m.add_argument("--encoding", choices=ENCODINGS, default="glt",
                    help="input encoding: glt (learned thermometer), thermo (uniform thermometer), "
@@ -62,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thermometer levels K per colour channel (glt, thermo); 8 = the bit budget of nbc")
     m.add_argument("--shared-thresholds", dest="per_channel", action="store_false",
                    help="GLT: one threshold set shared by all colour channels (default: one per channel)")
-    m.add_argument("--glt-init", choices=("uniform", "quantile"), default="uniform",
-                   help="GLT threshold initialisation: uniform thermometer or training-data quantiles")
-    m.add_argument("--glt-lr-multiplier", type=float, default=1.0,
-                   help="GLT: the thresholds learn this many times faster than the network's weights")
+    m.add_argument("--glt-init", choices=("uniform", "quantile"), default="quantile",
+                   help="GLT threshold initialisation: uniform thermometer or training-data quantiles (the default: "
+                        "on linear-sensor data the thresholds then start where the pixels are, benchmarks/sensor.md)")
+    m.add_argument("--glt-lr-multiplier", type=float, default=10.0,
+                   help="GLT: the thresholds learn this many times faster than the network's weights (10: chosen by "
+                        "bench/glt_dynamics.py; 1 was the default before, when they barely moved)")
     m.add_argument("--width", type=float, default=1.0, help="multiplier on every conv's filter count")
     m.add_argument("--model-config", help="JSON object of larq_glt.models.ModelConfig overrides, e.g. '{\"stem_filters\": 64}'")
     t = p.add_argument_group("training")
@@ -134,8 +145,17 @@ def config_from_args(args, out=None):
             raise UsageError("--model-config must be a JSON object")
     if args.width != 1.0:
         model["width"] = args.width
-    if args.glt_lr_multiplier != 1.0:  # checked with the other numbers in train_config.check_options
+    if args.encoding == "glt" and "glt_lr_multiplier" not in model:  # checked in train_config.check_options
         model["glt_lr_multiplier"] = args.glt_lr_multiplier
+    sensor_params = {}
+    if args.sensor_full_well is not None:
+        sensor_params["full_well"] = args.sensor_full_well
+    if args.sensor_read_noise is not None:
+        sensor_params["read_noise"] = args.sensor_read_noise
+    if args.sensor_exposure is not None:
+        sensor_params["exposure_min"], sensor_params["exposure_max"] = args.sensor_exposure
+    if sensor_params and args.sensor != "linear":
+        raise UsageError("--sensor-full-well, --sensor-read-noise and --sensor-exposure need --sensor linear")
     return TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -171,6 +191,8 @@ def config_from_args(args, out=None):
         kd_teacher_epochs=args.kd_teacher_epochs,
         max_model_bits=args.max_model_bits,
         init_from=args.init_from,
+        sensor=args.sensor,
+        sensor_params=sensor_params,
     )
 
 

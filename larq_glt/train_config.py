@@ -18,11 +18,11 @@ import json
 import math
 from pathlib import Path
 
-from larq_glt import distillation, encoders, models, pruning, teachers
+from larq_glt import data, distillation, encoders, models, pruning, teachers
 from larq_glt.runs import RunDir
 
 __all__ = ["TrainingError", "TrainConfig", "Phase", "phases", "model_config_for", "teacher_specs", "dataset_class_names",
-           "teacher_config", "check_positive", "check_options", "check_prunes_something", "check_resume",
+           "teacher_config", "sensor_config", "check_positive", "check_options", "check_prunes_something", "check_resume",
            "check_budget"]
 
 
@@ -92,12 +92,15 @@ class TrainConfig:
     unlabelled_classes: list | None = None
     zoom: float = 0.0
     kd_mixup: float = 0.0
+    sensor: str = "srgb"  # srgb: the images as stored; linear: a linear sensor's ADC codes (data/sensor.py)
+    sensor_params: dict = dataclasses.field(default_factory=dict)  # data.sensor.SensorConfig overrides
 
     # Options that define the run: a resumed run must agree on these.
     _IDENTITY = ("dataset", "limit", "val_fraction", "augment", "encoding", "levels", "per_channel", "image_size",
                  "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "kd_mixup")
+                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "kd_mixup", "sensor",
+                 "sensor_params")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
 
@@ -150,6 +153,14 @@ def model_config_for(cfg: TrainConfig, num_classes: int) -> models.ModelConfig:
     )
 
 
+def sensor_config(cfg: TrainConfig):
+    """The run's :class:`larq_glt.data.sensor.SensorConfig` (None for ``srgb``)."""
+    try:
+        return data.sensor.from_options(cfg.sensor, cfg.sensor_params)
+    except ValueError as e:
+        raise TrainingError(f"--sensor: {e}") from None
+
+
 def teacher_specs(cfg: TrainConfig) -> list[str]:
     """``kd_teacher`` as a list of specs (empty without distillation)."""
     if not cfg.kd_teacher:
@@ -197,6 +208,7 @@ def check_positive(name: str, value) -> None:
 
 
 def check_options(cfg: TrainConfig) -> None:
+    sensor_config(cfg)
     check_positive("learning-rate", cfg.learning_rate)
     check_positive("prune-learning-rate", cfg.prune_learning_rate)
     for key, flag in (("width", "width"), ("glt_lr_multiplier", "glt-lr-multiplier")):

@@ -64,8 +64,8 @@ import tf_keras as keras
 from larq_glt import atomic, data, distillation, encoders, models, plots, pruning, summary, teachers
 from larq_glt.runs import RunDir, RunError
 from larq_glt.train_config import (Phase, TrainConfig, TrainingError, check_budget, check_options, check_resume,
-                                   dataset_class_names, model_config_for, phases as run_phases, teacher_config,
-                                   teacher_specs)
+                                   dataset_class_names, model_config_for, phases as run_phases, sensor_config,
+                                   teacher_config, teacher_specs)
 
 __all__ = ["TrainConfig", "train", "TrainingError", "teacher_config", "load_data"]
 
@@ -93,6 +93,7 @@ def load_data(cfg: TrainConfig):
         val_fraction=cfg.val_fraction,
         limit=cfg.limit,
         unlabelled=tuple(cfg.unlabelled or ()),
+        sensor=sensor_config(cfg),
         **({"class_names": tuple(dataset_class_names(cfg))} if cfg.dataset == "unlabelled" else {}),
     )
 
@@ -372,8 +373,11 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
                 print(f"initialised from {cfg.init_from}: fresh {metrics['init_from']['fresh'] or 'none'}",
                       file=sys.stderr)
         elif cfg.encoding == "glt" and cfg.glt_init == "quantile":
-            base.get_layer("encoder").init_from_data(splits.arrays("train", limit=2048)[0])
+            sample = splits.arrays("train", limit=2048)[0]
+            base.get_layer("encoder").init_from_data(splits.sensor_codes(sample, "train"))
     config = {**cfg.to_dict(), "model_config": mcfg.to_dict(), "class_names": list(splits.class_names)}
+    if getattr(splits, "sensor", None) is not None:
+        config["sensor_config"] = splits.sensor.to_dict()
     if plan:
         config["final_model_config"] = final_cfg.to_dict()
         config["prune_plan"] = plan.to_dict()

@@ -27,7 +27,7 @@ def _glt_reference(x, logits, k, channels):
 @pytest.mark.parametrize("per_channel", [True, False])
 def test_glt_forward_matches_numpy(per_channel):
     x = _image()
-    layer = encoders.GLT(levels=5, per_channel=per_channel)
+    layer = encoders.GLT(levels=5, per_channel=per_channel, logit_scale=1.0)  # the reference's θ
     layer.build(x.shape)
     logits = np.random.default_rng(1).normal(size=layer.logits.shape).astype(np.float32) * 2
     layer.logits.assign(logits)
@@ -171,7 +171,7 @@ def test_logit_scale_is_a_learning_rate_multiplier_for_the_thresholds(tmp_path):
     quantile initialisation keep the scale."""
     x = _image(14, (8, 8, 8, 3))
     theta = np.random.default_rng(15).normal(size=(3, 9)).astype(np.float32)
-    plain, scaled = encoders.GLT(levels=8), encoders.GLT(levels=8, logit_scale=10.0)
+    plain, scaled = encoders.GLT(levels=8, logit_scale=1.0), encoders.GLT(levels=8, logit_scale=10.0)
     plain(x), scaled(x)
     plain.logits.assign(10.0 * theta)
     scaled.logits.assign(theta)
@@ -183,7 +183,7 @@ def test_logit_scale_is_a_learning_rate_multiplier_for_the_thresholds(tmp_path):
     moved = {}
     for s in (1.0, 10.0):
         layer = encoders.GLT(levels=8, logit_scale=s)
-        layer(x)
+        layer(x)  # (s = 10 is also the default)
         opt = keras.optimizers.Adam(1e-3)
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean((layer(x) - target) ** 2)

@@ -23,12 +23,13 @@ from __future__ import annotations
 import inspect
 import logging
 
-from . import folder, stl10, synthetic, tone, unlabelled, vww
+from . import folder, sensor, stl10, synthetic, tone, unlabelled, vww
 from .augment import NO_AUGMENT, AugmentConfig, augment_batch
 from .download import default_cache_dir
 from .errors import DatasetError
 from .info import DatasetInfo
 from .pipeline import DatasetSplits
+from .sensor import from_options as from_sensor_options
 from .sources import ArraySource
 from .unlabelled import UNLABELLED, pool as unlabelled_pool
 from .sources import CACHE_MODES, concat
@@ -44,6 +45,7 @@ __all__ = [
     "augment_batch",
     "default_cache_dir",
     "load",
+    "sensor",
     "tone",
 ]
 
@@ -88,6 +90,7 @@ def load(
     memory_limit_mb: float = 2048,
     drop_remainder: bool = False,
     unlabelled=(),
+    sensor=None,
     **options,
 ) -> DatasetSplits:
     """Load dataset ``name`` as train/validation pipelines.
@@ -109,6 +112,9 @@ def load(
       drop_remainder: drop the last partial training batch.
       unlabelled: folders of images without labels added to the training set
         (label ``-1``: a teacher labels them; see ``unlabelled.py``).
+      sensor: None or ``"srgb"`` (the images as stored), ``"linear"`` (the
+        default :class:`sensor.SensorConfig`) or a config: both splits become a
+        linear sensor's ADC codes (see ``sensor.py``).
       options: dataset-specific (``download=False`` for vww/stl10; ``num_train``,
         ``num_val``, ``num_classes`` for synthetic).
     """
@@ -160,6 +166,12 @@ def load(
         info.extra["unlabelled"] = {"dirs": [str(d) for d in unlabelled], "images": len(extra.train)}
         info.num_train = len(prepared.train)
     info.augment = augment.to_dict() if augment is not None else None
+    try:
+        sensor = from_sensor_options(sensor)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if sensor is not None:
+        info.extra["sensor"] = {"model": "linear", **sensor.to_dict()}
     splits = DatasetSplits(
         prepared.train,
         prepared.val,
@@ -169,6 +181,7 @@ def load(
         augment=augment,
         drop_remainder=drop_remainder,
         cache_val=prepared.cache_val,
+        sensor=sensor,
     )
     log.info("%r", splits)
     return splits

@@ -9,6 +9,12 @@ seed folded from ``(seed, epoch, batch index)``. ``train_epoch(e)`` therefore gi
 the same batches in any process (what exact ``--resume`` needs), while ``train``
 draws a fresh epoch key from a seeded random stream at each iteration (what
 ``model.fit(train, epochs=N)`` needs); both are reproducible from the seed.
+
+With a ``sensor`` (:class:`.sensor.SensorConfig`) both splits are turned into a
+linear sensor's ADC codes after augmentation: in training with a seed folded
+from the batch's augmentation seed (new exposures and noise every epoch), in
+validation with one seed per image, ``[seed + salt, image index]`` (the same
+codes in every epoch and every process, whatever the batch size).
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from . import sensor as sensor_model
 from .augment import AugmentConfig, augment_batch
 from .errors import DatasetError
 from .info import DatasetInfo
@@ -46,6 +53,7 @@ class DatasetSplits:
         augment: AugmentConfig | None,
         drop_remainder: bool = False,
         cache_val: bool = False,
+        sensor: "sensor_model.SensorConfig | None" = None,
     ):
         self._sources = {"train": train, "val": val}
         self._tensors = {}
@@ -66,6 +74,7 @@ class DatasetSplits:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.augment = augment
+        self.sensor = sensor
         self.drop_remainder = drop_remainder
         n_train = len(train)
         if n_train == 0:
@@ -81,6 +90,8 @@ class DatasetSplits:
         self.image_size = info.image_size
         self.train = self._train()
         val_ds = self._batches("val", tf.data.Dataset.range(len(val)), self.batch_size, False)
+        if sensor is not None:
+            val_ds = self._val_sensor(val_ds)
         if cache_val and isinstance(val, FileSource):
             val_ds = val_ds.cache()
         self.val = val_ds.prefetch(AUTOTUNE)
@@ -120,16 +131,44 @@ class DatasetSplits:
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=base)
         indices = tf.data.Dataset.from_tensor_slices(order)
         ds = self._batches("train", indices, self.batch_size, self.drop_remainder)
-        if self.augment is not None:
-            config = self.augment
+        if self.augment is not None or self.sensor is not None:
+            config, sensor = self.augment, self.sensor
             aug_seed = tf.random.experimental.stateless_fold_in(base, _AUGMENT_SALT)
 
             def augment(i, batch):
                 seed = tf.random.experimental.stateless_fold_in(aug_seed, i)
-                return augment_batch(batch[0], seed, config), batch[1]
+                x = batch[0] if config is None else augment_batch(batch[0], seed, config)
+                if sensor is not None:
+                    x = sensor_model.linear_sensor(x, sensor_model.batch_seed(seed), sensor)
+                return x, batch[1]
 
             ds = ds.enumerate().map(augment, num_parallel_calls=AUTOTUNE)
         return ds
+
+    def _val_sensor(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """Validation batches → sensor codes, seeded per image index (the running
+        count of images: the validation order is fixed)."""
+        sensor, seed = self.sensor, self.seed
+
+        def expose(x, y, start):
+            index = start + tf.range(tf.shape(x)[0], dtype=tf.int64)
+            return sensor_model.linear_sensor_per_image(x, sensor_model.validation_seeds(seed, index), sensor), y
+
+        starts = ds.scan(tf.constant(0, tf.int64), lambda n, b: (n + tf.cast(tf.shape(b[0])[0], tf.int64), n))
+        return tf.data.Dataset.zip((ds, starts)).map(lambda b, n: expose(b[0], b[1], n),
+                                                     num_parallel_calls=AUTOTUNE)
+
+    def sensor_codes(self, images: np.ndarray, split: str = "val", exposure=None) -> np.ndarray:
+        """``images`` (the first ``len(images)`` of ``split`` in fixed order, as
+        ``arrays`` gives them) as this pipeline's sensor codes: per image, seeded
+        like the validation split. Without a sensor, the images unchanged."""
+        if self.sensor is None:
+            return np.asarray(images)
+        offset = 0 if split == "val" else 1 << 40  # training images: seeds no validation image uses
+        seeds = sensor_model.validation_seeds(self.seed, offset + tf.range(len(images), dtype=tf.int64))
+        out = [sensor_model.linear_sensor_per_image(images[i:i + 256], seeds[i:i + 256], self.sensor, exposure)
+               for i in range(0, len(images), 256)]
+        return np.concatenate([o.numpy() for o in out]) if out else np.asarray(images)
 
     def _finish(self, ds: tf.data.Dataset) -> tf.data.Dataset:
         if isinstance(self._sources["train"], ArraySource):
@@ -167,7 +206,8 @@ class DatasetSplits:
         else:
             sources[split] = FileSource(old.paths, labels, old.image_size)
         return DatasetSplits(sources["train"], sources["val"], self.info, batch_size=self.batch_size,
-                             seed=self.seed, augment=self.augment, drop_remainder=self.drop_remainder)
+                             seed=self.seed, augment=self.augment, drop_remainder=self.drop_remainder,
+                             sensor=self.sensor)
 
     def num_examples(self, split: str) -> int:
         return len(self._source(split))
