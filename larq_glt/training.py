@@ -151,6 +151,10 @@ def _init_from(model: keras.Model, path) -> dict:
         shapes, src_shapes = [w.shape for w in new], [w.shape for w in old]
         if shapes == src_shapes:
             layer.set_weights(old)
+            scale, src_scale = getattr(layer, "logit_scale", None), getattr(src, "logit_scale", None)
+            if scale and src_scale and scale != src_scale:
+                # Another GLT learning-rate multiplier: keep the thresholds, softmax(s·θ), as trained.
+                layer.logits.assign(layer.logits * (src_scale / scale))
             copied.append(layer.name)
         elif layer.name in _HEAD:
             fresh.append(layer.name)

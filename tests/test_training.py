@@ -216,6 +216,10 @@ def test_init_from_copies_the_body_and_starts_a_new_classifier(tmp_path):
     other = models.compact(cfg, num_classes=2, width=2.0)
     with pytest.raises(TrainingError, match="stem_conv has weights .* only the classifier may differ"):
         _init_from(other, tmp_path / "src.keras")
+    # another GLT learning-rate multiplier keeps the trained thresholds
+    faster = models.compact(cfg, num_classes=2, glt_lr_multiplier=10.0)
+    _init_from(faster, tmp_path / "src.keras")
+    np.testing.assert_array_equal(faster.get_layer("encoder").thresholds(), source.get_layer("encoder").thresholds())
 
 
 @pytest.mark.slow
