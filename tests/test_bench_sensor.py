@@ -52,7 +52,7 @@ def test_reading_page_and_figures(tmp_path):
     text = " ".join(bench.reading(result))
     assert "glt-q-k4" in text and "+15.0 points vs thermo-k4 (seed ranges disjoint)" in text
     page = bench.render(result)
-    assert "Partial results: 20 of 36 cells" in page and "| glt-q K=4 (12 planes) | 45.5 ± 0.7" in page
+    assert "Partial results: 20 of 36 cells finished" in page and "| glt-q K=4 (12 planes) | 45.5 ± 0.7" in page
     bench.plot_exposure(result, tmp_path / "e.png")
     bench.plot_transfer(result, tmp_path / "t.png")
     assert (tmp_path / "e.png").stat().st_size > 1000 and (tmp_path / "t.png").stat().st_size > 1000
