@@ -52,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 import larq_glt  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
-from bench import encodings as enc_bench  # noqa: E402  (shared helpers: cells, statistics, figures)
+from bench import encodings as enc_bench  # noqa: E402  (shared helpers: cells, statistics)
+from bench import figures  # noqa: E402
 from larq_glt import atomic  # noqa: E402
 from larq_glt.data import sensor  # noqa: E402
 
@@ -229,7 +230,7 @@ _COLOURS = {"nbc": "tab:green", "thermo": "tab:blue", "thermo-q": "tab:purple", 
 
 def plot_exposure(result: dict, path: Path) -> None:
     """Accuracy against exposure, K = 4 cells and nbc, one panel per input."""
-    plt = enc_bench._pyplot()
+    plt = figures.pyplot()
     inputs = [i for i in INPUTS if i in result["summary"]]
     fig, axes = plt.subplots(1, len(inputs), figsize=(5.2 * len(inputs), 3.8), squeeze=False, sharey=True)
     exps = sensor.EVAL_EXPOSURES
@@ -254,7 +255,7 @@ def plot_exposure(result: dict, path: Path) -> None:
         ax.axhline(0.1, color="black", linestyle=":", linewidth=0.8)
     axes[0][0].set_ylabel("validation accuracy")
     axes[0][0].legend(fontsize=7, loc="lower center")
-    enc_bench._save(fig, path)
+    figures.save(fig, path)
 
 
 def plot_transfer(result: dict, path: Path) -> None:
@@ -264,7 +265,7 @@ def plot_transfer(result: dict, path: Path) -> None:
     from larq_glt.encoders import uniform_thresholds
     from larq_glt.plots import code_values
 
-    plt = enc_bench._pyplot()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     xs = np.arange(256)
     k = 4
@@ -297,11 +298,11 @@ def plot_transfer(result: dict, path: Path) -> None:
         ax.set_title("K = 4 transfer curves on linear input" + (" (dark end)" if xmax < 255 else ""), fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.0))
-    enc_bench._save(fig, path)
+    figures.save(fig, path)
 
 
 def plot_histogram(images_codes: dict, path: Path) -> None:
-    plt = enc_bench._pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for name, codes in images_codes.items():
         ax.hist(codes.ravel(), bins=np.arange(257) - 0.5, histtype="step", density=True, label=name)
@@ -311,7 +312,7 @@ def plot_histogram(images_codes: dict, path: Path) -> None:
     ax.set_title("Pixel codes of the validation images", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    enc_bench._save(fig, path)
+    figures.save(fig, path)
 
 
 # -- page ---------------------------------------------------------------------------------------
