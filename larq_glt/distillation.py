@@ -24,9 +24,10 @@ distiller.fit(train_ds, epochs=5)        # updates the student only
 
 The default teacher (``--kd-teacher auto``) is the student's full-precision
 counterpart: the same topology with a float input and float convolutions
-(:func:`teacher_model_overrides`). Any saved Keras model taking the same
-``uint8`` images and predicting the same classes can be used instead
-(:func:`load_teacher`).
+(:func:`teacher_model_overrides`). Training loads any other teacher — a
+larq-glt run, a Keras ``.h5``/``.keras`` or a TFLite model, several averaged —
+through :mod:`larq_glt.teachers`; :func:`load_teacher` only loads a Keras model
+that takes this run's ``uint8`` images as they are.
 
 # References
 - Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network",

@@ -137,7 +137,7 @@ class TFLiteTeacher(Teacher):
         out = self.interpreter.get_output_details()[0]
         self._in, self._out = inp, out
         self._dtype = inp["dtype"]
-        scale, zero = inp["quantization"]
+        scale = inp["quantization"][0]
         if input is None:
             input = _input_from_scale(scale) if self._dtype != np.float32 else None
             if input is None:
