@@ -29,7 +29,7 @@ model). Weight bits of a TFLite model: the elements of the filter tensors of
 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED times the bits of their stored
 type (int8: 8, float32: 32); biases, scales and zero points are not counted.
 Weight bits of a larq-glt model are the project's own figure,
-``larq_glt.report.model_report(flatbuffer)["weight_bits"]`` (bit-packed
+``larq_glt.report.model_report(flatbuffer)["flatbuffer_weight_bits"]`` (bit-packed
 filters at 1 bit plus padding, folded batch norm and other floats at 32, GLT
 thresholds). The reference models' Cortex-M7 instructions are those measured
 and stated in ``../shared/reference_models/README.md`` (TFLM + CMSIS-NN),
@@ -378,7 +378,7 @@ def larq_glt_entry(name: str, path: Path, images, labels, *, mcu: bool, board: s
         rep = report.model_report(report.read_flatbuffer(data, str(tflite)), flatbuffer_bytes=len(data))
         entry = {
             "name": name, "group": "larq-glt", "path": _shown(path), "format": "LCE flatbuffer",
-            "flatbuffer_bytes": len(data), "file_bytes": len(data), "weight_bits": int(rep["weight_bits"]),
+            "flatbuffer_bytes": len(data), "file_bytes": len(data), "weight_bits": int(rep["flatbuffer_weight_bits"]),
             "weight_bits_rule": "larq_glt.report (1-bit packed filters + padding, floats 32, thresholds 8)",
             "binary_macs": int(rep["binary_macs"]), "other_macs": int(rep["other_macs"]),
             "all_convs_binary": bool(rep["all_convs_binary"]), "trained_on": training_data(path),
@@ -476,7 +476,7 @@ def render(result: dict) -> str:
         "- **Weight bits**, references: the elements of the filter tensors of CONV_2D, DEPTHWISE_CONV_2D and "
         "FULLY_CONNECTED × the bits of their stored type (int8 8, float32 32; for the `.h5` its conv and dense "
         "kernels × 32); biases (int32), quantization scales and zero points not counted. larq-glt: the project's "
-        "own count, `larq_glt.report.model_report(...)[\"weight_bits\"]` of the flatbuffer (bit-packed filters at "
+        "own count, `larq_glt.report.model_report(...)[\"flatbuffer_weight_bits\"]` of the flatbuffer (bit-packed filters at "
         "1 bit plus their padding, folded batch norm at 32 bits per value, GLT thresholds at 8).",
         "- **Instructions and peak RAM**, larq-glt: measured by this run with `bench/mcu_cost.measure` "
         "(firmware built for QEMU `mps2-an500`, `-icount shift=0`, SysTick × 40 = instructions; mean over the "

@@ -126,7 +126,7 @@ def main(argv=None) -> int:
                      "wall_seconds": round(sum(e["seconds"] for e in fine_metrics["epochs"]), 1),
                      "learning_rate": fine.learning_rate},
         "weight_bits_keras": cost["weight_bits"],
-        "weight_bits_flatbuffer": rep["weight_bits"],
+        "flatbuffer_weight_bits": rep["flatbuffer_weight_bits"],
         "binary_macs": rep["binary_macs"],
         "other_macs": rep["other_macs"],
         "flatbuffer_bytes": rep["flatbuffer_bytes"],
@@ -305,7 +305,7 @@ Learned Thermometer input (K = 8 learned thresholds per colour channel):
 `LceBconv2d` after conversion: {c['all_convs_binary']}) → 2 logits (`non_person`, `person`).
 
 **Size.** {c['weight_bits_keras']:,} weight bits at deployed precision
-({c['weight_bits_keras'] / 1e6:.3f} Mbit, under 1 Mbit); {c['weight_bits_flatbuffer']:,} bits as stored in the
+({c['weight_bits_keras'] / 1e6:.3f} Mbit, under 1 Mbit); {c['flatbuffer_weight_bits']:,} bits as stored in the
 flatbuffer (bit-packed filters with padding bits, float multipliers/biases,
 thresholds); flatbuffer {c['flatbuffer_bytes']:,} bytes. MACs per inference:
 {c['binary_macs']:,} binary, {c['other_macs']:,} other.

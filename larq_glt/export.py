@@ -292,7 +292,7 @@ def main(argv=None) -> int:
         return 2
     v = result.verification
     print(f"wrote {result.out_dir}: model.tflite ({result.report['flatbuffer_bytes']:,} bytes), "
-          f"{result.report['weight_bits']:,} {sizes.label('flatbuffer_weight_bits')}, "
+          f"{result.report['flatbuffer_weight_bits']:,} {sizes.label('flatbuffer_weight_bits')}, "
           f"{result.report['binary_macs']:,} binary MACs; "
           f"check on {v['images']} {v['source']} images: class agreement {v['class_agreement']:.0%}, "
           f"max logit difference {v['max_abs_logit_difference']:.3g}")

@@ -128,7 +128,7 @@ def model_report(model, flatbuffer_bytes: int | None = None) -> dict:
         weight_bits += w
         ops.append({
             "index": op.index, "op": op.opcode, "layer": layer_of(model, op),
-            "binary": op.opcode in BINARY_OPS, "binary_macs": b, "other_macs": o, "weight_bits": w,
+            "binary": op.opcode in BINARY_OPS, "binary_macs": b, "other_macs": o, "flatbuffer_weight_bits": w,
             "output_shape": list(model.tensors[op.outputs[0]].shape) if op.outputs else [],
             "output_type": model.tensors[op.outputs[0]].type_name if op.outputs else "",
         })
@@ -145,7 +145,7 @@ def model_report(model, flatbuffer_bytes: int | None = None) -> dict:
         "conv_layers": len(convs),
         "binary_conv_layers": sum(o["op"] == "LceBconv2d" for o in convs),
         "all_convs_binary": bool(convs) and all(o["op"] == "LceBconv2d" for o in convs),
-        "weight_bits": int(weight_bits),
+        "flatbuffer_weight_bits": int(weight_bits),
         "binary_macs": int(binary_macs),
         "other_macs": int(other_macs),
         "flatbuffer_bytes": flatbuffer_bytes,
@@ -164,7 +164,7 @@ def format_markdown(rep: dict, title: str = "Model report") -> str:
     lines += [
         f"- input: {rep['input']['type']} {rep['input']['shape']}; output: {rep['output']['type']} {rep['output']['shape']}",
         f"- flatbuffer: {fb:,} bytes" if fb else "- flatbuffer: (size unknown)",
-        f"- {sizes.label('flatbuffer_weight_bits')}: {rep['weight_bits']:,} ({rep['weight_bits'] / 1e6:.3f} Mbit)",
+        f"- {sizes.label('flatbuffer_weight_bits')}: {rep['flatbuffer_weight_bits']:,} ({rep['flatbuffer_weight_bits'] / 1e6:.3f} Mbit)",
         f"- MACs: {rep['binary_macs']:,} binary, {rep['other_macs']:,} other",
         f"- convolutions: {rep['binary_conv_layers']} of {rep['conv_layers']} are binary (LceBconv2d)"
         + (" — fully binarized" if rep["all_convs_binary"] else ""),
@@ -182,7 +182,7 @@ def format_markdown(rep: dict, title: str = "Model report") -> str:
               "| ---: | --- | --- | --- | ---: | ---: | ---: |"]
     for o in rep["ops"]:
         lines.append(f"| {o['index']} | {o['op']} | {o['layer']} | {o['output_type']} {o['output_shape']} | "
-                     f"{o['weight_bits']:,} | {o['binary_macs']:,} | {o['other_macs']:,} |")
+                     f"{o['flatbuffer_weight_bits']:,} | {o['binary_macs']:,} | {o['other_macs']:,} |")
     lines += ["", "## Activations", "", "| tensor | name | type | shape | bytes |", "| ---: | --- | --- | --- | ---: |"]
     for a in rep["activations"]:
         lines.append(f"| {a['tensor']} | {a['name']} | {a['type']} | {a['shape']} | {a['bytes']:,} |")
