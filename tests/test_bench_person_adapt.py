@@ -1,0 +1,71 @@
+"""bench/person_adapt.py: fine-tuning a distilled detector on labelled images,
+scored by cross-validation (every image by a model that never trained on it)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import larq_glt  # noqa: F401
+from bench import person_adapt
+from larq_glt.distillation import UNLABELLED
+
+CLASSES = ("non_person", "person")
+
+
+def _images(n, side, seed):
+    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+
+
+def test_mixed_splits_repeat_the_labelled_images_and_mark_the_pool():
+    lab_x, lab_y = _images(6, 16, 0), np.array([0, 1, 0, 1, 0, 1], np.int32)
+    pool = _images(5, 16, 1)
+    recipe = person_adapt.Recipe(repeat=3)
+    splits = person_adapt.mixed_splits(lab_x, lab_y, pool, _images(4, 16, 2), np.array([0, 1, 0, 1]),
+                                       CLASSES, recipe, "test")
+    x, y = splits.arrays("train")
+    assert len(y) == 3 * 6 + 5 and (y == UNLABELLED).sum() == 5
+    assert np.bincount(y[y >= 0]).tolist() == [9, 9]
+    np.testing.assert_array_equal(x[6:12], lab_x)  # the second copy of the labelled images
+    np.testing.assert_array_equal(x[-5:], pool)
+    assert splits.arrays("val")[1].tolist() == [0, 1, 0, 1]
+
+
+def test_refuses_a_base_that_is_not_a_distilled_run(tmp_path, capsys):
+    assert person_adapt.main([str(tmp_path / "nope")]) == 2
+    assert "holds no finished run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cross_validation_scores_each_image_by_a_model_that_never_trained_on_it(tmp_path):
+    import tf_keras as keras
+
+    from larq_glt import runs
+    from larq_glt.training import TrainConfig, train
+
+    side = 32
+    pool = tmp_path / "pool"
+    for i, img in enumerate(_images(24, side, 3)):
+        (pool / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(pool / f"d{i % 2}" / f"{i}.png")
+    vww = tmp_path / "vww"
+    for i, img in enumerate(_images(12, side, 4)):
+        (vww / CLASSES[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(vww / CLASSES[i % 2] / f"{i}.png")
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    teacher.save(tmp_path / "t.h5")
+    base = TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=side, epochs=1, batch_size=8,
+                       out=str(tmp_path / "base"), val_fraction=0.25, progress=False,
+                       kd_teacher=f"{tmp_path / 't.h5'}:input=unit,output=logits,classes=non_person+person",
+                       model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]})
+    train(base)
+    recipe = person_adapt.Recipe(epochs=1, repeat=2, pool_images=10)
+    cv = person_adapt.cross_validate(tmp_path / "base", recipe, 3, tmp_path / "work", vww)
+    assert cv["images"] == 12 and cv["fold_sizes"] == [4, 4, 4]
+    assert sum(f["images"] for f in cv["folds"]) == 12
+    assert cv["correct"] == round(sum(f["accuracy"] * f["images"] for f in cv["folds"]))
+    for f in range(3):
+        run = runs.RunDir(tmp_path / "work" / f"fold{f}")
+        info = run.read_json(run.metrics)["final"]["data"]
+        # trained on the other two folds (8 images, twice) and 10 pool images; validated on its own 4
+        assert info["num_train"] == 2 * 8 + 10 and info["num_val"] == 4
+        assert info["extra"]["pool_images"] == 10
