@@ -233,3 +233,20 @@ def test_a_run_directory_is_exported_into_the_temporary_folder(tmp_path):
     assert not (run / "export").exists()
     assert anchors.larq_glt_flatbuffer(tmp_path / "tmp" / "export", tmp_path) == tflite
     assert anchors.larq_glt_flatbuffer(tflite, tmp_path) == tflite
+
+
+def test_a_model_fine_tuned_on_the_images_is_scored_by_its_cross_validated_figure(tmp_path):
+    """bench/person_adapt.py's card: the page shows the fold figure, the direct one only as resubstitution."""
+    import json
+
+    entry = {"name": "ours", "images": 20, "correct": 19, "accuracy": 0.95, "ci95": [0.76, 0.99],
+             "recall": {"person": 1.0, "non_person": 0.9}}
+    assert anchors.with_cross_validated(dict(entry), tmp_path) == entry  # no card: as measured
+    cv = {"images": 20, "correct": 14, "accuracy": 0.7, "wilson95": [0.48, 0.85],
+          "per_class": {"non_person": 0.6, "person": 0.8}, "folds": [{}] * 5}
+    (tmp_path / "card.json").write_text(json.dumps({"cross_validated": dict(cv, images=500)}))
+    assert anchors.with_cross_validated(dict(entry), tmp_path) == entry  # another image set: not this one's
+    (tmp_path / "card.json").write_text(json.dumps({"cross_validated": cv}))
+    scored = anchors.with_cross_validated(dict(entry), tmp_path)
+    assert (scored["correct"], scored["accuracy"], scored["ci95"]) == (14, 0.7, [0.48, 0.85])
+    assert scored["resubstitution"]["accuracy"] == 0.95 and scored["accuracy_kind"].startswith("5-fold")
