@@ -179,7 +179,12 @@ def train_command(cfg: TrainConfig) -> str:
         parts.append(f"--width {model.pop('width'):g}")
     if model:
         parts.append(f"--model-config '{json.dumps(model)}'")
-    parts += [f"--epochs {cfg.epochs}", f"--out {cfg.out}"]
+    parts.append(f"--epochs {cfg.epochs}")
+    if cfg.learning_rate != TrainConfig.learning_rate:
+        parts.append(f"--learning-rate {cfg.learning_rate:g}")
+    if cfg.init_from:  # a continuation: the run it started from is part of the recipe
+        parts.append(f"--init-from {cfg.init_from}")
+    parts.append(f"--out {cfg.out}")
     return " ".join(parts)
 
 

@@ -702,7 +702,9 @@ def test_training_prints_one_line_per_epoch_and_no_tensorflow_noise(tmp_path):
 
 # -- 12. one definition of each size figure; published figures are the committed results ------
 
-_FIGURE = __import__("re").compile(r"(\d[\d,.]*)<!-- (\w+\.json) ([\w.]+)( M)? -->")
+# "1,234<!-- f.json a.b -->" is the integer a.b of benchmarks/f.json; "1.2<!-- … M -->" in millions;
+# "70.0%<!-- … % -->" a share in percent, to the digits written.
+_FIGURE = __import__("re").compile(r"(\d[\d,.]*)%?<!-- (\w+\.json) ([\w.]+)( M| %)? -->")
 _MEASURED_ROWS = ("| instructions per inference", "| peak RAM", "| flash (whole firmware", "| arena |",
                   "| stack high-water")
 
@@ -756,7 +758,8 @@ def test_readme_figures_equal_the_committed_benchmark_results():
             value = value[key]
         if millions:
             decimals = len(written.partition(".")[2])
-            assert float(written) == round(value / 1e6, decimals), m.group(0)
+            scale = 1e6 if millions == " M" else 0.01
+            assert float(written) == round(value / scale, decimals), m.group(0)
         else:
             assert int(written.replace(",", "")) == value, m.group(0)
         checked += 1
