@@ -151,12 +151,14 @@ def main(argv=None) -> int:
     p.add_argument("--tflm-dir", help="also measure TensorFlow Lite Micro (a tree with its library built)")
     args = p.parse_args(argv)
     res = measure(args.model, args.board, op_repeat=args.op_repeat)
+    argv = argv if argv is not None else sys.argv[1:]
     if args.tflm_dir:
         from bench import tflm_cost  # the same model and frames under TFLM; logits must be identical
 
         res["tflm"] = tflm_cost.compare(args.model, args.board, tflm_dir=args.tflm_dir)["tflm"]
-    command = "python bench/mcu_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["command"] = command.strip()
+        res["command"] = tflm_cost.command_line("bench/mcu_cost.py", argv)  # the tree as <tflite-micro>
+    else:
+        res["command"] = " ".join(["python", "bench/mcu_cost.py", *argv]).strip()
     atomic.write_json(args.out + ".json", res)
     text = render(res, res["command"])
     if "tflm" in res:

@@ -16,12 +16,16 @@ Reported per runtime:
     python bench/tflm_cost.py --tflm-dir /path/to/tflite-micro          # default model
     python bench/tflm_cost.py --tflm-dir ... --model export/model.tflite --out /tmp/tflm_cost
 
-Writes <out>.json (default benchmarks/tflm_cost.json). ``compare()`` is the
-function bench/mcu_cost.py can call.
+Writes <out>.json and <out>.md (default benchmarks/tflm_cost.{json,md}). The
+recorded command names the TFLM tree ``<tflite-micro>`` (it is the user's own
+checkout, see README: TensorFlow Lite Micro); the JSON's ``tflm_library``
+gives its commit when the tree is a git checkout. ``compare()`` and
+``command_line()`` are what bench/mcu_cost.py calls.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +39,46 @@ from deploy.emulators import protocol
 from deploy.firmware import samples
 from deploy.tflm import target as tflm
 from larq_glt import atomic
+
+
+#: How the recorded commands name the user's TFLM tree (its path is of one machine).
+TREE_PLACEHOLDER = "<tflite-micro>"
+
+
+def _shown(path) -> str:
+    """A path inside the project relative to it (results stay machine-independent)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def command_line(script: str, argv) -> str:
+    """``python <script> <argv>`` as recorded in a result, ``--tflm-dir`` shown as TREE_PLACEHOLDER."""
+    args, after_flag = [], False
+    for a in argv:
+        if after_flag:
+            a, after_flag = TREE_PLACEHOLDER, False
+        elif a == "--tflm-dir":
+            after_flag = True
+        elif a.startswith("--tflm-dir="):
+            a = f"--tflm-dir={TREE_PLACEHOLDER}"
+        args.append(a)
+    return " ".join(["python", script, *args]).strip()
+
+
+def tree_commit(tree) -> str | None:
+    """The git commit of the TFLM tree, or None if it is not a git checkout."""
+    try:
+        proc = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "-q", "HEAD"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    top = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    # a tree inside another repository (e.g. under this project) is not a TFLM checkout of its own
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(tree).resolve():
+        return None
+    return proc.stdout.strip()
 
 
 def _stream(board, elf, frames, timeout):
@@ -104,13 +148,14 @@ def compare(model=None, board="mps2-an500", tflm_dir=None, frames=None, out_dir=
                         {"flatbuffer_bytes": t_build.tflm_model_bytes, "arena_capacity_bytes": t_build.arena_bytes,
                          "resolver": [r["name"] for r in t_build.resolver], "notes": t_build.notes,
                          "tflm_library": {"target_arch": lib.target_arch, "build_type": lib.build_type,
-                                          "kernels": lib.kernels or "reference"}})
+                                          "kernels": lib.kernels or "reference",
+                                          "commit": tree_commit(lib.tree)}})
     if release:
         tflm_res["release_build"] = release
     ratio = tflm_res["instructions_per_inference"]["mean"] / generated["instructions_per_inference"]["mean"]
     return {
         "board": board,
-        "model": str(gen_build.model_path),
+        "model": _shown(gen_build.model_path),
         "frames": len(frames),
         "logits_identical": True,
         "generated": generated,
@@ -142,6 +187,53 @@ def render(res: dict) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(res: dict) -> str:
+    """The page bench/results_page.py includes (``<out>.md``)."""
+    g, t = res["generated"], res["tflm"]
+    lib = t["tflm_library"]
+    gi, ti = g["instructions_per_inference"], t["instructions_per_inference"]
+    flash_t = f"{t['flash_bytes']:,} B"
+    if "release_build" in t:
+        flash_t += f" ({t['release_build']['flash_bytes']:,} B with `BUILD_TYPE=release`)"
+    lines = [
+        f"# TensorFlow Lite Micro vs the generated runtime ({res['board']}, -icount shift=0)",
+        "",
+        f"Command: `{res['command']}`  ",
+        f"Model: `{res['model']}`; {res['frames']} sample frames streamed over the UART; "
+        f"logits identical: {'yes' if res['logits_identical'] else 'no'}.  ",
+        f"TFLM library: `TARGET_ARCH={lib['target_arch']} BUILD_TYPE={lib['build_type']}`, "
+        f"{lib['kernels']} kernels" + (f", tflite-micro commit `{lib['commit']}`" if lib.get("commit") else "")
+        + ".",
+    ]
+    if res.get("model_note"):
+        lines += ["", f"Model note: {res['model_note']}"]
+    lines += [
+        "",
+        "| | generated runtime | TFLM + larq-glt kernels |",
+        "| --- | ---: | ---: |",
+        f"| instructions per inference | {gi['mean']:,.0f} (min {gi['min']:,}, max {gi['max']:,}) | "
+        f"{ti['mean']:,.0f} (min {ti['min']:,}, max {ti['max']:,}) |",
+        f"| flash (whole firmware, frames over UART) | {g['flash_bytes']:,} B | {flash_t} |",
+        f"| arena | {g['arena_bytes']:,} B | {t['arena_bytes']:,} B (`arena_used_bytes()`) |",
+        f"| stack high-water | {g['stack_high_water_bytes']:,} B | {t['stack_high_water_bytes']:,} B |",
+        f"| peak RAM (arena + stack + input frame) | {g['peak_ram_bytes']:,} B | {t['peak_ram_bytes']:,} B |",
+        "",
+        f"TFLM / generated instructions: {res['tflm_over_generated']['instructions']:.3f}. "
+        f"TFLM flatbuffer: {t['flatbuffer_bytes']:,} B; resolver: {', '.join(t['resolver'])}.",
+    ]
+    lines += [f"- {n}" for n in t.get("notes", [])]
+    lines += ["", "## Per op (instructions, mean over the frames)", ""]
+    if len(g["per_op"]) == len(t["per_op"]):
+        lines += ["| generated op | instructions | TFLM op | instructions |", "| --- | ---: | --- | ---: |"]
+        lines += [f"| {a['op']} | {a['instructions_mean']:,.0f} | {b['op']} | {b['instructions_mean']:,.0f} |"
+                  for a, b in zip(g["per_op"], t["per_op"])]
+    else:
+        for name, r in (("generated", g), ("TFLM", t)):
+            lines += [f"| {name} op | instructions |", "| --- | ---: |"]
+            lines += [f"| {o['op']} | {o['instructions_mean']:,.0f} |" for o in r["per_op"]] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tflm-dir", required=True, help="tflite-micro tree with libtensorflow-microlite.a built")
@@ -160,8 +252,9 @@ def main(argv=None) -> int:
         return 2
     if args.model_note:
         res["model_note"] = args.model_note
-    res["command"] = ("python bench/tflm_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    res["command"] = command_line("bench/tflm_cost.py", argv if argv is not None else sys.argv[1:])
     atomic.write_json(args.out + ".json", res)
+    atomic.write_text(args.out + ".md", render_markdown(res))
     print(render(res))
     return 0
 

@@ -501,6 +501,17 @@ def test_build_py_reports_a_missing_tree(exported_default):
     assert "error: --runtime tflm needs --tflm-dir" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_benchmark_commands_name_the_users_tflm_tree_not_its_path(tmp_path):
+    from bench import tflm_cost
+
+    assert (tflm_cost.command_line("bench/mcu_cost.py", ["--tflm-dir", "/home/me/tflm", "--op-repeat", "4"])
+            == "python bench/mcu_cost.py --tflm-dir <tflite-micro> --op-repeat 4")
+    assert (tflm_cost.command_line("bench/tflm_cost.py", ["--tflm-dir=/x", "--model", "m.tflite"])
+            == "python bench/tflm_cost.py --tflm-dir=<tflite-micro> --model m.tflite")
+    assert tflm_cost.tree_commit(tmp_path) is None                    # not a git checkout
+    assert tflm_cost.tree_commit(ROOT / "deploy" / "tflm") is None    # inside another repository
+
+
 # ----------------------------------------------------------------- with TFLM
 
 
