@@ -319,6 +319,8 @@ SECTIONS = (
             "../models/person_detect/MODEL_CARD.md"),
     Section("Anchors: published person detectors and larq-glt on the same vww96 images", "anchors.json",
             "anchors.md"),
+    Section("Person detectors distilled from published teachers", "person_distil.json", "person_distil.md"),
+    Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),
     Section("Person detector: fine-tuning recipe chosen by cross-validation", "person_detector_cv.json",
             "person_detector_cv.md"),
     Section("Person detector: held-out accuracy of the cross-validation models", "person_detector_cv.json",

@@ -755,7 +755,7 @@ def test_readme_figures_equal_the_committed_benchmark_results():
         written, source, path, millions = m.groups()
         value = json.loads((atomic._PROJECT / "benchmarks" / source).read_text())
         for key in path.split("."):
-            value = value[key]
+            value = value[int(key)] if isinstance(value, list) else value[key]
         if millions:
             decimals = len(written.partition(".")[2])
             scale = 1e6 if millions == " M" else 0.01
