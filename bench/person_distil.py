@@ -105,7 +105,8 @@ def score_candidate(run_dir: Path) -> dict:
         "run": str(run_dir), "epochs": cfg.epochs, "width": cfg.model.get("width", 1.0), "model": cfg.model,
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
         "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "kd_mixup": cfg.kd_mixup,
-                   "learning_rate": cfg.learning_rate, "augment": cfg.augment}, "heldout_images": int(len(x)),
+                   "learning_rate": cfg.learning_rate, "augment": cfg.augment, "init_from": cfg.init_from},
+        "heldout_images": int(len(x)),
         "heldout_person_share": float(np.mean(target == positive)),
         "agreement": float(np.mean(logits.argmax(1) == target)),
         "balanced_agreement": balanced(logits.argmax(1), target, len(names)),
@@ -257,6 +258,7 @@ def _recipe(r: dict) -> str:
     parts = [f"T {r['kd_temperature']:g}", f"lr {r['learning_rate']:g}"]
     parts += [f"zoom {r['zoom']:g}"] if r.get("zoom") else []
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
+    parts += [f"from `{r['init_from']}`'s weights"] if r.get("init_from") else []
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
 
 
