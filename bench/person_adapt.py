@@ -42,7 +42,7 @@ from larq_glt import atomic, data, runs, summary
 from larq_glt.training import TrainConfig, dataset_class_names, teacher_specs, train
 
 from bench import anchors, person_distil
-from bench.encodings import BenchError, fold_assignment
+from bench.folds import FoldError, fold_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 VWW96 = person_distil.VWW96
@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     command = "python bench/person_adapt.py " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         cv = cross_validate(base_dir, recipe, args.folds, work)
-    except (anchors.AnchorError, BenchError) as e:
+    except (anchors.AnchorError, FoldError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     result = {"command": command, "base_run": str(base_dir), "recipe": dataclasses.asdict(recipe),

@@ -235,7 +235,8 @@ def cross_validate(args, pre: TrainConfig, argv) -> int:
     import numpy as np
 
     import larq_glt.data as data
-    from bench.encodings import KFold, stats
+    from bench.encodings import stats
+    from bench.folds import KFold
 
     recipes = [parse_recipe(r) for r in args.recipes]
     splits = data.load("vww", data_dir=str(DATA / "vww96"), image_size=args.image_size, seed=args.seed,

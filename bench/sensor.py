@@ -518,6 +518,6 @@ if __name__ == "__main__":
 
     try:
         sys.exit(main())
-    except (enc_bench.BenchError, DatasetError, RunError, TrainingError) as e:
+    except (enc_bench.BenchError, enc_bench.FoldError, DatasetError, RunError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench import encodings as bench
+from bench import folds
 from bench import results_page
 
 
@@ -36,22 +37,22 @@ def test_tone_accuracies_do_not_modify_the_images():
 def test_fold_assignment_is_stratified_balanced_and_fixed_by_name():
     names = [f"c{i % 2}/img{i:03d}.png" for i in range(101)]
     labels = np.array([i % 2 for i in range(101)])
-    fold = bench.fold_assignment(names, labels, 3)
+    fold = folds.fold_assignment(names, labels, 3)
     for label in (0, 1):
         counts = np.bincount(fold[labels == label], minlength=3)
         assert counts.max() - counts.min() <= 1
     perm = np.random.default_rng(1).permutation(101)
-    shuffled = bench.fold_assignment([names[i] for i in perm], labels[perm], 3)
+    shuffled = folds.fold_assignment([names[i] for i in perm], labels[perm], 3)
     np.testing.assert_array_equal(shuffled, fold[perm])
-    with pytest.raises(bench.BenchError, match="folds"):
-        bench.fold_assignment(names[:4], labels[:4], 3)
+    with pytest.raises(folds.FoldError, match="folds"):
+        folds.fold_assignment(names[:4], labels[:4], 3)
 
 
 def test_kfold_validates_every_image_exactly_once():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)
     labels = np.arange(30) % 2
-    source = bench.KFold("toy", images, labels, [f"n{i}" for i in range(30)], ("a", "b"), 3, batch_size=8)
+    source = folds.KFold("toy", images, labels, [f"n{i}" for i in range(30)], ("a", "b"), 3, batch_size=8)
     seen = []
     for f in range(3):
         splits = source.splits(f)
