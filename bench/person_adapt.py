@@ -137,7 +137,7 @@ def cross_validate(base_dir: Path, recipe: Recipe, folds: int, work: Path, vww_d
             "fold_sizes": np.bincount(fold, minlength=folds).tolist()}
 
 
-def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str) -> dict:
+def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str, vww_dir: Path = VWW96) -> dict:
     """Fine-tune on all 500 images, export to models/person_detect, measure."""
     import tf_keras as keras
 
@@ -146,11 +146,11 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str)
     from bench import mcu_cost
 
     base = TrainConfig.from_dict(runs.RunDir(base_dir).read_json(runs.RunDir(base_dir).config))
-    images, labels, _ = anchors.load_images(VWW96)
+    images, labels, _ = anchors.load_images(vww_dir, base.image_size)
     pool_x, held_x, held_target, classes = pool_parts(base, recipe)
     positive = list(classes).index("person")
     # Validation: the held-out pool with the teacher's choices (every vww96 image trains here).
-    splits = mixed_splits(images, labels, pool_x, held_x, held_target, classes, recipe, "vww96 (all) + pool")
+    splits = mixed_splits(images, labels, pool_x, held_x, held_target, classes, recipe, "vww96 (all) + pool", vww_dir)
     out = fine_tune(base_dir, base, splits, recipe, work / "all")
     model = keras.models.load_model(runs.RunDir(out).model, compile=False)
     offset = offset_for(model, held_x, held_target, positive)

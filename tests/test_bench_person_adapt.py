@@ -35,7 +35,7 @@ def test_refuses_a_base_that_is_not_a_distilled_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cross_validation_scores_each_image_by_a_model_that_never_trained_on_it(tmp_path):
+def test_cross_validation_scores_each_image_by_a_model_that_never_trained_on_it(tmp_path, monkeypatch):
     import tf_keras as keras
 
     from larq_glt import runs
@@ -60,6 +60,25 @@ def test_cross_validation_scores_each_image_by_a_model_that_never_trained_on_it(
     train(base)
     recipe = person_adapt.Recipe(epochs=1, repeat=2, pool_images=10)
     cv = person_adapt.cross_validate(tmp_path / "base", recipe, 3, tmp_path / "work", vww)
+    _check_folds(cv, tmp_path)
+    # --ship: the same recipe on all the images, exported, measured, with the fold figure on its card
+    from bench import person_distil
+
+    ship = tmp_path / "ship"
+    monkeypatch.setattr(person_distil, "SHIP", ship)
+    card = person_adapt.ship_all(tmp_path / "base", recipe, tmp_path / "work", cv, "python bench/person_adapt.py x",
+                                 vww_dir=vww)
+    info = runs.RunDir(tmp_path / "work" / "all").read_json(runs.RunDir(tmp_path / "work" / "all").metrics)
+    assert info["final"]["data"]["num_train"] == 2 * 12 + 10  # every labelled image, twice, and the pool
+    assert card["cross_validated"] == cv and (ship / "model.tflite").is_file() and card["all_convs_binary"]
+    assert card["instructions"]["mean"] > 0 and card["peak_ram_bytes"] > 0
+    text = (ship / "MODEL_CARD.md").read_text()
+    assert f"{100 * cv['accuracy']:.1f}%" in text and "cross-validated" in text
+
+
+def _check_folds(cv, tmp_path):
+    from larq_glt import runs
+
     assert cv["images"] == 12 and cv["fold_sizes"] == [4, 4, 4]
     assert sum(f["images"] for f in cv["folds"]) == 12
     assert cv["correct"] == round(sum(f["accuracy"] * f["images"] for f in cv["folds"]))
