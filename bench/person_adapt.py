@@ -93,6 +93,11 @@ def pool_parts(base: TrainConfig, recipe: Recipe):
     return np.array(x[np.sort(pick)]), held_x, held_target, names
 
 
+def base_config(base_dir: Path) -> TrainConfig:
+    run = runs.RunDir(base_dir)
+    return TrainConfig.from_dict(run.read_json(run.config))
+
+
 def fine_tune(base_dir: Path, base: TrainConfig, splits, recipe: Recipe, out: Path) -> Path:
     cfg = dataclasses.replace(
         base, dataset="folder", data_dir=splits.info.root, out=str(out), epochs=recipe.epochs,
@@ -110,7 +115,7 @@ def offset_for(model, held_x, held_target, positive: int) -> float:
 
 
 def cross_validate(base_dir: Path, recipe: Recipe, folds: int, work: Path, vww_dir: Path = VWW96) -> dict:
-    base = TrainConfig.from_dict(runs.RunDir(base_dir).read_json(runs.RunDir(base_dir).config))
+    base = base_config(base_dir)
     images, labels, names = anchors.load_images(vww_dir, base.image_size)
     fold = fold_assignment(names, labels, folds)
     pool_x, held_x, held_target, classes = pool_parts(base, recipe)
@@ -141,11 +146,7 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
     """Fine-tune on all 500 images, export to models/person_detect, measure."""
     import tf_keras as keras
 
-    from larq_glt import export
-
-    from bench import mcu_cost
-
-    base = TrainConfig.from_dict(runs.RunDir(base_dir).read_json(runs.RunDir(base_dir).config))
+    base = base_config(base_dir)
     images, labels, _ = anchors.load_images(vww_dir, base.image_size)
     pool_x, held_x, held_target, classes = pool_parts(base, recipe)
     positive = list(classes).index("person")
@@ -155,12 +156,10 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
     model = keras.models.load_model(runs.RunDir(out).model, compile=False)
     offset = offset_for(model, held_x, held_target, positive)
     model = person_distil.with_offset(model, offset, positive)
-    result = export.export_keras(model, person_distil.SHIP, class_names=list(classes), check_images=held_x,
-                                 check_source=f"{len(held_x)} held-out pool images ({base.data_dir})",
-                                 extra_meta={"run_dir": str(out), "base_run": str(base_dir),
-                                             "teachers": teacher_specs(base), "person_offset": offset})
-    cost = mcu_cost.measure(person_distil.SHIP / "model.tflite", op_repeat=1)
-    rep, total = result.report, summary.model_cost(model)["total"]
+    deployed = person_distil.export_and_measure(
+        model, classes, held_x, f"{len(held_x)} held-out pool images ({base.data_dir})",
+        {"run_dir": str(out), "base_run": str(base_dir), "teachers": teacher_specs(base), "person_offset": offset})
+    total = summary.model_cost(model)["total"]
     base_card = json.loads((ROOT / "benchmarks" / "person_distil.json").read_text()).get("shipped") or {}
     card = {
         "run": str(out), "base_run": str(base_dir), "recipe": dataclasses.asdict(recipe),
@@ -168,12 +167,7 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
         "pool": base.data_dir, "person_offset": offset, "cross_validated": cv,
         "base_vww96": (base_card.get("vww96") if base_card.get("run") == str(base_dir) else None),
         "weight_bits": int(total["weight_bits"]), "binary_macs": int(total["binary_macs"]),
-        "flatbuffer_weight_bits": rep["flatbuffer_weight_bits"], "flatbuffer_bytes": rep["flatbuffer_bytes"],
-        "all_convs_binary": rep["all_convs_binary"], "other_macs": rep["other_macs"],
-        "instructions": cost["instructions_per_inference"], "peak_ram_bytes": cost["peak_ram_bytes"],
-        "arena_bytes": cost["arena_bytes"], "stack_high_water_bytes": cost["stack_high_water_bytes"],
-        "input_frame_bytes": cost["input_frame_bytes"], "flash_bytes": cost["flash_bytes"],
-        "thresholds": json.loads((person_distil.SHIP / "encoder.json").read_text()).get("thresholds"),
+        **deployed,
         "command": command, "base_train_command": person_distil.train_command(base),
         "model_sha1": hashlib.sha1((person_distil.SHIP / "model.tflite").read_bytes()).hexdigest(),
     }
@@ -263,11 +257,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "person_adapt"), help="output path without extension")
     args = p.parse_args(argv)
     base_dir = Path(args.base)
-    base_run = runs.RunDir(base_dir)
-    if not base_run.model.exists():
+    if not runs.RunDir(base_dir).model.exists():
         print(f"error: {base_dir} holds no finished run (model.keras)", file=sys.stderr)
         return 2
-    if TrainConfig.from_dict(base_run.read_json(base_run.config)).dataset != "unlabelled":
+    if base_config(base_dir).dataset != "unlabelled":
         print(f"error: {base_dir} was not trained with --dataset unlabelled", file=sys.stderr)
         return 2
     if args.folds < 2 or args.epochs < 1 or args.repeat < 1 or args.pool_images < 0 or args.learning_rate <= 0:

@@ -133,35 +133,44 @@ def vww96_accuracy(model, offset: float, positive: int) -> dict:
 def ship(best: dict, command: str, note: str = "") -> dict:
     import tf_keras as keras
 
-    from bench import mcu_cost
-
     run = runs.RunDir(best["run"])
     cfg = TrainConfig.from_dict(run.read_json(run.config))
     x, target, names = pool_heldout(cfg)
     positive = list(names).index("person")
     model = with_offset(keras.models.load_model(run.model, compile=False), best["person_offset"], positive)
-    result = export.export_keras(model, SHIP, class_names=list(names), check_images=x,
-                                 check_source=f"{len(x)} held-out pool images ({cfg.data_dir})",
-                                 extra_meta={"run_dir": best["run"], "dataset": f"unlabelled pool {cfg.data_dir}",
-                                             "teachers": best["teachers"], "person_offset": best["person_offset"]})
+    deployed = export_and_measure(model, names, x, f"{len(x)} held-out pool images ({cfg.data_dir})",
+                                  {"run_dir": best["run"], "dataset": f"unlabelled pool {cfg.data_dir}",
+                                   "teachers": best["teachers"], "person_offset": best["person_offset"]})
+    card = {
+        **best,
+        "vww96": vww96_accuracy(model, 0.0, positive),  # the offset is inside the model now
+        **deployed,
+        "command": command, "train_command": train_command(cfg), "note": note,
+    }
+    atomic.write_json(SHIP / "card.json", card)
+    atomic.write_text(SHIP / "MODEL_CARD.md", render_card(card))
+    return card
+
+
+def export_and_measure(model, names, check_images, check_source: str, meta: dict) -> dict:
+    """Export ``model`` to :data:`SHIP` (verified on ``check_images``), measure it
+    in QEMU, and return the size and cost figures a model card states."""
+    from bench import mcu_cost
+
+    result = export.export_keras(model, SHIP, class_names=list(names), check_images=check_images,
+                                 check_source=check_source, extra_meta=meta)
     # No model.keras here: at width 2 it is 3.5 MB of latent float weights; the
     # deployable model is the flatbuffer, and the run directory keeps the Keras model.
     cost = mcu_cost.measure(SHIP / "model.tflite", op_repeat=1)
     rep = result.report
-    card = {
-        **best,
-        "vww96": vww96_accuracy(model, 0.0, positive),  # the offset is inside the model now
+    return {
         "flatbuffer_weight_bits": rep["flatbuffer_weight_bits"], "flatbuffer_bytes": rep["flatbuffer_bytes"],
         "all_convs_binary": rep["all_convs_binary"], "other_macs": rep["other_macs"],
         "instructions": cost["instructions_per_inference"], "peak_ram_bytes": cost["peak_ram_bytes"],
         "arena_bytes": cost["arena_bytes"], "stack_high_water_bytes": cost["stack_high_water_bytes"],
         "input_frame_bytes": cost["input_frame_bytes"], "flash_bytes": cost["flash_bytes"],
         "thresholds": json.loads((SHIP / "encoder.json").read_text()).get("thresholds"),
-        "command": command, "train_command": train_command(cfg), "note": note,
     }
-    atomic.write_json(SHIP / "card.json", card)
-    atomic.write_text(SHIP / "MODEL_CARD.md", render_card(card))
-    return card
 
 
 def train_command(cfg: TrainConfig) -> str:
