@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--zoom", type=float, default=0.0,
                    help="random zoom: a square crop of side uniform in [1 - ZOOM, 1] of the image's, resized back "
                         "(0 = off)")
+    d.add_argument("--mosaic", type=float, default=0.0, metavar="P",
+                   help="probability a training image becomes a 2x2 mosaic of itself and three other images at half "
+                        "side (small subjects in clutter); --dataset unlabelled only, the teacher labels it (0 = off)")
     d.add_argument("--sensor", choices=("srgb", "linear"), default="srgb",
                    help="srgb: the images as stored; linear: the 8-bit codes of a linear sensor's ADC (inverse sRGB, "
                         "random exposure per image, shot and read noise, full-well clipping; larq_glt/data/sensor.py)")
@@ -184,6 +187,7 @@ def config_from_args(args, out=None):
         if args.kd_teacher else None,
         unlabelled=list(args.unlabelled),
         zoom=args.zoom,
+        mosaic=args.mosaic,
         kd_mixup=args.kd_mixup,
         unlabelled_classes=args.class_names.split(",") if args.class_names else None,
         kd_alpha=args.kd_alpha,

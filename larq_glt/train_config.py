@@ -52,6 +52,8 @@ class TrainConfig:
     and its batch norm only when their shapes match (a new class count keeps
     them freshly initialised); any other mismatch is an error.
     ``zoom``: random zoom augmentation (see :class:`larq_glt.data.AugmentConfig`).
+    ``mosaic``: probability a training image becomes a 2×2 mosaic of batch images
+    (``--dataset unlabelled`` only: only the teacher can label a mosaic).
     ``kd_mixup``: share of each distillation batch replaced by blends of two
     images, labelled by the teacher only (see :class:`distillation.Distiller`).
     ``unlabelled``: image folders added to the training set, labelled by the
@@ -91,6 +93,7 @@ class TrainConfig:
     unlabelled: list = dataclasses.field(default_factory=list)
     unlabelled_classes: list | None = None
     zoom: float = 0.0
+    mosaic: float = 0.0
     kd_mixup: float = 0.0
     sensor: str = "srgb"  # srgb: the images as stored; linear: a linear sensor's ADC codes (data/sensor.py)
     sensor_params: dict = dataclasses.field(default_factory=dict)  # data.sensor.SensorConfig overrides
@@ -99,7 +102,7 @@ class TrainConfig:
     _IDENTITY = ("dataset", "limit", "val_fraction", "augment", "encoding", "levels", "per_channel", "image_size",
                  "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "kd_mixup", "sensor",
+                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "mosaic", "kd_mixup", "sensor",
                  "sensor_params")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
@@ -237,6 +240,13 @@ def check_options(cfg: TrainConfig) -> None:
         )
     if not 0.0 <= cfg.zoom < 1.0:
         raise TrainingError(f"--zoom must be in [0, 1), got {cfg.zoom}")
+    if not 0.0 <= cfg.mosaic <= 1.0:
+        raise TrainingError(f"--mosaic is a probability in [0, 1], got {cfg.mosaic}")
+    if cfg.mosaic and cfg.dataset != "unlabelled":
+        raise TrainingError("--mosaic builds scenes whose class no tile's label gives; only a teacher can label "
+                            "them: use it with --dataset unlabelled and --kd-teacher")
+    if cfg.mosaic and not cfg.augment:
+        raise TrainingError("--mosaic is an augmentation and --no-augment turns augmentation off")
     try:
         models.check_sizes(model_config_for(cfg, 2))
     except (models.ModelConfigError, TypeError) as e:

@@ -10,11 +10,34 @@ from larq_glt.training import TrainConfig
 def test_the_card_command_rebuilds_the_run_config_continuations_included():
     cfg = TrainConfig(dataset="unlabelled", data_dir="pool", kd_teacher="t.h5:input=unit,classes=a+b",
                       kd_temperature=1.0, glt_init="uniform", model={"width": 2.0, "glt_lr_multiplier": 1.0},
-                      epochs=40, learning_rate=1e-3, init_from="runs/first", out="runs/second")
+                      epochs=40, learning_rate=1e-3, init_from="runs/first", out="runs/second", mosaic=0.5)
     command = person_distil.train_command(cfg)
     argv = shlex.split(command)[3:]  # after "python -m larq_glt.train"
     rebuilt = train.config_from_args(train.build_parser().parse_args(argv))
     for field in ("dataset", "data_dir", "kd_teacher", "kd_temperature", "glt_init", "epochs", "learning_rate",
-                  "init_from", "out"):
+                  "init_from", "out", "mosaic"):
         assert getattr(rebuilt, field) == getattr(cfg, field), field
     assert rebuilt.model["width"] == 2.0 and rebuilt.model["glt_lr_multiplier"] == 1.0
+
+
+def test_heldout_scenes_are_mosaics_of_the_heldout_images_in_their_fixed_order():
+    import numpy as np
+
+    x = np.stack([np.full((8, 8, 3), 10 * (k + 1), np.uint8) for k in range(4)])
+    scenes = person_distil.heldout_scenes(x)
+    assert scenes.shape == x.shape
+    np.testing.assert_array_equal(scenes[1, :4, :4], 20)
+    np.testing.assert_array_equal(scenes[1, :4, 4:], 30)
+    np.testing.assert_array_equal(scenes[1, 4:, :4], 40)
+    np.testing.assert_array_equal(scenes[1, 4:, 4:], 10)
+
+
+def test_the_table_shows_the_plain_and_scene_scores_the_choice_was_made_on():
+    row = {"run": "runs/a", "width": 2.0, "model": {"width": 2.0}, "epochs": 3, "weight_bits": 10, "binary_macs": 20,
+           "recipe": {"kd_temperature": 1.0, "learning_rate": 5e-4, "mosaic": 0.5, "init_from": "runs/b"},
+           "agreement": 0.8, "balanced_agreement": 0.7, "scene_balanced_agreement": 0.6, "person_offset": 0.5,
+           "balanced_agreement_calibrated_plain": 0.75, "balanced_agreement_calibrated_scenes": 0.65,
+           "balanced_agreement_calibrated": 0.71}
+    table = person_distil.render_table([row], "runs/a", "python bench/person_distil.py runs/a")
+    assert "mosaic 0.5, from `runs/b`'s weights" in table
+    assert "| 60.0% | +0.50 | 75.0% / 65.0% / **71.0%** | – | **chosen** |" in table

@@ -1,5 +1,6 @@
 """External teachers (Keras .h5/.keras, TFLite float and quantized) and
 images without labels: small generated models and images, no shared data."""
+import json
 import numpy as np
 import pytest
 from PIL import Image
@@ -195,9 +196,13 @@ def test_train_on_unlabelled_pool_scores_agreement_with_the_teacher(tmp_path):
     _float_model(True).save(path)
     cfg = TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=32, epochs=1, batch_size=8,
                       out=str(tmp_path / "run"), val_fraction=0.25, progress=False,
-                      kd_teacher=f"{path}:input=unit,classes=non_person+person",
+                      kd_teacher=f"{path}:input=unit,classes=non_person+person", mosaic=0.5,
                       model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]})
+    from larq_glt.training import load_data
+
+    assert load_data(cfg).augment.mosaic == 0.5  # the teacher labels the mosaics it is shown
     metrics = train(cfg)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["mosaic"] == 0.5
     assert metrics["teacher"]["val_labels"] == "teacher"
     assert metrics["final"]["data"]["num_val"] == 10
     assert 0.0 <= metrics["final"]["val_accuracy"] <= 1.0
@@ -230,6 +235,57 @@ def test_zoom_augmentation_is_seeded_and_keeps_flat_images_flat():
     np.testing.assert_array_equal(data.augment_batch(flat, [5, 6], config).numpy(), 77)
     with pytest.raises(ValueError, match="zoom"):
         data.AugmentConfig(zoom=1.0)
+
+
+def test_mosaic_grid_puts_four_batch_images_at_half_side_in_the_quadrants():
+    from larq_glt.data import augment
+
+    # image k is flat with value 10 * (k + 1): each quadrant shows which image it holds
+    x = tf.constant(np.stack([np.full((24, 24, 3), 10 * (k + 1), np.uint8) for k in range(5)]))
+    g = augment.mosaic_grid(x).numpy()
+    assert g.shape == (5, 24, 24, 3) and g.dtype == np.uint8
+    for i in range(5):
+        quadrants = [g[i, :12, :12], g[i, :12, 12:], g[i, 12:, :12], g[i, 12:, 12:]]
+        for t, q in enumerate(quadrants):
+            np.testing.assert_array_equal(q, 10 * ((i + t) % 5 + 1))
+    # a tile is the whole image at half side, by area averaging
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 256, (2, 8, 8, 1)).astype(np.uint8)
+    tile = augment.mosaic_grid(tf.constant(y)).numpy()[0, :4, :4, 0]
+    np.testing.assert_array_equal(tile, np.round(y[0, :, :, 0].reshape(4, 2, 4, 2).astype(float).mean((1, 3))))
+    # odd sides keep their size
+    assert augment.mosaic_grid(tf.zeros([3, 25, 23, 3], tf.uint8)).shape == (3, 25, 23, 3)
+
+
+def test_mosaic_augmentation_replaces_a_seeded_share_of_the_batch():
+    from larq_glt.data import augment
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (200, 16, 16, 3), dtype=np.uint8))
+    only = dict(flip=False, shift=0.0, brightness=0.0, contrast=0.0, gamma=0.0)
+    a = data.augment_batch(x, [1, 2], data.AugmentConfig(mosaic=0.5, **only)).numpy()
+    np.testing.assert_array_equal(a, data.augment_batch(x, [1, 2], data.AugmentConfig(mosaic=0.5, **only)).numpy())
+    grid = augment.mosaic_grid(x).numpy()
+    replaced = np.all(a == grid, axis=(1, 2, 3))
+    kept = np.all(a == x.numpy(), axis=(1, 2, 3))
+    assert np.all(replaced | kept) and 70 < replaced.sum() < 130
+    assert np.all(np.all(data.augment_batch(x, [1, 2], data.AugmentConfig(mosaic=1.0, **only)).numpy() == grid,
+                         axis=(1, 2, 3)))
+    # without mosaic, augmentation is what it was (its random stream is separate)
+    plain = data.AugmentConfig()
+    np.testing.assert_array_equal(data.augment_batch(x, [4, 5], plain).numpy(),
+                                  data.augment_batch(x, [4, 5], data.AugmentConfig(mosaic=0.0)).numpy())
+    with pytest.raises(ValueError, match="mosaic"):
+        data.AugmentConfig(mosaic=1.5)
+
+
+def test_cli_refuses_mosaic_without_a_teacher_labelled_dataset(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert _cli("--dataset", "synthetic", "--mosaic", "0.5", "--out", out) == 2
+    assert "--mosaic builds scenes" in capsys.readouterr().err
+    assert _cli("--dataset", "synthetic", "--mosaic", "1.5", "--out", out) == 2
+    assert "--mosaic is a probability in [0, 1], got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_mixup_blends_pairs_and_leaves_them_to_the_teacher():

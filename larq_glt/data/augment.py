@@ -1,5 +1,9 @@
 """Training augmentation for image-sensor data: uint8 in, uint8 out.
 
+Composition: a random mosaic (off by default: an image is replaced, with
+probability ``mosaic``, by a 2×2 grid of itself and three other images of its
+batch, each at half side: small subjects among clutter, for data a teacher
+labels, since a mosaic's class is not any one tile's label).
 Geometric: a random zoom (off by default: a square crop whose side is uniform
 in ``[1 - zoom, 1]`` of the image's, at a uniform position, resized back
 bilinearly: the subject nearer or farther), horizontal flip, and a random
@@ -39,16 +43,19 @@ class AugmentConfig:
     contrast: float = 0.3
     gamma: float = 0.3
     zoom: float = 0.0  # crop side uniform in [1 - zoom, 1] of the image side, resized back; 0: off
+    mosaic: float = 0.0  # probability an image becomes a 2x2 mosaic of batch images at half side; 0: off
 
     def __post_init__(self):
         if self.pad_mode not in _PAD_MODES:
             raise ValueError(f"pad_mode must be one of {_PAD_MODES}, got {self.pad_mode!r}")
-        for name in ("shift", "brightness", "contrast", "gamma", "zoom"):
+        for name in ("shift", "brightness", "contrast", "gamma", "zoom", "mosaic"):
             value = getattr(self, name)
             if not value >= 0:
                 raise ValueError(f"augmentation strength {name} must be >= 0, got {value}")
         if self.zoom >= 1.0:
             raise ValueError(f"zoom is the share of the side a crop may lose and must be < 1, got {self.zoom}")
+        if self.mosaic > 1.0:
+            raise ValueError(f"mosaic is a probability and must be <= 1, got {self.mosaic}")
         if self.shift >= 0.5:
             raise ValueError(
                 f"shift is a fraction of the image side and must be < 0.5, got {self.shift}"
@@ -122,6 +129,26 @@ def _zoom(x, seed, zoom: float):
     return tf.cast(tf.clip_by_value(tf.round(y), 0.0, 255.0), tf.uint8)
 
 
+def mosaic_grid(x):
+    """Each image of ``x`` (uint8 ``[B, H, W, C]``) as the top-left tile of a
+    2×2 grid whose other tiles are the next three images of the batch
+    (cyclically), every tile the whole image at half side (area resampling)."""
+    h, w = x.shape[1], x.shape[2]
+    half = tf.image.resize(tf.cast(x, tf.float32), (h // 2, w // 2), method="area")
+    top = tf.concat([half, tf.roll(half, -1, axis=0)], axis=2)
+    bottom = tf.concat([tf.roll(half, -2, axis=0), tf.roll(half, -3, axis=0)], axis=2)
+    grid = tf.concat([top, bottom], axis=1)
+    if grid.shape[1] != h or grid.shape[2] != w:  # odd sides: stretch the grid by a pixel
+        grid = tf.image.resize(grid, (h, w), method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(grid), 0.0, 255.0), tf.uint8)
+
+
+def _mosaic(x, seed, p: float):
+    """Replace each image by its :func:`mosaic_grid` with probability ``p``."""
+    chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=seed) < p
+    return tf.where(chosen[:, None, None, None], mosaic_grid(x), x)
+
+
 def _tone(x, seeds, config: "AugmentConfig"):
     """Per-image tone curve applied as a 256-entry lookup table.
 
@@ -162,6 +189,9 @@ def augment_batch(images: tf.Tensor, seed, config: AugmentConfig = AugmentConfig
         raise ValueError(f"augment_batch needs [B, H, W, C] with static H, W, got {images.shape}")
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
     x = images
+    if config.mosaic:
+        # Its own stream too; first, so the grid is flipped, shifted and toned as one scene.
+        x = _mosaic(x, tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 0x3051C), config.mosaic)
     if config.zoom:
         # Its own stream (folded from the seed), so a config without zoom
         # augments exactly as before.
