@@ -321,6 +321,11 @@ def _recipe(r: dict) -> str:
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
 
 
+def shipped_card() -> dict | None:
+    path = SHIP / "card.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="candidate run directories (trained with --dataset unlabelled)")
@@ -343,7 +348,8 @@ def main(argv=None) -> int:
         print(f"{r['run']}: balanced agreement {r['balanced_agreement_calibrated']:.4f} (offset "
               f"{r['person_offset']:+.2f})", flush=True)
     print(f"chosen: {best['run']}", flush=True)
-    card = ship(best, command, args.note) if args.ship else None
+    # "shipped" always describes what models/person_detect holds (the README quotes it)
+    card = ship(best, command, args.note) if args.ship else shipped_card()
     for r in rows:  # after the choice
         names = ("non_person", "person")
         model = runs.load_model(r["run"])
