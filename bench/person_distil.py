@@ -107,7 +107,9 @@ def with_offset(model, offset: float, positive: int):
     return model
 
 
-def score_candidate(run_dir: Path) -> dict:
+def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
+    """The table row of one candidate; ``choices[run]`` receives its calibrated
+    choices and the teachers' on the held-out images (for :func:`choice_margin`)."""
     run = runs.RunDir(run_dir)
     cfg = TrainConfig.from_dict(run.read_json(run.config))
     if cfg.dataset != "unlabelled":
@@ -121,6 +123,8 @@ def score_candidate(run_dir: Path) -> dict:
     shifted = logits.copy()
     shifted[:, positive] += offset
     pred, plain_pred = shifted.argmax(1), logits.argmax(1)
+    if choices is not None:
+        choices[str(run_dir)] = (pred, target)
     cost = summary.model_cost(model)["total"]
     metrics = run.read_json(run.metrics)
     return {
@@ -282,7 +286,7 @@ def _choice(c: dict) -> str:
             f"teacher) and folded into the classifier's batch-norm bias.")
 
 
-def render_table(rows: list[dict], chosen: str | None, command: str) -> str:
+def render_table(rows: list[dict], chosen: str | None, command: str, margin: dict | None = None) -> str:
     lines = [
         "# Person detectors distilled from published teachers",
         "",
@@ -309,6 +313,13 @@ def render_table(rows: list[dict], chosen: str | None, command: str) -> str:
             f"{100 * r['balanced_agreement_calibrated_scenes']:.1f}% / "
             f"**{100 * r['balanced_agreement_calibrated']:.1f}%** | {vww} | "
             f"{'**chosen**' if r['run'] == chosen else ''} |")
+    if margin and margin.get("comparable"):
+        lo, hi = margin["bootstrap95"]
+        lines += ["", f"Margin of the choice over the runner-up `{margin['runner_up']}`: "
+                      f"{100 * margin['difference']:+.1f} points of balanced agreement, 95% paired bootstrap interval "
+                      f"[{100 * lo:+.1f}, {100 * hi:+.1f}] over the held-out images (offsets fixed): "
+                      + ("resolved." if margin["resolved"] else
+                         "**not resolved**: the held-out images cannot tell these two apart.")]
     return "\n".join(lines) + "\n"
 
 
@@ -319,6 +330,29 @@ def _recipe(r: dict) -> str:
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
     parts += [f"from `{r['init_from']}`'s weights"] if r.get("init_from") else []
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
+
+
+def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000, seed: int = 0) -> dict:
+    """How sure the choice is: the difference in balanced agreement between
+    two candidates' calibrated choices ``(pred, target)`` on the same held-out
+    images, with a 95% paired bootstrap interval (images resampled, the
+    offsets kept: the interval is, if anything, too narrow)."""
+    (pa, ta), (pb, tb) = best, other
+    if len(ta) != len(tb) or not np.array_equal(ta, tb):
+        return {"comparable": False}
+    rng = np.random.default_rng(seed)
+    n = len(ta)
+    idx = rng.integers(0, n, (draws, n))
+    t = ta[idx]
+    diffs = np.zeros(draws)
+    for sign, p in ((1.0, pa), (-1.0, pb)):
+        hit = p[idx] == t
+        per_class = [np.where(t == c, hit, False).sum(1) / np.maximum((t == c).sum(1), 1)
+                     for c in range(num_classes) if np.any(ta == c)]
+        diffs += sign * np.mean(per_class, axis=0)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return {"comparable": True, "difference": balanced(pa, ta, num_classes) - balanced(pb, tb, num_classes),
+            "bootstrap95": [float(low), float(high)], "resolved": bool(low > 0)}
 
 
 def shipped_card() -> dict | None:
@@ -342,8 +376,14 @@ def main(argv=None) -> int:
         i = shown.index("--note")
         shown = shown[:i] + ["--note", "…"] + shown[i + 2:]
     command = "python bench/person_distil.py " + " ".join(shown)
-    rows = [score_candidate(Path(r)) for r in args.runs]
+    choices: dict = {}
+    rows = [score_candidate(Path(r), choices) for r in args.runs]
     best = max(rows, key=lambda r: (r["balanced_agreement_calibrated"], -r["binary_macs"]))
+    others = sorted((r for r in rows if r is not best), key=lambda r: -r["balanced_agreement_calibrated"])
+    margin = None
+    if others:
+        margin = {"runner_up": others[0]["run"],
+                  **choice_margin(choices[best["run"]], choices[others[0]["run"]], 2)}
     for r in rows:
         print(f"{r['run']}: balanced agreement {r['balanced_agreement_calibrated']:.4f} (offset "
               f"{r['person_offset']:+.2f})", flush=True)
@@ -354,10 +394,11 @@ def main(argv=None) -> int:
         names = ("non_person", "person")
         model = runs.load_model(r["run"])
         r["vww96"] = vww96_accuracy(model, r["person_offset"], names.index("person"))
-    result = {"command": command, "chosen": best["run"], "candidates": rows, "shipped": card}
+    result = {"command": command, "chosen": best["run"], "choice_margin": margin, "candidates": rows,
+              "shipped": card}
     atomic.write_json(args.out + ".json", result)
-    atomic.write_text(args.out + ".md", render_table(rows, best["run"], command))
-    print(render_table(rows, best["run"], command))
+    atomic.write_text(args.out + ".md", render_table(rows, best["run"], command, margin))
+    print(render_table(rows, best["run"], command, margin))
     return 0
 
 

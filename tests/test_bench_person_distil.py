@@ -41,3 +41,25 @@ def test_the_table_shows_the_plain_and_scene_scores_the_choice_was_made_on():
     table = person_distil.render_table([row], "runs/a", "python bench/person_distil.py runs/a")
     assert "mosaic 0.5, from `runs/b`'s weights" in table
     assert "| 60.0% | +0.50 | 75.0% / 65.0% / **71.0%** | – | **chosen** |" in table
+
+
+def test_choice_margin_is_resolved_only_when_the_better_candidate_is_clearly_better():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    target = (rng.random(2000) < 0.3).astype(np.int32)
+    good = np.where(rng.random(2000) < 0.9, target, 1 - target)
+    coin = np.where(rng.random(2000) < 0.6, target, 1 - target)
+    clear = person_distil.choice_margin((good, target), (coin, target), 2)
+    assert clear["resolved"] and 0.2 < clear["difference"] < 0.4
+    assert clear["bootstrap95"][0] < clear["difference"] < clear["bootstrap95"][1]
+    near = np.where(rng.random(2000) < 0.9, target, 1 - target)  # as good, its own mistakes
+    close = person_distil.choice_margin((good, target), (near, target), 2)
+    assert not close["resolved"] and close["bootstrap95"][0] <= 0 <= close["bootstrap95"][1] + 1e-9
+    assert person_distil.choice_margin((good, target), (good, 1 - target), 2) == {"comparable": False}
+    row = {"run": "runs/a", "width": 2.0, "model": {}, "epochs": 1, "weight_bits": 1, "binary_macs": 1,
+           "recipe": {"kd_temperature": 1.0, "learning_rate": 1e-3}, "agreement": 0.8, "balanced_agreement": 0.7,
+           "scene_balanced_agreement": 0.6, "person_offset": 0.0, "balanced_agreement_calibrated_plain": 0.7,
+           "balanced_agreement_calibrated_scenes": 0.6, "balanced_agreement_calibrated": 0.65}
+    table = person_distil.render_table([row], "runs/a", "cmd", {"runner_up": "runs/b", **close})
+    assert "over the runner-up `runs/b`" in table and "**not resolved**" in table
