@@ -704,7 +704,8 @@ def test_training_prints_one_line_per_epoch_and_no_tensorflow_noise(tmp_path):
 
 # "1,234<!-- f.json a.b -->" is the integer a.b of benchmarks/f.json; "1.2<!-- … M -->" in millions;
 # "70.0%<!-- … % -->" a share in percent, to the digits written.
-_FIGURE = __import__("re").compile(r"(\d[\d,.]*)%?<!-- (\w+\.json) ([\w.]+)( M| %)? -->")
+# A figure may carry a sign (+ or the typographic minus −) before its digits.
+_FIGURE = __import__("re").compile(r"([+\-−]?\d[\d,.]*)%?<!-- (\w+\.json) ([\w.]+)( M| %)? -->")
 _MEASURED_ROWS = ("| instructions per inference", "| peak RAM", "| flash (whole firmware", "| arena |",
                   "| stack high-water")
 
@@ -753,6 +754,7 @@ def test_readme_figures_equal_the_committed_benchmark_results():
     checked = 0
     for m in _FIGURE.finditer(readme):
         written, source, path, millions = m.groups()
+        written = written.replace("−", "-")
         value = json.loads((atomic._PROJECT / "benchmarks" / source).read_text())
         for key in path.split("."):
             value = value[int(key)] if isinstance(value, list) else value[key]
