@@ -23,8 +23,14 @@ Nothing here looks at ``vww96`` until the choice is made:
    maximise balanced agreement (a prior correction, folded into the
    classifier's batch-norm bias: exact after conversion);
 3. the candidate with the highest calibrated balanced agreement over the
-   plain held-out images and their scenes together is exported
-   to ``models/person_detect`` (verified against Keras on held-out pool
+   plain held-out images and their scenes together is chosen. It replaces
+   the shipped model only if it beats the shipped run (always scored too,
+   when its run directory is here) by a *resolved* margin: the 95% paired
+   bootstrap interval of the difference lies above zero
+   (:func:`ship_decision`; a difference the held-out images cannot resolve
+   is noise, and swapping models on noise makes the reported vww96 figure a
+   coin toss between them). A replacement is exported to
+   ``models/person_detect`` (verified against Keras on held-out pool
    images), measured in QEMU (instructions, peak RAM) and only then scored
    once on all 500 ``vww96`` images, with a 95% Wilson interval;
 4. every candidate's vww96 accuracy is reported too, after the choice, for
@@ -130,7 +136,7 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
     return {
         "run": str(run_dir), "epochs": cfg.epochs, "width": cfg.model.get("width", 1.0), "model": cfg.model,
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
-        "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic, "kd_mixup": cfg.kd_mixup,
+        "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic, "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
                    "learning_rate": cfg.learning_rate, "augment": cfg.augment, "init_from": cfg.init_from},
         "heldout_images": n,
         "heldout_person_share": float(np.mean(target[:n] == positive)),
@@ -214,6 +220,8 @@ def train_command(cfg: TrainConfig) -> str:
         parts.append(f"--zoom {cfg.zoom:g}")
     if cfg.mosaic:
         parts.append(f"--mosaic {cfg.mosaic:g}")
+        if cfg.mosaic_grid != 2:
+            parts.append(f"--mosaic-grid {cfg.mosaic_grid}")
     if cfg.kd_mixup:
         parts.append(f"--kd-mixup {cfg.kd_mixup:g}")
     # Spelled out: the defaults of the GLT options may change between versions.
@@ -286,7 +294,8 @@ def _choice(c: dict) -> str:
             f"teacher) and folded into the classifier's batch-norm bias.")
 
 
-def render_table(rows: list[dict], chosen: str | None, command: str, margin: dict | None = None) -> str:
+def render_table(rows: list[dict], chosen: str | None, command: str, margin: dict | None = None,
+                 decision: dict | None = None) -> str:
     lines = [
         "# Person detectors distilled from published teachers",
         "",
@@ -320,13 +329,16 @@ def render_table(rows: list[dict], chosen: str | None, command: str, margin: dic
                       f"[{100 * lo:+.1f}, {100 * hi:+.1f}] over the held-out images (offsets fixed): "
                       + ("resolved." if margin["resolved"] else
                          "**not resolved**: the held-out images cannot tell these two apart.")]
+    if decision:
+        lines += ["", f"Shipping rule (the choice replaces the shipped run only by a resolved margin over it): "
+                      f"{decision['reason']}."]
     return "\n".join(lines) + "\n"
 
 
 def _recipe(r: dict) -> str:
     parts = [f"T {r['kd_temperature']:g}", f"lr {r['learning_rate']:g}"]
     parts += [f"zoom {r['zoom']:g}"] if r.get("zoom") else []
-    parts += [f"mosaic {r['mosaic']:g}"] if r.get("mosaic") else []
+    parts += [f"mosaic {r['mosaic']:g}" + (f" up to {r['mosaic_grid']}×{r['mosaic_grid']}" if r.get("mosaic_grid", 2) != 2 else "")] if r.get("mosaic") else []
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
     parts += [f"from `{r['init_from']}`'s weights"] if r.get("init_from") else []
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
@@ -355,6 +367,28 @@ def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000
             "bootstrap95": [float(low), float(high)], "resolved": bool(low > 0)}
 
 
+def ship_decision(best: str, shipped: str | None, choices: dict, num_classes: int = 2) -> dict:
+    """Whether the chosen run ``best`` replaces the ``shipped`` one: only by a
+    resolved :func:`choice_margin` over it on the same held-out images."""
+    if shipped is None:
+        return {"replace": True, "reason": "no shipped run to compare with"}
+    if best == shipped:
+        return {"replace": False, "reason": "the shipped run is still the best candidate"}
+    margin = choice_margin(choices[best], choices[shipped], num_classes)
+    if not margin["comparable"]:
+        return {"replace": False, "margin": margin,
+                "reason": "the shipped run was held out on other images: not comparable, kept"}
+    lo, hi = margin["bootstrap95"]
+    verdict = "resolved: replaced" if margin["resolved"] else "not resolved: the shipped model is kept"
+    return {"replace": margin["resolved"], "margin": margin,
+            "reason": f"{100 * margin['difference']:+.1f} points over the shipped `{shipped}`, 95% interval "
+                      f"[{100 * lo:+.1f}, {100 * hi:+.1f}], {verdict}"}
+
+
+def _same_run(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def shipped_card() -> dict | None:
     path = SHIP / "card.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -376,8 +410,20 @@ def main(argv=None) -> int:
         i = shown.index("--note")
         shown = shown[:i] + ["--note", "…"] + shown[i + 2:]
     command = "python bench/person_distil.py " + " ".join(shown)
+    card = shipped_card()
+    shipped = card.get("run") if card else None
+    if shipped and not any(_same_run(r, shipped) for r in args.runs):
+        if runs.RunDir(shipped).model.exists():
+            print(f"the shipped run {shipped} is scored too: a replacement must beat it", flush=True)
+            args.runs.append(shipped)
+        else:
+            print(f"warning: the shipped run {shipped} is not here; the choice is not compared with it",
+                  file=sys.stderr)
+            shipped = None
     choices: dict = {}
     rows = [score_candidate(Path(r), choices) for r in args.runs]
+    if shipped:
+        shipped = next(r["run"] for r in rows if _same_run(r["run"], shipped))
     best = max(rows, key=lambda r: (r["balanced_agreement_calibrated"], -r["binary_macs"]))
     others = sorted((r for r in rows if r is not best), key=lambda r: -r["balanced_agreement_calibrated"])
     margin = None
@@ -387,18 +433,21 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['run']}: balanced agreement {r['balanced_agreement_calibrated']:.4f} (offset "
               f"{r['person_offset']:+.2f})", flush=True)
-    print(f"chosen: {best['run']}", flush=True)
+    decision = ship_decision(best["run"], shipped, choices)
+    print(f"chosen: {best['run']}; {decision['reason']}", flush=True)
     # "shipped" always describes what models/person_detect holds (the README quotes it)
-    card = ship(best, command, args.note) if args.ship else shipped_card()
+    if args.ship and decision["replace"]:
+        card = ship(best, command, args.note)
     for r in rows:  # after the choice
         names = ("non_person", "person")
         model = runs.load_model(r["run"])
         r["vww96"] = vww96_accuracy(model, r["person_offset"], names.index("person"))
-    result = {"command": command, "chosen": best["run"], "choice_margin": margin, "candidates": rows,
-              "shipped": card}
+    result = {"command": command, "chosen": best["run"], "choice_margin": margin, "ship_decision": decision,
+              "candidates": rows, "shipped": card}
     atomic.write_json(args.out + ".json", result)
-    atomic.write_text(args.out + ".md", render_table(rows, best["run"], command, margin))
-    print(render_table(rows, best["run"], command, margin))
+    table = render_table(rows, best["run"], command, margin, decision)
+    atomic.write_text(args.out + ".md", table)
+    print(table)
     return 0
 
 

@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random zoom: a square crop of side uniform in [1 - ZOOM, 1] of the image's, resized back "
                         "(0 = off)")
     d.add_argument("--mosaic", type=float, default=0.0, metavar="P",
-                   help="probability a training image becomes a 2x2 mosaic of itself and three other images at half "
-                        "side (small subjects in clutter); --dataset unlabelled only, the teacher labels it (0 = off)")
+                   help="probability a training image becomes a mosaic (2x2 by default: itself and three other "
+                        "images at half side; small subjects in clutter); --dataset unlabelled only, the teacher "
+                        "labels it (0 = off)")
+    d.add_argument("--mosaic-grid", type=int, default=2, metavar="K",
+                   help="largest mosaic: each is k x k images at 1/k side, k uniform in 2..K (2..4) [2]")
     d.add_argument("--sensor", choices=("srgb", "linear"), default="srgb",
                    help="srgb: the images as stored; linear: the 8-bit codes of a linear sensor's ADC (inverse sRGB, "
                         "random exposure per image, shot and read noise, full-well clipping; larq_glt/data/sensor.py)")
@@ -188,6 +191,7 @@ def config_from_args(args, out=None):
         unlabelled=list(args.unlabelled),
         zoom=args.zoom,
         mosaic=args.mosaic,
+        mosaic_grid=args.mosaic_grid,
         kd_mixup=args.kd_mixup,
         unlabelled_classes=args.class_names.split(",") if args.class_names else None,
         kd_alpha=args.kd_alpha,

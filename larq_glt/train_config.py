@@ -52,8 +52,9 @@ class TrainConfig:
     and its batch norm only when their shapes match (a new class count keeps
     them freshly initialised); any other mismatch is an error.
     ``zoom``: random zoom augmentation (see :class:`larq_glt.data.AugmentConfig`).
-    ``mosaic``: probability a training image becomes a 2×2 mosaic of batch images
-    (``--dataset unlabelled`` only: only the teacher can label a mosaic).
+    ``mosaic``: probability a training image becomes a mosaic of batch images
+    (``--dataset unlabelled`` only: only the teacher can label a mosaic);
+    ``mosaic_grid``: its largest grid side (k×k tiles, k uniform in 2..mosaic_grid).
     ``kd_mixup``: share of each distillation batch replaced by blends of two
     images, labelled by the teacher only (see :class:`distillation.Distiller`).
     ``unlabelled``: image folders added to the training set, labelled by the
@@ -94,6 +95,7 @@ class TrainConfig:
     unlabelled_classes: list | None = None
     zoom: float = 0.0
     mosaic: float = 0.0
+    mosaic_grid: int = 2
     kd_mixup: float = 0.0
     sensor: str = "srgb"  # srgb: the images as stored; linear: a linear sensor's ADC codes (data/sensor.py)
     sensor_params: dict = dataclasses.field(default_factory=dict)  # data.sensor.SensorConfig overrides
@@ -102,7 +104,8 @@ class TrainConfig:
     _IDENTITY = ("dataset", "limit", "val_fraction", "augment", "encoding", "levels", "per_channel", "image_size",
                  "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
-                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "mosaic", "kd_mixup", "sensor",
+                 "init_from", "unlabelled", "unlabelled_classes", "zoom", "mosaic", "mosaic_grid", "kd_mixup",
+                 "sensor",
                  "sensor_params")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
@@ -242,6 +245,10 @@ def check_options(cfg: TrainConfig) -> None:
         raise TrainingError(f"--zoom must be in [0, 1), got {cfg.zoom}")
     if not 0.0 <= cfg.mosaic <= 1.0:
         raise TrainingError(f"--mosaic is a probability in [0, 1], got {cfg.mosaic}")
+    if not 2 <= cfg.mosaic_grid <= 4:
+        raise TrainingError(f"--mosaic-grid is the largest mosaic side in tiles, 2 to 4, got {cfg.mosaic_grid}")
+    if cfg.mosaic_grid != 2 and not cfg.mosaic:
+        raise TrainingError("--mosaic-grid sets the mosaics' size: give --mosaic P too")
     if cfg.mosaic and cfg.dataset != "unlabelled":
         raise TrainingError("--mosaic builds scenes whose class no tile's label gives; only a teacher can label "
                             "them: use it with --dataset unlabelled and --kd-teacher")

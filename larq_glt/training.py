@@ -89,7 +89,7 @@ def load_data(cfg: TrainConfig):
         image_size=cfg.image_size,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
-        augment=data.AugmentConfig(zoom=cfg.zoom, mosaic=cfg.mosaic) if cfg.augment else False,
+        augment=data.AugmentConfig(zoom=cfg.zoom, mosaic=cfg.mosaic, mosaic_grid=cfg.mosaic_grid) if cfg.augment else False,
         val_fraction=cfg.val_fraction,
         limit=cfg.limit,
         unlabelled=tuple(cfg.unlabelled or ()),

@@ -10,12 +10,13 @@ from larq_glt.training import TrainConfig
 def test_the_card_command_rebuilds_the_run_config_continuations_included():
     cfg = TrainConfig(dataset="unlabelled", data_dir="pool", kd_teacher="t.h5:input=unit,classes=a+b",
                       kd_temperature=1.0, glt_init="uniform", model={"width": 2.0, "glt_lr_multiplier": 1.0},
-                      epochs=40, learning_rate=1e-3, init_from="runs/first", out="runs/second", mosaic=0.5)
+                      epochs=40, learning_rate=1e-3, init_from="runs/first", out="runs/second", mosaic=0.5,
+                      mosaic_grid=3)
     command = person_distil.train_command(cfg)
     argv = shlex.split(command)[3:]  # after "python -m larq_glt.train"
     rebuilt = train.config_from_args(train.build_parser().parse_args(argv))
     for field in ("dataset", "data_dir", "kd_teacher", "kd_temperature", "glt_init", "epochs", "learning_rate",
-                  "init_from", "out", "mosaic"):
+                  "init_from", "out", "mosaic", "mosaic_grid"):
         assert getattr(rebuilt, field) == getattr(cfg, field), field
     assert rebuilt.model["width"] == 2.0 and rebuilt.model["glt_lr_multiplier"] == 1.0
 
@@ -63,3 +64,23 @@ def test_choice_margin_is_resolved_only_when_the_better_candidate_is_clearly_bet
            "balanced_agreement_calibrated_scenes": 0.6, "balanced_agreement_calibrated": 0.65}
     table = person_distil.render_table([row], "runs/a", "cmd", {"runner_up": "runs/b", **close})
     assert "over the runner-up `runs/b`" in table and "**not resolved**" in table
+
+
+def test_a_choice_replaces_the_shipped_run_only_by_a_resolved_margin():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, 2000)
+    right = target.copy()
+    noisy = np.where(rng.random(2000) < 0.2, 1 - target, target)  # 80% agreement
+    nearly = np.where(rng.random(2000) < 0.19, 1 - target, target)
+    choices = {"runs/new": (right, target), "runs/old": (noisy, target), "runs/close": (nearly, target),
+               "runs/elsewhere": (right[:100], target[:100])}
+    clear = person_distil.ship_decision("runs/new", "runs/old", choices)
+    assert clear["replace"] and clear["margin"]["bootstrap95"][0] > 0 and "replaced" in clear["reason"]
+    close = person_distil.ship_decision("runs/close", "runs/old", choices)
+    assert not close["replace"] and close["margin"]["bootstrap95"][0] <= 0 < close["margin"]["bootstrap95"][1]
+    assert "kept" in close["reason"]
+    assert not person_distil.ship_decision("runs/old", "runs/old", choices)["replace"]
+    assert person_distil.ship_decision("runs/new", None, choices)["replace"]
+    assert not person_distil.ship_decision("runs/elsewhere", "runs/old", choices)["replace"]

@@ -197,12 +197,14 @@ def test_train_on_unlabelled_pool_scores_agreement_with_the_teacher(tmp_path):
     cfg = TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=32, epochs=1, batch_size=8,
                       out=str(tmp_path / "run"), val_fraction=0.25, progress=False,
                       kd_teacher=f"{path}:input=unit,classes=non_person+person", mosaic=0.5,
-                      model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]})
+                      mosaic_grid=3, model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]})
     from larq_glt.training import load_data
 
-    assert load_data(cfg).augment.mosaic == 0.5  # the teacher labels the mosaics it is shown
+    augment = load_data(cfg).augment
+    assert (augment.mosaic, augment.mosaic_grid) == (0.5, 3)  # the teacher labels the mosaics it is shown
     metrics = train(cfg)
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["mosaic"] == 0.5
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["mosaic"], saved["mosaic_grid"]) == (0.5, 3)
     assert metrics["teacher"]["val_labels"] == "teacher"
     assert metrics["final"]["data"]["num_val"] == 10
     assert 0.0 <= metrics["final"]["val_accuracy"] <= 1.0
@@ -257,6 +259,37 @@ def test_mosaic_grid_puts_four_batch_images_at_half_side_in_the_quadrants():
     assert augment.mosaic_grid(tf.zeros([3, 25, 23, 3], tf.uint8)).shape == (3, 25, 23, 3)
 
 
+def test_mosaic_grid_of_side_three_puts_nine_batch_images_row_by_row():
+    from larq_glt.data import augment
+
+    x = tf.constant(np.stack([np.full((24, 24, 1), 10 * (k + 1), np.uint8) for k in range(11)]))
+    g = augment.mosaic_grid(x, 3).numpy()
+    assert g.shape == (11, 24, 24, 1)
+    for i in (0, 5, 10):
+        for r in range(3):
+            for c in range(3):
+                np.testing.assert_array_equal(g[i, 8 * r:8 * r + 8, 8 * c:8 * c + 8], 10 * ((i + 3 * r + c) % 11 + 1))
+    assert augment.mosaic_grid(tf.zeros([2, 25, 23, 3], tf.uint8), 3).shape == (2, 25, 23, 3)
+
+
+def test_mosaic_up_to_three_by_three_mixes_both_sizes_on_the_same_images():
+    from larq_glt.data import augment
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(0, 256, (200, 24, 24, 3), dtype=np.uint8))
+    only = dict(flip=False, shift=0.0, brightness=0.0, contrast=0.0, gamma=0.0)
+    a = data.augment_batch(x, [1, 2], data.AugmentConfig(mosaic=0.5, mosaic_grid=3, **only)).numpy()
+    two = np.all(a == augment.mosaic_grid(x).numpy(), axis=(1, 2, 3))
+    three = np.all(a == augment.mosaic_grid(x, 3).numpy(), axis=(1, 2, 3))
+    kept = np.all(a == x.numpy(), axis=(1, 2, 3))
+    assert np.all(two | three | kept) and 25 < two.sum() < 75 and 25 < three.sum() < 75
+    # the same images are replaced as with 2x2 mosaics only: the size has its own random stream
+    b = data.augment_batch(x, [1, 2], data.AugmentConfig(mosaic=0.5, **only)).numpy()
+    np.testing.assert_array_equal(kept, np.all(b == x.numpy(), axis=(1, 2, 3)))
+    with pytest.raises(ValueError, match="mosaic_grid"):
+        data.AugmentConfig(mosaic=0.5, mosaic_grid=5)
+
+
 def test_mosaic_augmentation_replaces_a_seeded_share_of_the_batch():
     from larq_glt.data import augment
 
@@ -307,6 +340,8 @@ def test_mixup_blends_pairs_and_leaves_them_to_the_teacher():
     (["--kd-mixup", "0.5"], "--kd-mixup blends images"),
     (["--mosaic", "0.5"], "--mosaic builds scenes"),  # a labelled dataset: only a teacher labels a mosaic
     (["--mosaic", "1.5"], "--mosaic is a probability in [0, 1], got 1.5"),
+    (["--mosaic-grid", "3"], "--mosaic-grid sets the mosaics' size: give --mosaic P too"),
+    (["--mosaic", "0.5", "--mosaic-grid", "5"], "--mosaic-grid is the largest mosaic side in tiles, 2 to 4, got 5"),
 ])
 def test_cli_refuses_bad_augmentation_options(tmp_path, capsys, flags, message):
     out = str(tmp_path / "run")

@@ -1,9 +1,10 @@
 """Training augmentation for image-sensor data: uint8 in, uint8 out.
 
 Composition: a random mosaic (off by default: an image is replaced, with
-probability ``mosaic``, by a 2×2 grid of itself and three other images of its
-batch, each at half side: small subjects among clutter, for data a teacher
-labels, since a mosaic's class is not any one tile's label).
+probability ``mosaic``, by a k×k grid of itself and k²−1 other images of its
+batch, each at 1/k side, k uniform in ``2..mosaic_grid``: small subjects among
+clutter, for data a teacher labels, since a mosaic's class is not any one
+tile's label).
 Geometric: a random zoom (off by default: a square crop whose side is uniform
 in ``[1 - zoom, 1]`` of the image's, at a uniform position, resized back
 bilinearly: the subject nearer or farther), horizontal flip, and a random
@@ -43,7 +44,8 @@ class AugmentConfig:
     contrast: float = 0.3
     gamma: float = 0.3
     zoom: float = 0.0  # crop side uniform in [1 - zoom, 1] of the image side, resized back; 0: off
-    mosaic: float = 0.0  # probability an image becomes a 2x2 mosaic of batch images at half side; 0: off
+    mosaic: float = 0.0  # probability an image becomes a mosaic of batch images; 0: off
+    mosaic_grid: int = 2  # largest mosaic: k x k tiles at 1/k side, k uniform in 2..mosaic_grid
 
     def __post_init__(self):
         if self.pad_mode not in _PAD_MODES:
@@ -56,6 +58,8 @@ class AugmentConfig:
             raise ValueError(f"zoom is the share of the side a crop may lose and must be < 1, got {self.zoom}")
         if self.mosaic > 1.0:
             raise ValueError(f"mosaic is a probability and must be <= 1, got {self.mosaic}")
+        if not 2 <= self.mosaic_grid <= 4:
+            raise ValueError(f"mosaic_grid is the largest grid side and must be in 2..4, got {self.mosaic_grid}")
         if self.shift >= 0.5:
             raise ValueError(
                 f"shift is a fraction of the image side and must be < 0.5, got {self.shift}"
@@ -129,24 +133,32 @@ def _zoom(x, seed, zoom: float):
     return tf.cast(tf.clip_by_value(tf.round(y), 0.0, 255.0), tf.uint8)
 
 
-def mosaic_grid(x):
+def mosaic_grid(x, k: int = 2):
     """Each image of ``x`` (uint8 ``[B, H, W, C]``) as the top-left tile of a
-    2×2 grid whose other tiles are the next three images of the batch
-    (cyclically), every tile the whole image at half side (area resampling)."""
+    k×k grid whose other tiles are the next k²−1 images of the batch
+    (cyclically, row by row), every tile the whole image at 1/k side (area
+    resampling)."""
     h, w = x.shape[1], x.shape[2]
-    half = tf.image.resize(tf.cast(x, tf.float32), (h // 2, w // 2), method="area")
-    top = tf.concat([half, tf.roll(half, -1, axis=0)], axis=2)
-    bottom = tf.concat([tf.roll(half, -2, axis=0), tf.roll(half, -3, axis=0)], axis=2)
-    grid = tf.concat([top, bottom], axis=1)
-    if grid.shape[1] != h or grid.shape[2] != w:  # odd sides: stretch the grid by a pixel
+    tile = tf.image.resize(tf.cast(x, tf.float32), (h // k, w // k), method="area")
+    rows = [tf.concat([tf.roll(tile, -(r * k + c), axis=0) for c in range(k)], axis=2) for r in range(k)]
+    grid = tf.concat(rows, axis=1)
+    if grid.shape[1] != h or grid.shape[2] != w:  # sides not divisible by k: stretch the grid by a pixel or two
         grid = tf.image.resize(grid, (h, w), method="bilinear")
     return tf.cast(tf.clip_by_value(tf.round(grid), 0.0, 255.0), tf.uint8)
 
 
-def _mosaic(x, seed, p: float):
-    """Replace each image by its :func:`mosaic_grid` with probability ``p``."""
+def _mosaic(x, seed, p: float, largest: int = 2):
+    """Replace each image by its :func:`mosaic_grid` with probability ``p``,
+    the grid side uniform in ``2..largest``."""
     chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seed=seed) < p
-    return tf.where(chosen[:, None, None, None], mosaic_grid(x), x)
+    scene = mosaic_grid(x)
+    if largest > 2:
+        # Its own stream, so that largest=2 draws exactly as before the option existed.
+        side = tf.random.stateless_uniform([tf.shape(x)[0]], seed=tf.random.experimental.stateless_fold_in(seed, 0x6A1D),
+                                           minval=2, maxval=largest + 1, dtype=tf.int32)
+        for k in range(3, largest + 1):
+            scene = tf.where((side == k)[:, None, None, None], mosaic_grid(x, k), scene)
+    return tf.where(chosen[:, None, None, None], scene, x)
 
 
 def _tone(x, seeds, config: "AugmentConfig"):
@@ -191,7 +203,8 @@ def augment_batch(images: tf.Tensor, seed, config: AugmentConfig = AugmentConfig
     x = images
     if config.mosaic:
         # Its own stream too; first, so the grid is flipped, shifted and toned as one scene.
-        x = _mosaic(x, tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 0x3051C), config.mosaic)
+        x = _mosaic(x, tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 0x3051C), config.mosaic,
+                    config.mosaic_grid)
     if config.zoom:
         # Its own stream (folded from the seed), so a config without zoom
         # augments exactly as before.
