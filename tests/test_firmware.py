@@ -125,7 +125,10 @@ def test_forced_selfcheck_failure_is_reported_and_results_stay_exact(exported_de
 def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
     """PROFILE_REPEAT runs each op n times per timing and prints the mean: the same
     logits, per-op counts within one SysTick tick (40 instructions) of the single
-    run's, and a result-line total that counts every repeat."""
+    run's once a common offset is removed, and a result-line total that counts every
+    repeat. The offset is the median difference: the timer read (board_cycles, a
+    few dozen instructions) is paid once per timing, so a single run's count holds
+    all of it and a mean of n only 1/n; it must stay under one tick itself."""
     from deploy import emulators
     from deploy.emulators import protocol
 
@@ -141,10 +144,15 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
                         [protocol.parse_ops(l)["ops"] for l in run.lines if l.startswith("ops:")])
     (one, one_ops), (rep, rep_ops) = runs[1], runs[8]
     assert [r.logit_bits for r in one] == [r.logit_bits for r in rep]
-    for single, mean in zip(one_ops, rep_ops):
+    diffs = {}
+    for k, (single, mean) in enumerate(zip(one_ops, rep_ops)):
         assert single.keys() == mean.keys()
-        for name in single:
-            assert abs(single[name] - mean[name]) <= 45, (name, single[name], mean[name])
+        diffs.update({(k, name): single[name] - mean[name] for name in single})
+    offset = float(np.median(list(diffs.values())))
+    assert 0 <= offset <= 40, offset
+    for key, d in diffs.items():
+        # a single timing is off by less than one tick (40), the mean of 8 by less than 40 / 8
+        assert abs(d - offset) <= 45, (key, d, offset)
     for a, b in zip(one, rep):
         assert 7 * a.cycles < b.cycles < 9 * a.cycles
 
