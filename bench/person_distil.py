@@ -136,7 +136,8 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
     return {
         "run": str(run_dir), "epochs": cfg.epochs, "width": cfg.model.get("width", 1.0), "model": cfg.model,
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
-        "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic, "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
+        "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic,
+                   "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
                    "learning_rate": cfg.learning_rate, "augment": cfg.augment, "init_from": cfg.init_from},
         "heldout_images": n,
         "heldout_person_share": float(np.mean(target[:n] == positive)),
@@ -338,7 +339,9 @@ def render_table(rows: list[dict], chosen: str | None, command: str, margin: dic
 def _recipe(r: dict) -> str:
     parts = [f"T {r['kd_temperature']:g}", f"lr {r['learning_rate']:g}"]
     parts += [f"zoom {r['zoom']:g}"] if r.get("zoom") else []
-    parts += [f"mosaic {r['mosaic']:g}" + (f" up to {r['mosaic_grid']}×{r['mosaic_grid']}" if r.get("mosaic_grid", 2) != 2 else "")] if r.get("mosaic") else []
+    if r.get("mosaic"):
+        largest = r.get("mosaic_grid", 2)
+        parts.append(f"mosaic {r['mosaic']:g}" + (f" up to {largest}×{largest}" if largest != 2 else ""))
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
     parts += [f"from `{r['init_from']}`'s weights"] if r.get("init_from") else []
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
