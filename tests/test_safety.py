@@ -747,17 +747,17 @@ def test_commands_name_sizes_as_defined(tiny_run, tmp_path, capsys):
 
 
 def test_readme_figures_equal_the_committed_benchmark_results():
-    import json
     import re
 
+    from bench import readme_figures
+
     readme = _readme()
+    assert readme_figures.stale(readme) == []
     checked = 0
     for m in _FIGURE.finditer(readme):
         written, source, path, millions = m.groups()
         written = written.replace("−", "-")
-        value = json.loads((atomic._PROJECT / "benchmarks" / source).read_text())
-        for key in path.split("."):
-            value = value[int(key)] if isinstance(value, list) else value[key]
+        value = readme_figures.value(source, path)
         if millions:
             decimals = len(written.partition(".")[2])
             scale = 1e6 if millions == " M" else 0.01
