@@ -138,6 +138,8 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
         "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic,
                    "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
+                   "prune": ({"ratio": cfg.prune_ratio, "block": cfg.prune_block, "ramp_epochs": cfg.prune_epochs,
+                              "finetune_epochs": cfg.finetune} if cfg.pruning else None),
                    "learning_rate": cfg.learning_rate, "augment": cfg.augment, "init_from": cfg.init_from},
         "heldout_images": n,
         "heldout_person_share": float(np.mean(target[:n] == positive)),
@@ -236,6 +238,15 @@ def train_command(cfg: TrainConfig) -> str:
     parts.append(f"--epochs {cfg.epochs}")
     if cfg.learning_rate != TrainConfig.learning_rate:
         parts.append(f"--learning-rate {cfg.learning_rate:g}")
+    if cfg.pruning:
+        parts += [f"--prune-ratio {cfg.prune_ratio:g}", f"--prune-block {cfg.prune_block}",
+                  f"--prune-epochs {cfg.prune_epochs}"]
+        if cfg.finetune_epochs is not None:
+            parts.append(f"--finetune-epochs {cfg.finetune_epochs}")
+        if cfg.prune_learning_rate is not None:
+            parts.append(f"--prune-learning-rate {cfg.prune_learning_rate:g}")
+    if cfg.max_model_bits is not None:
+        parts.append(f"--max-model-bits {cfg.max_model_bits}")
     if cfg.init_from:  # a continuation: the run it started from is part of the recipe
         parts.append(f"--init-from {cfg.init_from}")
     parts.append(f"--out {cfg.out}")
@@ -343,6 +354,10 @@ def _recipe(r: dict) -> str:
         largest = r.get("mosaic_grid", 2)
         parts.append(f"mosaic {r['mosaic']:g}" + (f" up to {largest}×{largest}" if largest != 2 else ""))
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
+    if r.get("prune"):
+        pr = r["prune"]
+        parts.append(f"pruned {pr['ratio']:g} in {pr['block']}-channel blocks "
+                     f"({pr['ramp_epochs']} ramp + {pr['finetune_epochs']} fine-tune epochs)")
     parts += [f"from `{r['init_from']}`'s weights"] if r.get("init_from") else []
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
 

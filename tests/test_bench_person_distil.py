@@ -21,6 +21,20 @@ def test_the_card_command_rebuilds_the_run_config_continuations_included():
     assert rebuilt.model["width"] == 2.0 and rebuilt.model["glt_lr_multiplier"] == 1.0
 
 
+def test_the_card_command_of_a_pruned_run_rebuilds_its_pruning_phases():
+    cfg = TrainConfig(dataset="unlabelled", data_dir="pool", kd_teacher="t.h5:input=unit,classes=a+b",
+                      model={"width": 3.0}, epochs=40, prune_ratio=0.3333, prune_block=32, prune_epochs=8,
+                      finetune_epochs=16, max_model_bits=1_000_000, out="runs/w3")
+    argv = shlex.split(person_distil.train_command(cfg))[3:]
+    rebuilt = train.config_from_args(train.build_parser().parse_args(argv))
+    for field in ("epochs", "prune_ratio", "prune_block", "prune_epochs", "finetune_epochs", "prune_learning_rate",
+                  "max_model_bits"):
+        assert getattr(rebuilt, field) == getattr(cfg, field), field
+    row = {"kd_temperature": 1.0, "learning_rate": 2e-3,
+           "prune": {"ratio": 0.3333, "block": 32, "ramp_epochs": 8, "finetune_epochs": 16}}
+    assert "pruned 0.3333 in 32-channel blocks (8 ramp + 16 fine-tune epochs)" in person_distil._recipe(row)
+
+
 def test_heldout_scenes_are_mosaics_of_the_heldout_images_in_their_fixed_order():
     import numpy as np
 
