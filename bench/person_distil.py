@@ -17,7 +17,8 @@ Nothing here looks at ``vww96`` until the choice is made:
    are scored twice: as they are, and as *scenes*, 2×2 mosaics of four of
    them at half side (:func:`heldout_scenes`), because the pool's subjects
    are large and centred while a camera's persons are often small among
-   clutter; the teachers label the scenes too;
+   clutter; the teachers label the scenes too. The scenes stay 2×2 whatever
+   mosaics a run trained on (``--mosaic-grid``): one yardstick for all;
 2. the pool is not the deployment's class balance, so a person-logit offset
    is chosen on the same held-out images (plain and scenes together) to
    maximise balanced agreement (a prior correction, folded into the
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -239,7 +241,7 @@ def train_command(cfg: TrainConfig) -> str:
     if cfg.learning_rate != TrainConfig.learning_rate:
         parts.append(f"--learning-rate {cfg.learning_rate:g}")
     if cfg.pruning:
-        parts += [f"--prune-ratio {cfg.prune_ratio:g}", f"--prune-block {cfg.prune_block}",
+        parts += [f"--prune-ratio {cfg.prune_ratio!r}", f"--prune-block {cfg.prune_block}",
                   f"--prune-epochs {cfg.prune_epochs}"]
         if cfg.finetune_epochs is not None:
             parts.append(f"--finetune-epochs {cfg.finetune_epochs}")
@@ -387,17 +389,21 @@ def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000
 
 def ship_decision(best: str, shipped: str | None, choices: dict, num_classes: int = 2) -> dict:
     """Whether the chosen run ``best`` replaces the ``shipped`` one: only by a
-    resolved :func:`choice_margin` over it on the same held-out images."""
+    resolved :func:`choice_margin` over it on the same held-out images. The
+    best of several candidates is tested, so a resolved margin is, if
+    anything, optimistic: the rule errs towards keeping. When the shipped run
+    is still the best, ``models/`` is left as it is (card and note included)."""
     if shipped is None:
         return {"replace": True, "reason": "no shipped run to compare with"}
     if best == shipped:
-        return {"replace": False, "reason": "the shipped run is still the best candidate"}
+        return {"replace": False, "reason": "the shipped run is still the best candidate; models/ is left as it is"}
     margin = choice_margin(choices[best], choices[shipped], num_classes)
     if not margin["comparable"]:
         return {"replace": False, "margin": margin,
                 "reason": "the shipped run was held out on other images: not comparable, kept"}
     lo, hi = margin["bootstrap95"]
-    verdict = "resolved: replaced" if margin["resolved"] else "not resolved: the shipped model is kept"
+    verdict = ("resolved: the choice replaces the shipped model" if margin["resolved"] else
+               "not resolved: the shipped model is kept")
     return {"replace": margin["resolved"], "margin": margin,
             "reason": f"{100 * margin['difference']:+.1f} points over the shipped `{shipped}`, 95% interval "
                       f"[{100 * lo:+.1f}, {100 * hi:+.1f}], {verdict}"}
@@ -416,6 +422,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="candidate run directories (trained with --dataset unlabelled)")
     p.add_argument("--no-ship", dest="ship", action="store_false", help="report only; models/ stays as it is")
+    p.add_argument("--replace-unchecked", action="store_true",
+                   help="ship the choice even though the shipped run's directory is not here to compare with")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "person_distil"), help="output path without extension")
     p.add_argument("--note", default="", help="a paragraph for the model card (how the run was made, caveats)")
     args = p.parse_args(argv)
@@ -429,18 +437,22 @@ def main(argv=None) -> int:
         shown = shown[:i] + ["--note", "…"] + shown[i + 2:]
     command = "python bench/person_distil.py " + " ".join(shown)
     card = shipped_card()
-    shipped = card.get("run") if card else None
-    if shipped and not any(_same_run(r, shipped) for r in args.runs):
-        if runs.RunDir(shipped).model.exists():
+    shipped = None
+    if card and card.get("run"):
+        shipped_dir = ROOT / card["run"]  # the card's paths are the project's, wherever this runs from
+        shipped = next((r for r in args.runs if _same_run(r, shipped_dir)), None)
+        if shipped is None and runs.RunDir(shipped_dir).model.exists():
+            shipped = os.path.relpath(shipped_dir)
             print(f"the shipped run {shipped} is scored too: a replacement must beat it", flush=True)
             args.runs.append(shipped)
-        else:
-            print(f"warning: the shipped run {shipped} is not here; the choice is not compared with it",
+        if shipped is None and args.ship and not args.replace_unchecked:
+            print(f"error: the shipped run {card['run']} is not here, so no choice can be compared with it; "
+                  f"give --replace-unchecked to ship the choice anyway, or --no-ship to report only",
                   file=sys.stderr)
-            shipped = None
+            return 2
     choices: dict = {}
     rows = [score_candidate(Path(r), choices) for r in args.runs]
-    if shipped:
+    if shipped:  # as its row spells it
         shipped = next(r["run"] for r in rows if _same_run(r["run"], shipped))
     best = max(rows, key=lambda r: (r["balanced_agreement_calibrated"], -r["binary_macs"]))
     others = sorted((r for r in rows if r is not best), key=lambda r: -r["balanced_agreement_calibrated"])
@@ -452,6 +464,8 @@ def main(argv=None) -> int:
         print(f"{r['run']}: balanced agreement {r['balanced_agreement_calibrated']:.4f} (offset "
               f"{r['person_offset']:+.2f})", flush=True)
     decision = ship_decision(best["run"], shipped, choices)
+    if not args.ship:
+        decision["reason"] += " (report only: --no-ship)"
     print(f"chosen: {best['run']}; {decision['reason']}", flush=True)
     # "shipped" always describes what models/person_detect holds (the README quotes it)
     if args.ship and decision["replace"]:

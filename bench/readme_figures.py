@@ -19,9 +19,12 @@ import re
 import sys
 from pathlib import Path
 
+from larq_glt import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-FIGURE = re.compile(r"([+\-−]?\d[\d,.]*)(%?)<!-- (\w+\.json) ([\w.]+)( M| %)? -->")
+# A sign only where no digit precedes it: in "10-12" the hyphen is a range, not a minus.
+FIGURE = re.compile(r"((?<![\d.,])[+\-−]?\d[\d,.]*)(%?)<!-- (\w+\.json) ([\w.]+)( M| %)? -->")
 
 
 def value(source: str, path: str, root: Path = ROOT):
@@ -33,15 +36,19 @@ def value(source: str, path: str, root: Path = ROOT):
 
 
 def shown(written: str, v, unit: str | None) -> str:
-    """``v`` as the README shows it, in the style of ``written`` (decimals, sign, separators)."""
+    """``v`` as the README shows it, in the style of ``written`` (decimals,
+    separators, a sign if it has one); negatives always with "−"."""
     if unit:
         decimals = len(written.partition(".")[2])
         text = f"{v / (1e6 if unit == ' M' else 0.01):.{decimals}f}"
     else:
-        text = f"{int(v):,}" if "," in written or abs(int(v)) >= 1000 else str(int(v))
-    if written[0] in "+-−":  # a signed figure keeps a sign, typeset: "+" or "−"
-        text = ("−" + text[1:]) if text.startswith("-") else "+" + text
-    return text
+        n = int(round(v))
+        text = f"{n:,}" if "," in written or abs(n) >= 1000 else str(n)
+    if text.startswith("-") and text.strip("-0.,") == "":  # -0.0: no sign to show
+        text = text[1:]
+    if text.startswith("-"):
+        return "−" + text[1:]
+    return ("+" + text) if written[0] in "+-−" else text
 
 
 def stale(text: str, root: Path = ROOT) -> list[tuple[str, str, str]]:
@@ -70,13 +77,13 @@ def main(argv=None) -> int:
     text = README.read_text()
     try:
         changes = stale(text)
-    except (FileNotFoundError, KeyError, IndexError, ValueError) as e:
+    except (FileNotFoundError, KeyError, IndexError, TypeError, ValueError) as e:
         print(f"error: a README figure refers to a missing result: {e}", file=sys.stderr)
         return 2
     for ref, written, current in changes:
         print(f"{ref}: {written} -> {current}")
     if args.write and changes:
-        README.write_text(refresh(text))
+        atomic.write_text(README, refresh(text))
         print(f"README.md: {len(changes)} figures rewritten")
         return 0
     return 1 if changes else 0

@@ -91,10 +91,57 @@ def test_a_choice_replaces_the_shipped_run_only_by_a_resolved_margin():
     choices = {"runs/new": (right, target), "runs/old": (noisy, target), "runs/close": (nearly, target),
                "runs/elsewhere": (right[:100], target[:100])}
     clear = person_distil.ship_decision("runs/new", "runs/old", choices)
-    assert clear["replace"] and clear["margin"]["bootstrap95"][0] > 0 and "replaced" in clear["reason"]
+    assert clear["replace"] and clear["margin"]["bootstrap95"][0] > 0 and "replaces" in clear["reason"]
     close = person_distil.ship_decision("runs/close", "runs/old", choices)
     assert not close["replace"] and close["margin"]["bootstrap95"][0] <= 0 < close["margin"]["bootstrap95"][1]
     assert "kept" in close["reason"]
     assert not person_distil.ship_decision("runs/old", "runs/old", choices)["replace"]
     assert person_distil.ship_decision("runs/new", None, choices)["replace"]
     assert not person_distil.ship_decision("runs/elsewhere", "runs/old", choices)["replace"]
+
+
+def test_main_scores_the_shipped_run_too_and_ships_only_a_resolved_win(tmp_path, monkeypatch, capsys):
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, 2000)
+    preds = {"new": target.copy(), "old": np.where(rng.random(2000) < 0.2, 1 - target, target),
+             "close": np.where(rng.random(2000) < 0.19, 1 - target, target)}
+    for name in preds:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.keras").write_text("")
+    scored, shipped = [], []
+
+    def score(run_dir, choices):
+        name = Path(run_dir).name
+        scored.append(name)
+        choices[str(run_dir)] = (preds[name], target)
+        return {"run": str(run_dir), "binary_macs": 1, "person_offset": 0.0,
+                "balanced_agreement_calibrated": person_distil.balanced(preds[name], target, 2)}
+
+    monkeypatch.setattr(person_distil, "score_candidate", score)
+    monkeypatch.setattr(person_distil, "ship", lambda best, command, note: shipped.append(best["run"]) or {})
+    monkeypatch.setattr(person_distil, "shipped_card", lambda: {"run": str(tmp_path / "old")})
+    monkeypatch.setattr(person_distil.runs, "load_model", lambda run: None)
+    monkeypatch.setattr(person_distil, "vww96_accuracy", lambda model, offset, positive: {})
+    monkeypatch.setattr(person_distil, "render_table", lambda *a, **k: "table\n")
+    out = str(tmp_path / "result")
+
+    assert person_distil.main([str(tmp_path / "new"), "--out", out]) == 0
+    assert scored == ["new", "old"] and shipped == [str(tmp_path / "new")]
+    assert json.loads(Path(out + ".json").read_text())["ship_decision"]["replace"]
+    scored.clear(), shipped.clear()
+    assert person_distil.main([str(tmp_path / "close"), "--out", out]) == 0
+    assert scored == ["close", "old"] and shipped == []
+    assert person_distil.main([str(tmp_path / "new"), "--no-ship", "--out", out]) == 0
+    assert shipped == [] and "report only" in json.loads(Path(out + ".json").read_text())["ship_decision"]["reason"]
+    # the shipped run is not here: no unchecked replacement unless asked for
+    monkeypatch.setattr(person_distil, "shipped_card", lambda: {"run": str(tmp_path / "gone")})
+    capsys.readouterr()
+    assert person_distil.main([str(tmp_path / "new"), "--out", out]) == 2
+    assert "--replace-unchecked" in capsys.readouterr().err and shipped == []
+    assert person_distil.main([str(tmp_path / "new"), "--replace-unchecked", "--out", out]) == 0
+    assert shipped == [str(tmp_path / "new")]

@@ -22,3 +22,13 @@ def test_stale_figures_are_listed_and_rewritten_in_their_written_style(tmp_path)
     (tmp_path / "benchmarks" / "r.json").write_text(json.dumps({"acc": 0.8, "instr": {"mean": 1.0},
                                                                 "margin": [-0.05, 0.0], "n": 1, "big": 1}))
     assert "c −5.0<!--" in readme_figures.refresh(new, tmp_path)
+
+
+def test_signs_rounding_and_ranges():
+    shown = readme_figures.shown
+    assert shown("0.4", -0.004, " %") == "−0.4"  # a negative is typeset alike, signed figure or not...
+    assert shown("−0.4", -0.004, " %") == "−0.4" and shown("-0.4", 0.004, " %") == "+0.4"
+    assert shown("+1.0", -0.0004, " %") == "+0.0"  # ...and a rounded zero has no minus
+    assert shown("5", 4.9, None) == "5" and shown("1,000", 999.6, None) == "1,000"
+    m = readme_figures.FIGURE.search("10-12<!-- r.json n -->")
+    assert m.group(1) == "12"  # the hyphen of a range is not a sign

@@ -128,7 +128,9 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
     run's once a common offset is removed, and a result-line total that counts every
     repeat. The offset is the median difference: the timer read (board_cycles, a
     few dozen instructions) is paid once per timing, so a single run's count holds
-    all of it and a mean of n only 1/n; it must stay under one tick itself."""
+    all of it and a mean of n only 1/n; it must stay under one tick itself (it is
+    ~23 here). Each op is then within 45 of single = mean + offset: the single
+    timing is off by less than a tick (40), the mean by less than 40 / 8."""
     from deploy import emulators
     from deploy.emulators import protocol
 
@@ -149,9 +151,8 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
         assert single.keys() == mean.keys()
         diffs.update({(k, name): single[name] - mean[name] for name in single})
     offset = float(np.median(list(diffs.values())))
-    assert 0 <= offset <= 40, offset
+    assert -5 <= offset <= 40, offset
     for key, d in diffs.items():
-        # a single timing is off by less than one tick (40), the mean of 8 by less than 40 / 8
         assert abs(d - offset) <= 45, (key, d, offset)
     for a, b in zip(one, rep):
         assert 7 * a.cycles < b.cycles < 9 * a.cycles

@@ -46,6 +46,7 @@ class AugmentConfig:
     zoom: float = 0.0  # crop side uniform in [1 - zoom, 1] of the image side, resized back; 0: off
     mosaic: float = 0.0  # probability an image becomes a mosaic of batch images; 0: off
     mosaic_grid: int = 2  # largest mosaic: k x k tiles at 1/k side, k uniform in 2..mosaic_grid
+    # (tiles come from the batch, cyclically: a batch smaller than k*k repeats some)
 
     def __post_init__(self):
         if self.pad_mode not in _PAD_MODES:
