@@ -41,7 +41,7 @@ import numpy as np
 from larq_glt import atomic, data, runs, summary
 from larq_glt.training import TrainConfig, dataset_class_names, teacher_specs, train
 
-from bench import anchors, person_distil
+from bench import anchors, model_card, person_distil
 from bench.folds import FoldError, fold_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
         "base_vww96": (base_card.get("vww96") if base_card.get("run") == str(base_dir) else None),
         "weight_bits": int(total["weight_bits"]), "binary_macs": int(total["binary_macs"]),
         **deployed,
-        "command": command, "base_train_command": person_distil.train_command(base),
+        "command": command, "base_train_command": model_card.train_command(base),
         "model_sha1": hashlib.sha1((person_distil.SHIP / "model.tflite").read_bytes()).hexdigest(),
     }
     atomic.write_json(person_distil.SHIP / "card.json", card)

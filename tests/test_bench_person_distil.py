@@ -2,7 +2,7 @@
 import shlex
 
 import larq_glt  # noqa: F401
-from bench import person_distil
+from bench import model_card, person_distil
 from larq_glt import train
 from larq_glt.training import TrainConfig
 
@@ -12,7 +12,7 @@ def test_the_card_command_rebuilds_the_run_config_continuations_included():
                       kd_temperature=1.0, glt_init="uniform", model={"width": 2.0, "glt_lr_multiplier": 1.0},
                       epochs=40, learning_rate=1e-3, init_from="runs/first", out="runs/second", mosaic=0.5,
                       mosaic_grid=3)
-    command = person_distil.train_command(cfg)
+    command = model_card.train_command(cfg)
     argv = shlex.split(command)[3:]  # after "python -m larq_glt.train"
     rebuilt = train.config_from_args(train.build_parser().parse_args(argv))
     for field in ("dataset", "data_dir", "kd_teacher", "kd_temperature", "glt_init", "epochs", "learning_rate",
@@ -25,7 +25,7 @@ def test_the_card_command_of_a_pruned_run_rebuilds_its_pruning_phases():
     cfg = TrainConfig(dataset="unlabelled", data_dir="pool", kd_teacher="t.h5:input=unit,classes=a+b",
                       model={"width": 3.0}, epochs=40, prune_ratio=0.3333, prune_block=32, prune_epochs=8,
                       finetune_epochs=16, max_model_bits=1_000_000, out="runs/w3")
-    argv = shlex.split(person_distil.train_command(cfg))[3:]
+    argv = shlex.split(model_card.train_command(cfg))[3:]
     rebuilt = train.config_from_args(train.build_parser().parse_args(argv))
     for field in ("epochs", "prune_ratio", "prune_block", "prune_epochs", "finetune_epochs", "prune_learning_rate",
                   "max_model_bits"):
@@ -123,7 +123,7 @@ def test_main_scores_the_shipped_run_too_and_ships_only_a_resolved_win(tmp_path,
                 "balanced_agreement_calibrated": person_distil.balanced(preds[name], target, 2)}
 
     monkeypatch.setattr(person_distil, "score_candidate", score)
-    monkeypatch.setattr(person_distil, "ship", lambda best, command, note: shipped.append(best["run"]) or {})
+    monkeypatch.setattr(person_distil, "ship", lambda best, command, note, decision, replaced: shipped.append((best["run"], replaced)) or {})
     monkeypatch.setattr(person_distil, "shipped_card", lambda: {"run": str(tmp_path / "old")})
     monkeypatch.setattr(person_distil.runs, "load_model", lambda run: None)
     monkeypatch.setattr(person_distil, "vww96_accuracy", lambda model, offset, positive: {})
@@ -131,7 +131,7 @@ def test_main_scores_the_shipped_run_too_and_ships_only_a_resolved_win(tmp_path,
     out = str(tmp_path / "result")
 
     assert person_distil.main([str(tmp_path / "new"), "--out", out]) == 0
-    assert scored == ["new", "old"] and shipped == [str(tmp_path / "new")]
+    assert scored == ["new", "old"] and shipped == [(str(tmp_path / "new"), str(tmp_path / "old"))]
     assert json.loads(Path(out + ".json").read_text())["ship_decision"]["replace"]
     scored.clear(), shipped.clear()
     assert person_distil.main([str(tmp_path / "close"), "--out", out]) == 0
@@ -144,4 +144,15 @@ def test_main_scores_the_shipped_run_too_and_ships_only_a_resolved_win(tmp_path,
     assert person_distil.main([str(tmp_path / "new"), "--out", out]) == 2
     assert "--replace-unchecked" in capsys.readouterr().err and shipped == []
     assert person_distil.main([str(tmp_path / "new"), "--replace-unchecked", "--out", out]) == 0
-    assert shipped == [str(tmp_path / "new")]
+    assert shipped == [(str(tmp_path / "new"), None)]
+
+
+def test_a_card_says_what_it_replaced_and_by_what_margin():
+    card = {"choice_set": "x", "balanced_agreement_calibrated": 0.85, "balanced_agreement_calibrated_plain": 0.86,
+            "balanced_agreement_calibrated_scenes": 0.84, "person_offset": 0.25, "heldout_person_share": 0.25,
+            "scene_person_share": 0.32}
+    assert "replaced" not in model_card._choice(card)  # cards shipped before the rule
+    card.update(replaced="runs/old", ship_decision={"replace": True, "margin": {
+        "comparable": True, "difference": 0.031, "bootstrap95": [0.012, 0.05], "resolved": True}})
+    assert ("It replaced the model shipped before it, `runs/old`, by +3.1 points of that balanced agreement "
+            "(95% paired bootstrap interval [+1.2, +5.0])") in model_card._choice(card)
