@@ -275,17 +275,22 @@ def _recipe(r: dict) -> str:
     return ", ".join(parts) + ("" if r.get("augment", True) else ", no augmentation")
 
 
-def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000, seed: int = 0) -> dict:
+def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000, seed: int = 0,
+                  views: int = 1) -> dict:
     """How sure the choice is: the difference in balanced agreement between
     two candidates' calibrated choices ``(pred, target)`` on the same held-out
-    images, with a 95% paired bootstrap interval (images resampled, the
-    offsets kept: the interval is, if anything, too narrow)."""
+    items, with a 95% paired bootstrap interval. The items are ``views`` views
+    of each held-out image (item ``k`` shows image ``k mod len/views``: here
+    the plain image, then the scene it heads), and an image is resampled with
+    all its views, since they are not independent evidence. The offsets are
+    kept: the interval is, if anything, too narrow."""
     (pa, ta), (pb, tb) = best, other
-    if len(ta) != len(tb) or not np.array_equal(ta, tb):
+    if len(ta) != len(tb) or not np.array_equal(ta, tb) or len(ta) % views:
         return {"comparable": False}
     rng = np.random.default_rng(seed)
-    n = len(ta)
-    idx = rng.integers(0, n, (draws, n))
+    n = len(ta) // views
+    picked = rng.integers(0, n, (draws, n))
+    idx = np.concatenate([picked + v * n for v in range(views)], axis=1)
     t = ta[idx]
     diffs = np.zeros(draws)
     for sign, p in ((1.0, pa), (-1.0, pb)):
@@ -298,6 +303,10 @@ def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000
             "bootstrap95": [float(low), float(high)], "resolved": bool(low > 0)}
 
 
+#: Each held-out image is scored as itself and as the scene it heads (:func:`score_candidate`).
+VIEWS = 2
+
+
 def ship_decision(best: str, shipped: str | None, choices: dict, num_classes: int = 2) -> dict:
     """Whether the chosen run ``best`` replaces the ``shipped`` one: only by a
     resolved :func:`choice_margin` over it on the same held-out images. The
@@ -308,7 +317,7 @@ def ship_decision(best: str, shipped: str | None, choices: dict, num_classes: in
         return {"replace": True, "reason": "no shipped run to compare with"}
     if best == shipped:
         return {"replace": False, "reason": "the shipped run is still the best candidate; models/ is left as it is"}
-    margin = choice_margin(choices[best], choices[shipped], num_classes)
+    margin = choice_margin(choices[best], choices[shipped], num_classes, views=VIEWS)
     if not margin["comparable"]:
         return {"replace": False, "margin": margin,
                 "reason": "the shipped run was held out on other images: not comparable, kept"}
@@ -378,7 +387,7 @@ def main(argv=None) -> int:
     margin = None
     if others:
         margin = {"runner_up": others[0]["run"],
-                  **choice_margin(choices[best["run"]], choices[others[0]["run"]], 2)}
+                  **choice_margin(choices[best["run"]], choices[others[0]["run"]], 2, views=VIEWS)}
     for r in rows:
         print(f"{r['run']}: balanced agreement {r['balanced_agreement_calibrated']:.4f} (offset "
               f"{r['person_offset']:+.2f})", flush=True)

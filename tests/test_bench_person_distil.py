@@ -72,6 +72,13 @@ def test_choice_margin_is_resolved_only_when_the_better_candidate_is_clearly_bet
     close = person_distil.choice_margin((good, target), (near, target), 2)
     assert not close["resolved"] and close["bootstrap95"][0] <= 0 <= close["bootstrap95"][1] + 1e-9
     assert person_distil.choice_margin((good, target), (good, 1 - target), 2) == {"comparable": False}
+    # two views of each image (a copy here) are one draw: the interval is the one image's alone,
+    # not the narrower one of twice as many independent items
+    twice = [np.concatenate([a, a]) for a in (good, coin, target)]
+    viewed = person_distil.choice_margin((twice[0], twice[2]), (twice[1], twice[2]), 2, views=2)
+    assert viewed["bootstrap95"] == clear["bootstrap95"]
+    naive = person_distil.choice_margin((twice[0], twice[2]), (twice[1], twice[2]), 2)
+    assert np.diff(naive["bootstrap95"])[0] < 0.8 * np.diff(viewed["bootstrap95"])[0]
     row = {"run": "runs/a", "width": 2.0, "model": {}, "epochs": 1, "weight_bits": 1, "binary_macs": 1,
            "recipe": {"kd_temperature": 1.0, "learning_rate": 1e-3}, "agreement": 0.8, "balanced_agreement": 0.7,
            "scene_balanced_agreement": 0.6, "person_offset": 0.0, "balanced_agreement_calibrated_plain": 0.7,
