@@ -62,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIP = ROOT / "models" / "person_detect"
 VWW96 = ROOT.parent / "shared" / "data" / "vww96"
 OFFSETS = np.round(np.arange(-4.0, 4.0001, 0.05), 2)
+#: Each held-out image is scored as itself and as the scene it heads (:func:`score_candidate`).
+VIEWS = 2
 
 
 def heldout_scenes(x: np.ndarray) -> np.ndarray:
@@ -124,7 +126,7 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
     if cfg.dataset != "unlabelled":
         raise SystemExit(f"error: {run_dir} was not trained with --dataset unlabelled")
     x, target, names = pool_heldout(cfg, scenes=True)
-    n = len(x) // 2  # plain images first, then their scenes
+    n = len(x) // VIEWS  # plain images first, then their scenes
     positive = list(names).index("person")
     model = runs.load_model(run_dir)
     logits = model.predict(x, verbose=0)
@@ -301,10 +303,6 @@ def choice_margin(best: tuple, other: tuple, num_classes: int, draws: int = 2000
     low, high = np.percentile(diffs, [2.5, 97.5])
     return {"comparable": True, "difference": balanced(pa, ta, num_classes) - balanced(pb, tb, num_classes),
             "bootstrap95": [float(low), float(high)], "resolved": bool(low > 0)}
-
-
-#: Each held-out image is scored as itself and as the scene it heads (:func:`score_candidate`).
-VIEWS = 2
 
 
 def ship_decision(best: str, shipped: str | None, choices: dict, num_classes: int = 2) -> dict:
