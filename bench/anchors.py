@@ -451,7 +451,8 @@ def _pct(v) -> str:
     return f"{100 * v:.1f}%"
 
 
-def render(result: dict) -> str:
+def render(result: dict, sweep: str | None = None) -> str:
+    """The page; ``sweep`` is the capacity sweep's table page (``bench/capacity_sweep.py``), shown as a section."""
     rows = sorted(result["models"], key=lambda e: (e["flatbuffer_bytes"] is None, e["flatbuffer_bytes"] or 0))
     lines = [
         "# Anchors: published person detectors and larq-glt on the same 500 vww96 images",
@@ -550,7 +551,18 @@ def render(result: dict) -> str:
             "the 500), its accuracy above is measured partly on its training images and is optimistic. The "
             "MLPerf models were trained on the VWW training split of COCO 2014, of which vww96 is not part.", ""]
     lines += [f"Wall time of this run: {result['seconds']:,.0f} s (2-core machine shared with training).", ""]
+    if sweep:  # its own command and wall time stay with it
+        lines += ["#" + sweep.strip(), ""]
     return "\n".join(lines)
+
+
+def write_page(result: dict, md_path) -> str:
+    """Writes the page of ``result`` to ``md_path`` with the capacity sweep found beside it, if any."""
+    md_path = Path(md_path)
+    sweep = md_path.parent / "capacity_sweep.md"
+    text = render(result, sweep.read_text() if sweep.is_file() else None)
+    atomic.write_text(md_path, text)
+    return text
 
 
 def plot(result: dict, path) -> bytes:
@@ -630,8 +642,7 @@ def main(argv=None) -> int:
     }
     plot(result, figure)
     atomic.write_json(str(out) + ".json", result)
-    text = render(result)
-    atomic.write_text(str(out) + ".md", text)
+    text = write_page(result, str(out) + ".md")
     if (out.parent / "RESULTS.md").exists():  # the results page includes this one
         from bench import results_page
 

@@ -1,0 +1,128 @@
+"""bench/capacity_sweep.py: topologies trained on the teachers' pool, each measured
+against the deployment budgets and scored on the same images as the anchors."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import larq_glt  # noqa: F401
+from bench import anchors, capacity_sweep
+from larq_glt.models import ModelConfig
+
+CLASSES = ("non_person", "person")
+
+
+def _row(**over):
+    row = {"run": "runs/x", "topology": capacity_sweep.topology(ModelConfig(width=2.0).to_dict()), "trained_as": None,
+           "recipe": {"kd_temperature": 1.0, "learning_rate": 0.002, "zoom": 0.0, "mosaic": 0.0, "kd_mixup": 0.0,
+                      "augment": True, "init_from": None, "prune": None},
+           "epochs_trained": 16, "flatbuffer_bytes": 118_000, "weight_bits": 939_328, "binary_macs": 35_398_656,
+           "all_convs_binary": True, "instructions": 4_274_440.0, "instructions_range": [4_025_320, 4_443_200],
+           "peak_ram_bytes": 34_048, "board": "mps2-an500", "person_offset": 0.25, "heldout_images": 1339,
+           "balanced_agreement_calibrated": 0.821,
+           "vww96": {"accuracy": 0.744, "correct": 372, "images": 500, "ci95": [0.704, 0.78],
+                     "recall": {"person": 0.648, "non_person": 0.84}}}
+    row.update(over)
+    row["over_budget"] = capacity_sweep.within_budgets(row)
+    return row
+
+
+def test_topology_names_width_stem_and_blocks():
+    t = capacity_sweep.topology(ModelConfig(width=2.0, stem_pool=False).to_dict())
+    assert t["width"] == 2.0 and t["stem"] == "4×4/4" and t["blocks"] == 4
+    assert t["filters"] == [64, 128, 256, 256] and t["groups"] == [1, 2, 4, 8]  # the config's, before width
+    assert capacity_sweep.topology(ModelConfig().to_dict())["stem"] == "4×4/4 + pool"
+
+
+def test_every_broken_budget_is_named():
+    assert _row()["over_budget"] == []
+    broken = _row(weight_bits=1_000_001, instructions=4_800_001.0, peak_ram_bytes=65_537,
+                  all_convs_binary=False)["over_budget"]
+    assert len(broken) == 4 and any("weight bits 1,000,001 > 1,000,000" == b for b in broken)
+    assert any("LceBconv2d" in b for b in broken)
+    assert _row(weight_bits=1_000_000, instructions=4_800_000.0, peak_ram_bytes=65_536)["over_budget"] == []
+
+
+def test_table_states_recipe_epochs_pruning_and_budgets():
+    pruned = _row(run="runs/p", trained_as=capacity_sweep.topology(ModelConfig(width=3.0).to_dict()),
+                  recipe={**_row()["recipe"], "prune": {"ratio": 0.3333, "block": 32, "ramp_epochs": 8,
+                                                        "finetune_epochs": 16}},
+                  instructions=5_000_000.0)
+    text = capacity_sweep.render({"command": "python bench/capacity_sweep.py runs/x runs/p", "rows": [_row(), pruned],
+                                  "seconds": 12.0})
+    assert "`python bench/capacity_sweep.py runs/x runs/p`" in text
+    assert "| `runs/x` | width 2, stem 4×4/4 + pool (32 filters), 4 blocks" in text
+    assert "trained at width 3, then pruned to this" in text and "pruned 0.3333 in 32-channel blocks" in text
+    assert "74.4% [70.4, 78.0]" in text and "64.8% / 84.0%" in text and "| within |" in text
+    assert "instructions 5,000,000 > 4,800,000" in text
+
+
+def test_refusals_exit_2_with_one_line(tmp_path, capsys):
+    assert capacity_sweep.main([str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
+    assert "holds no finished run" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    (run / "config.json").write_text(json.dumps({"dataset": "vww"}))
+    assert capacity_sweep.main([str(run), "--out", str(tmp_path / "s")]) == 2
+    assert "not trained with --dataset unlabelled" in capsys.readouterr().err
+    (run / "config.json").write_text(json.dumps({"dataset": "unlabelled"}))
+    assert capacity_sweep.main([str(run), "--out", str(tmp_path / "s")]) == 2
+    assert "anchors.json is missing" in capsys.readouterr().err
+    (tmp_path / "anchors.json").write_text("{}")
+    assert capacity_sweep.main([str(run), "--out", str(tmp_path / "s"), "--images", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_the_anchors_page_shows_the_sweep_beside_it(tmp_path, monkeypatch):
+    result = {"command": "python bench/anchors.py", "models": [], "figure": "figures/anchors.png", "seconds": 1.0,
+              "images": {"path": "vww96", "count": 0, "per_class": {}}}
+    page = tmp_path / "anchors.md"
+    assert "Capacity sweep" not in anchors.write_page(result, page)
+    (tmp_path / "capacity_sweep.md").write_text("# Capacity sweep: x\n\nCommand: `sweep`\n")
+    text = anchors.write_page(result, page)
+    assert "\n## Capacity sweep: x\n" in text and page.read_text() == text
+
+
+def _images(n, side, seed):
+    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+
+
+@pytest.mark.slow
+def test_a_trained_pool_run_is_exported_measured_and_scored(tmp_path):
+    import tf_keras as keras
+
+    from larq_glt.training import TrainConfig, train
+
+    side = 32
+    pool = tmp_path / "pool"
+    for i, img in enumerate(_images(24, side, 3)):
+        (pool / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(pool / f"d{i % 2}" / f"{i}.png")
+    vww = tmp_path / "vww"
+    for i, img in enumerate(_images(10, side, 4)):
+        (vww / CLASSES[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(vww / CLASSES[i % 2] / f"{i}.png")
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    teacher.save(tmp_path / "t.h5")
+    train(TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=side, epochs=1, batch_size=8,
+                      out=str(tmp_path / "run"), val_fraction=0.25, progress=False,
+                      kd_teacher=f"{tmp_path / 't.h5'}:input=unit,output=logits,classes=non_person+person",
+                      model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]}))
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "anchors.json").write_text(json.dumps(
+        {"command": "python bench/anchors.py", "models": [], "figure": "figures/anchors.png", "seconds": 1.0,
+         "images": {"path": "vww", "count": 0, "per_class": {}}}))
+    out = bench / "capacity_sweep"
+    assert capacity_sweep.main([str(tmp_path / "run"), "--images", str(vww), "--out", str(out)]) == 0
+    row = json.loads(out.with_suffix(".json").read_text())["rows"][0]
+    assert row["all_convs_binary"] and row["instructions"] > 0 and row["peak_ram_bytes"] > 0
+    assert row["vww96"]["images"] == 10 and 0 <= row["vww96"]["correct"] <= 10
+    assert row["topology"]["blocks"] == 1 and row["epochs_trained"] == 1 and row["heldout_images"] == 6
+    assert row["over_budget"] == []
+    assert "## Capacity sweep" in (bench / "anchors.md").read_text()
