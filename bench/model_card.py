@@ -20,6 +20,8 @@ def train_command(cfg: TrainConfig) -> str:
             parts.append(f"--mosaic-grid {cfg.mosaic_grid}")
     if cfg.kd_mixup:
         parts.append(f"--kd-mixup {cfg.kd_mixup:g}")
+    if cfg.kd_class_balance:
+        parts.append("--kd-class-balance")
     # Spelled out: the defaults of the GLT options may change between versions.
     parts.append(f"--glt-init {cfg.glt_init}")
     model = dict(cfg.model)

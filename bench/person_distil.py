@@ -143,6 +143,7 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
         "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic,
                    "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
+                   "kd_class_balance": cfg.kd_class_balance,
                    "prune": ({"ratio": cfg.prune_ratio, "block": cfg.prune_block, "ramp_epochs": cfg.prune_epochs,
                               "finetune_epochs": cfg.finetune} if cfg.pruning else None),
                    "learning_rate": cfg.learning_rate, "augment": cfg.augment, "init_from": cfg.init_from},
@@ -269,6 +270,7 @@ def _recipe(r: dict) -> str:
         largest = r.get("mosaic_grid", 2)
         parts.append(f"mosaic {r['mosaic']:g}" + (f" up to {largest}×{largest}" if largest != 2 else ""))
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
+    parts += ["class-balanced KD"] if r.get("kd_class_balance") else []
     if r.get("prune"):
         pr = r["prune"]
         parts.append(f"pruned {pr['ratio']:g} in {pr['block']}-channel blocks "

@@ -62,13 +62,21 @@ def check_options(alpha: float, temperature: float) -> None:
 UNLABELLED = -1
 
 
-def kd_loss(labels, student_logits, teacher_logits, alpha: float = 0.5, temperature: float = 4.0):
+def kd_loss(labels, student_logits, teacher_logits, alpha: float = 0.5, temperature: float = 4.0,
+            class_balance: bool = False):
     """Mean over the batch of
     ``α·CE(labels, s) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))``.
 
     ``labels`` are integer class ids; the logits are ``(batch, classes)``.
     An example labelled :data:`UNLABELLED` has no CE term and its KD term at
     full weight, ``T²·KL``: the teacher is its only label.
+
+    ``class_balance``: example ``i`` is weighted by ``Σ_c p_i(c) / (C·p̄(c))``,
+    ``p_i`` the teacher's probabilities (at T = 1), ``p̄`` their batch mean:
+    every class the teacher sees weighs alike in the batch (the weights average
+    1), so a pool where the teacher sees few persons still teaches persons as
+    much as the rest. A balanced-accuracy objective, not a prior: the offset
+    calibrated after training still sets the operating point.
     """
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
     s = tf.cast(student_logits, tf.float32)
@@ -79,7 +87,17 @@ def kd_loss(labels, student_logits, teacher_logits, alpha: float = 0.5, temperat
     log_p_s = tf.nn.log_softmax(s / temperature, axis=-1)
     kl = temperature**2 * tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
     per_example = tf.where(labelled, alpha * ce + (1.0 - alpha) * kl, kl)
+    if class_balance:
+        per_example *= tf.stop_gradient(class_balance_weights(t))
     return tf.reduce_mean(per_example)
+
+
+def class_balance_weights(teacher_logits):
+    """The per-example weights of ``kd_loss(..., class_balance=True)``."""
+    p = tf.nn.softmax(tf.cast(teacher_logits, tf.float32), axis=-1)
+    share = tf.reduce_mean(p, axis=0)  # > 0: softmax probabilities never vanish
+    classes = tf.cast(tf.shape(p)[-1], tf.float32)
+    return tf.reduce_sum(p / (classes * share), axis=-1)
 
 
 class Distiller(keras.Model):
@@ -95,12 +113,13 @@ class Distiller(keras.Model):
     """
 
     def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = 0.5,
-                 temperature: float = 4.0, mixup: float = 0.0, **kwargs):
+                 temperature: float = 4.0, mixup: float = 0.0, class_balance: bool = False, **kwargs):
         super().__init__(**kwargs)
         check_options(alpha, temperature)
         if not 0.0 <= mixup <= 1.0:
             raise DistillationError(f"--kd-mixup must be in [0, 1], got {mixup}")
         self.mixup = float(mixup)
+        self.class_balance = bool(class_balance)
         # Seed of the mixup draws, set per epoch by the caller (``set_epoch_seed``):
         # with the step counter it makes each step's draw reproducible on --resume.
         self.epoch_seed = tf.Variable([0, 0], dtype=tf.int64, trainable=False)
@@ -145,7 +164,7 @@ class Distiller(keras.Model):
         teacher_logits = self._teacher_logits(x)
         with tf.GradientTape() as tape:
             logits = self.student(x, training=True)
-            loss = kd_loss(y, logits, teacher_logits, self.alpha, self.temperature)
+            loss = kd_loss(y, logits, teacher_logits, self.alpha, self.temperature, self.class_balance)
             if self.student.losses:
                 loss += tf.add_n(self.student.losses)
         variables = self.student.trainable_variables

@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--kd-mixup", type=float, default=0.0,
                    help="share of each distillation batch replaced by blends of two images (uniform weight), "
                         "labelled by the teacher only: inputs no dataset holds (0 = off)")
+    k.add_argument("--kd-class-balance", action="store_true",
+                   help="weigh each example so that the classes the teacher sees weigh alike in every batch "
+                        "(a pool with few persons teaches persons as much as the rest)")
     k.add_argument("--kd-teacher-epochs", type=int, help="epochs of the 'auto' teacher; unset: --epochs")
     return p
 
@@ -193,6 +196,7 @@ def config_from_args(args, out=None):
         mosaic=args.mosaic,
         mosaic_grid=args.mosaic_grid,
         kd_mixup=args.kd_mixup,
+        kd_class_balance=args.kd_class_balance,
         unlabelled_classes=args.class_names.split(",") if args.class_names else None,
         kd_alpha=args.kd_alpha,
         kd_temperature=args.kd_temperature,

@@ -57,6 +57,8 @@ class TrainConfig:
     ``mosaic_grid``: its largest grid side (k×k tiles, k uniform in 2..mosaic_grid).
     ``kd_mixup``: share of each distillation batch replaced by blends of two
     images, labelled by the teacher only (see :class:`distillation.Distiller`).
+    ``kd_class_balance``: weight each example so that the classes the teacher
+    sees weigh alike in every batch (see :func:`distillation.kd_loss`).
     ``unlabelled``: image folders added to the training set, labelled by the
     teacher only. ``unlabelled_classes``: the classes of the ``unlabelled`` dataset
     (default: the first teacher's ``classes=``).
@@ -97,6 +99,7 @@ class TrainConfig:
     mosaic: float = 0.0
     mosaic_grid: int = 2
     kd_mixup: float = 0.0
+    kd_class_balance: bool = False
     sensor: str = "srgb"  # srgb: the images as stored; linear: a linear sensor's ADC codes (data/sensor.py)
     sensor_params: dict = dataclasses.field(default_factory=dict)  # data.sensor.SensorConfig overrides
 
@@ -105,7 +108,7 @@ class TrainConfig:
                  "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
                  "init_from", "unlabelled", "unlabelled_classes", "zoom", "mosaic", "mosaic_grid", "kd_mixup",
-                 "sensor",
+                 "kd_class_balance", "sensor",
                  "sensor_params")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
@@ -263,6 +266,8 @@ def check_options(cfg: TrainConfig) -> None:
     specs = teacher_specs(cfg)
     if cfg.kd_mixup and not specs:
         raise TrainingError("--kd-mixup blends images for the teacher to label: give --kd-teacher")
+    if cfg.kd_class_balance and not specs:
+        raise TrainingError("--kd-class-balance weighs examples by the teacher's classes: give --kd-teacher")
     if specs:
         try:
             distillation.check_options(cfg.kd_alpha, cfg.kd_temperature)

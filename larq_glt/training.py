@@ -241,7 +241,7 @@ def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     if teacher is None:
         return model
     distiller = distillation.Distiller(model, teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature,
-                                       mixup=cfg.kd_mixup)
+                                       mixup=cfg.kd_mixup, class_balance=cfg.kd_class_balance)
     distiller.compile(optimizer=optimizer, metrics=["accuracy"])
     return distiller
 

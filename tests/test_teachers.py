@@ -335,9 +335,33 @@ def test_mixup_blends_pairs_and_leaves_them_to_the_teacher():
         distillation.Distiller(student, student, mixup=1.5)
 
 
+def test_class_balance_weighs_the_classes_the_teacher_sees_alike():
+    # the teacher sees one person among four (certainly): that example weighs 2, the others 2/3
+    t = tf.constant([[9.0, -9.0]] * 3 + [[-9.0, 9.0]])
+    w = distillation.class_balance_weights(t).numpy()
+    np.testing.assert_allclose(w, [2 / 3, 2 / 3, 2 / 3, 2.0], rtol=1e-3)
+    np.testing.assert_allclose(w.mean(), 1.0, rtol=1e-6)
+    # a batch of one class is weighted alike: the loss is the unweighted one
+    same = tf.constant([[2.0, -1.0], [3.0, 0.5]])
+    s = tf.constant([[0.3, 0.1], [-0.2, 0.4]])
+    np.testing.assert_allclose(distillation.class_balance_weights(same).numpy().mean(), 1.0, rtol=1e-6)
+    labels = [distillation.UNLABELLED] * 4
+    s4 = tf.constant([[0.5, 0.0], [0.1, 0.2], [1.0, -1.0], [0.0, 0.0]])
+    per = [distillation.kd_loss(labels[:1], s4[i:i + 1], t[i:i + 1], temperature=1.0).numpy() for i in range(4)]
+    balanced = distillation.kd_loss(labels, s4, t, temperature=1.0, class_balance=True).numpy()
+    np.testing.assert_allclose(balanced, np.mean(np.array(per) * w), rtol=1e-5)
+    assert not np.isclose(balanced, distillation.kd_loss(labels, s4, t, temperature=1.0).numpy())
+    # the weights carry no gradient: the teacher is fixed anyway, and so is the batch's balance
+    with tf.GradientTape() as tape:
+        tape.watch(s)
+        loss = distillation.kd_loss([0, 1], s, same, class_balance=True)
+    assert tape.gradient(loss, s) is not None
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--zoom", "1.0"], "--zoom must be in [0, 1)"),
     (["--kd-mixup", "0.5"], "--kd-mixup blends images"),
+    (["--kd-class-balance"], "--kd-class-balance weighs examples by the teacher's classes"),
     (["--mosaic", "0.5"], "--mosaic builds scenes"),  # a labelled dataset: only a teacher labels a mosaic
     (["--mosaic", "1.5"], "--mosaic is a probability in [0, 1], got 1.5"),
     (["--mosaic-grid", "3"], "--mosaic-grid sets the mosaics' size: give --mosaic P too"),
