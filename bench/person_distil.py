@@ -139,7 +139,10 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
     cost = summary.model_cost(model)["total"]
     metrics = run.read_json(run.metrics)
     return {
-        "run": str(run_dir), "epochs": cfg.epochs, "width": cfg.model.get("width", 1.0), "model": cfg.model,
+        "run": str(run_dir),
+        # every epoch of the run itself: dense, and the pruning ramp and fine-tuning if any
+        "epochs": cfg.epochs + (cfg.prune_epochs + cfg.finetune if cfg.pruning else 0),
+        "width": cfg.model.get("width", 1.0), "model": cfg.model,
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
         "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic,
                    "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
