@@ -45,12 +45,16 @@ class SweepError(Exception):
 
 
 def topology(config: dict) -> dict:
-    """What distinguishes one compact topology from another, from a ``ModelConfig`` dict."""
+    """What distinguishes one compact topology from another, from a ``ModelConfig`` dict:
+    filter counts as built (the width multiplier applied; a pruned model's config holds them at width 1)."""
+    from larq_glt.models import scaled_filters
+
+    width = config.get("width", 1.0)
     stem = f"{config['stem_kernel']}×{config['stem_kernel']}/{config['stem_stride']}"
     if config.get("stem_pool"):
         stem += " + pool"
-    return {"width": config.get("width", 1.0), "stem": stem, "stem_filters": config["stem_filters"],
-            "blocks": len(config["blocks"]), "filters": [b["filters"] for b in config["blocks"]],
+    return {"width": width, "stem": stem, "stem_filters": scaled_filters(config["stem_filters"], width),
+            "blocks": len(config["blocks"]), "filters": [scaled_filters(b["filters"], width) for b in config["blocks"]],
             "groups": [b["groups"] for b in config["blocks"]]}
 
 
@@ -108,9 +112,13 @@ def sweep_row(run_dir: Path, board: str, images, labels) -> dict:
     return row
 
 
+def _filters_text(t: dict) -> str:
+    return f"{t['stem_filters']} + {'/'.join(map(str, t['filters']))}"
+
+
 def _topology_text(t: dict) -> str:
-    return (f"width {t['width']:g}, stem {t['stem']} ({t['stem_filters']} filters), {t['blocks']} blocks "
-            f"{'/'.join(map(str, t['filters']))} (groups {'/'.join(map(str, t['groups']))})")
+    return (f"stem {t['stem']}, {t['blocks']} blocks (groups {'/'.join(map(str, t['groups']))}); filters "
+            f"{_filters_text(t)} (width {t['width']:g})")
 
 
 def render(result: dict) -> str:
@@ -126,15 +134,18 @@ def render(result: dict) -> str:
         f"Budgets: ≤ {BUDGETS['weight_bits']:,} weight bits, every convolution `LceBconv2d`, ≤ "
         f"{BUDGETS['instructions']:,} instructions, peak RAM ≤ {BUDGETS['peak_ram_bytes']:,} B.",
         "",
-        "| run | topology | recipe | epochs | weight bits | binary MACs | instructions (mps2-an500) | peak RAM B "
+        "| run | topology (filters: stem + blocks) | recipe | epochs | weight bits | binary MACs | instructions (mps2-an500) | peak RAM B "
         "| held-out balanced agreement (calibrated) | vww96 [95% Wilson] | person / non-person recall | budgets |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     for r in result["rows"]:
         v = r["vww96"]
-        topo = _topology_text(r["topology"])
         if r.get("trained_as"):
-            topo += f"; trained at width {r['trained_as']['width']:g}, then pruned to this"
+            t = r["trained_as"]
+            topo = (f"stem {t['stem']}, {t['blocks']} blocks (groups {'/'.join(map(str, t['groups']))}); filters "
+                    f"{_filters_text(t)} (width {t['width']:g}), pruned to {_filters_text(r['topology'])}")
+        else:
+            topo = _topology_text(r["topology"])
         lines.append(
             f"| `{r['run']}` | {topo} | {_recipe(r['recipe'])} | {r['epochs_trained']} | {r['weight_bits']:,} | "
             f"{r['binary_macs']:,} | {r['instructions']:,.0f} | {r['peak_ram_bytes']:,} | "

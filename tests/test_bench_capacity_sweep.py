@@ -31,7 +31,8 @@ def _row(**over):
 def test_topology_names_width_stem_and_blocks():
     t = capacity_sweep.topology(ModelConfig(width=2.0, stem_pool=False).to_dict())
     assert t["width"] == 2.0 and t["stem"] == "4×4/4" and t["blocks"] == 4
-    assert t["filters"] == [64, 128, 256, 256] and t["groups"] == [1, 2, 4, 8]  # the config's, before width
+    assert t["filters"] == [128, 256, 512, 512] and t["stem_filters"] == 64  # as built, width applied
+    assert t["groups"] == [1, 2, 4, 8]
     assert capacity_sweep.topology(ModelConfig().to_dict())["stem"] == "4×4/4 + pool"
 
 
@@ -52,8 +53,9 @@ def test_table_states_recipe_epochs_pruning_and_budgets():
     text = capacity_sweep.render({"command": "python bench/capacity_sweep.py runs/x runs/p", "rows": [_row(), pruned],
                                   "seconds": 12.0})
     assert "`python bench/capacity_sweep.py runs/x runs/p`" in text
-    assert "| `runs/x` | width 2, stem 4×4/4 + pool (32 filters), 4 blocks" in text
-    assert "trained at width 3, then pruned to this" in text and "pruned 0.3333 in 32-channel blocks" in text
+    assert "| `runs/x` | stem 4×4/4 + pool, 4 blocks (groups 1/2/4/8); filters 64 + 128/256/512/512 (width 2) |" in text
+    assert "filters 96 + 192/384/768/768 (width 3), pruned to 64 + 128/256/512/512" in text
+    assert "pruned 0.3333 in 32-channel blocks" in text
     assert "74.4% [70.4, 78.0]" in text and "64.8% / 84.0%" in text and "| within |" in text
     assert "instructions 5,000,000 > 4,800,000" in text
 
