@@ -358,6 +358,17 @@ def test_class_balance_weighs_the_classes_the_teacher_sees_alike():
     assert tape.gradient(loss, s) is not None
 
 
+def test_the_run_config_turns_class_balance_on_in_the_distiller():
+    from larq_glt import training
+
+    student = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    teacher = lambda x: tf.zeros([tf.shape(x)[0], 2])  # noqa: E731
+    for on in (False, True):
+        cfg = training.TrainConfig(kd_teacher="t.h5", kd_class_balance=on)
+        trainer = training._compile(student, keras.optimizers.Adam(), teacher, cfg)
+        assert isinstance(trainer, distillation.Distiller) and trainer.class_balance is on
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--zoom", "1.0"], "--zoom must be in [0, 1)"),
     (["--kd-mixup", "0.5"], "--kd-mixup blends images"),
