@@ -2,15 +2,13 @@
 against the deployment budgets and scored on the same images as the anchors."""
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import larq_glt  # noqa: F401
 from bench import anchors, capacity_sweep
 from larq_glt.models import ModelConfig
 
-CLASSES = ("non_person", "person")
+from tests import pool_runs
 
 
 def _row(**over):
@@ -89,39 +87,17 @@ def test_the_anchors_page_shows_the_sweep_beside_it(tmp_path, monkeypatch):
     assert "\n## Capacity sweep: x\n" in text and page.read_text() == text
 
 
-def _images(n, side, seed):
-    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
-
-
 @pytest.mark.slow
 def test_a_trained_pool_run_is_exported_measured_and_scored(tmp_path):
-    import tf_keras as keras
-
-    from larq_glt.training import TrainConfig, train
-
-    side = 32
-    pool = tmp_path / "pool"
-    for i, img in enumerate(_images(24, side, 3)):
-        (pool / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(pool / f"d{i % 2}" / f"{i}.png")
-    vww = tmp_path / "vww"
-    for i, img in enumerate(_images(10, side, 4)):
-        (vww / CLASSES[i % 2]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(vww / CLASSES[i % 2] / f"{i}.png")
-    keras.utils.set_random_seed(0)
-    teacher = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
-    teacher.save(tmp_path / "t.h5")
-    train(TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=side, epochs=1, batch_size=8,
-                      out=str(tmp_path / "run"), val_fraction=0.25, progress=False,
-                      kd_teacher=f"{tmp_path / 't.h5'}:input=unit,output=logits,classes=non_person+person",
-                      model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]}))
+    run = pool_runs.pool_run(tmp_path)
+    vww = pool_runs.labelled_folder(tmp_path / "vww", 10)
     bench = tmp_path / "benchmarks"
     bench.mkdir()
     (bench / "anchors.json").write_text(json.dumps(
         {"command": "python bench/anchors.py", "models": [], "figure": "figures/anchors.png", "seconds": 1.0,
          "images": {"path": "vww", "count": 0, "per_class": {}}}))
     out = bench / "capacity_sweep"
-    assert capacity_sweep.main([str(tmp_path / "run"), "--images", str(vww), "--out", str(out)]) == 0
+    assert capacity_sweep.main([str(run), "--images", str(vww), "--out", str(out)]) == 0
     row = json.loads(out.with_suffix(".json").read_text())["rows"][0]
     assert row["all_convs_binary"] and row["instructions"] > 0 and row["peak_ram_bytes"] > 0
     assert row["vww96"]["images"] == 10 and 0 <= row["vww96"]["correct"] <= 10

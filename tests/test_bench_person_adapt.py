@@ -2,17 +2,14 @@
 scored by cross-validation (every image by a model that never trained on it)."""
 import numpy as np
 import pytest
-from PIL import Image
 
 import larq_glt  # noqa: F401
 from bench import person_adapt
 from larq_glt.distillation import UNLABELLED
+from tests import pool_runs
 
-CLASSES = ("non_person", "person")
-
-
-def _images(n, side, seed):
-    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+CLASSES = pool_runs.CLASSES
+_images = pool_runs.images
 
 
 def test_mixed_splits_repeat_the_labelled_images_and_mark_the_pool():
@@ -36,28 +33,10 @@ def test_refuses_a_base_that_is_not_a_distilled_run(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cross_validation_scores_each_image_by_a_model_that_never_trained_on_it(tmp_path, monkeypatch):
-    import tf_keras as keras
-
     from larq_glt import runs
-    from larq_glt.training import TrainConfig, train
 
-    side = 32
-    pool = tmp_path / "pool"
-    for i, img in enumerate(_images(24, side, 3)):
-        (pool / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(pool / f"d{i % 2}" / f"{i}.png")
-    vww = tmp_path / "vww"
-    for i, img in enumerate(_images(12, side, 4)):
-        (vww / CLASSES[i % 2]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(vww / CLASSES[i % 2] / f"{i}.png")
-    keras.utils.set_random_seed(0)
-    teacher = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
-    teacher.save(tmp_path / "t.h5")
-    base = TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=side, epochs=1, batch_size=8,
-                       out=str(tmp_path / "base"), val_fraction=0.25, progress=False,
-                       kd_teacher=f"{tmp_path / 't.h5'}:input=unit,output=logits,classes=non_person+person",
-                       model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]})
-    train(base)
+    pool_runs.pool_run(tmp_path, "base")
+    vww = pool_runs.labelled_folder(tmp_path / "vww", 12)
     recipe = person_adapt.Recipe(epochs=1, repeat=2, pool_images=10)
     cv = person_adapt.cross_validate(tmp_path / "base", recipe, 3, tmp_path / "work", vww)
     _check_folds(cv, tmp_path)
