@@ -351,7 +351,7 @@ def test_class_balance_weighs_the_classes_the_teacher_sees_alike():
     balanced = distillation.kd_loss(labels, s4, t, temperature=1.0, class_balance=True).numpy()
     np.testing.assert_allclose(balanced, np.mean(np.array(per) * w), rtol=1e-5)
     assert not np.isclose(balanced, distillation.kd_loss(labels, s4, t, temperature=1.0).numpy())
-    # the weights carry no gradient: the teacher is fixed anyway, and so is the batch's balance
+    # the weighted loss still trains the student
     with tf.GradientTape() as tape:
         tape.watch(s)
         loss = distillation.kd_loss([0, 1], s, same, class_balance=True)
