@@ -129,8 +129,10 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
     repeat. The offset is the median difference: the timer read (board_cycles, a
     few dozen instructions) is paid once per timing, so a single run's count holds
     all of it and a mean of n only 1/n; it must stay under one tick itself (it is
-    ~23 here). Each op is then within 45 of single = mean + offset: the single
-    timing is off by less than a tick (40), the mean by less than 40 / 8."""
+    ~23 here). Each difference is then within 45 of the true offset (the single
+    timing is off by less than a tick, 40, the mean by less than 40 / 8), so all
+    of them lie in a window narrower than 90; the median only estimates that
+    offset, so the window is checked, not the distance to the median."""
     from deploy import emulators
     from deploy.emulators import protocol
 
@@ -152,8 +154,8 @@ def test_profile_repeat_gives_per_call_counts(exported_default, tmp_path):
         diffs.update({(k, name): single[name] - mean[name] for name in single})
     offset = float(np.median(list(diffs.values())))
     assert -5 <= offset <= 40, offset
-    for key, d in diffs.items():
-        assert abs(d - offset) <= 45, (key, d, offset)
+    low, high = min(diffs.items(), key=lambda kv: kv[1]), max(diffs.items(), key=lambda kv: kv[1])
+    assert high[1] - low[1] < 90, (low, high, offset)
     for a, b in zip(one, rep):
         assert 7 * a.cycles < b.cycles < 9 * a.cycles
 
