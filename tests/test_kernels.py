@@ -273,7 +273,7 @@ def test_bconv2d_lanes_at_every_input_density(lib, density):
     comparison. Windows from empty to full, with padding."""
     rng = np.random.default_rng(int(density * 100))
     for case in range(12):
-        cfg = dict(cin=int(rng.choice([24, 32, 64, 96])), cout=int(rng.choice([7, 32, 64])), groups=1,
+        cfg = dict(cin=int(rng.choice([24, 32, 64, 96])), cout=int(rng.choice([7, 32, 64, 96])), groups=1,
                    fh=3, fw=int(rng.integers(1, 4)), sh=1, sw=int(rng.integers(1, 3)), dh=1, dw=1,
                    same=bool(case % 2), pad_value=1, out_type=OUT_BITS, in_h=5, in_w=6, lanes=True)
         params, arrays, scratch, x, filt_bits = bconv_case(rng, input_p=density, **cfg)

@@ -15,7 +15,7 @@ from larq_glt.flatbuffer import Model, Operator
 def bconv_scratch_bytes(n_words: int, taps: int, lanes: bool) -> int:
     """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h)."""
     if lanes:
-        return 4 * (n_words + 1)  # the window and its sentinel word
+        return 4 * (n_words + 1) + 2 * (16 * n_words + 16)  # the window, its sentinel and column list
     return 4 * n_words if taps > 1 else 0
 
 
@@ -34,7 +34,7 @@ def lane_tables(filter_words: np.ndarray, thresholds: np.ndarray, groups: int,
 
     filter_words: [out_c, N] packed filter rows; thresholds: LCE's (any int range).
     Returns lane_filter [groups * lane_groups * (N * 32 + 32)] (each table ends with
-    32 zero words, the columns of the sentinel word after the window) and
+    32 zero words, the columns that pad the column list to whole blocks of 16) and
     lane_thresholds [groups * lane_groups * 33], both uint32.
     """
     out_c, n = filter_words.shape

@@ -64,8 +64,9 @@ typedef struct {
                                       T mod 2, then the 16 planes of -floor((T + 2P) / 2),
                                       with T = threshold - P, P = popcount of the channel's
                                       filter */
-    uint32_t *scratch;             /* optimized kernel RAM: N words for the window, plus one
-                                      with lane tables */
+    uint32_t *scratch;             /* optimized kernel RAM: N words for the window; with lane
+                                      tables one more word and 16 * N + 16 uint16 column
+                                      indices */
 } glt_bconv2d_params;
 
 /* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */

@@ -14,8 +14,10 @@
  *    most bits are set, the unset ones are summed instead). The counter starts at
  *    floor((threshold - P_j) / 2), so `count_j > threshold_j` becomes a
  *    bit-sliced comparison with a scalar that yields the packed output word.
- *    Per summed window bit and 32 channels on Thumb-2 (assembly): 5 instructions
- *    to find the bit and load its column + 15/16 of a 5-instruction CSA.
+ *    The summed bits are listed once per window as column indices and every lane
+ *    group reads that list. Per summed window bit and 32 channels on Thumb-2
+ *    (assembly): 2 instructions to load its column + 15/16 of a 5-instruction
+ *    CSA, plus listing the bit once for all lane groups.
  *
  * 2. SWAR (float/int8 output, zero-padding, or no lane tables): per output
  *    channel, popcount(window ^ filter row) over the N window words. Words come
@@ -344,26 +346,32 @@ static int32_t padding_correction(const glt_bconv2d_params *p, int32_t oc, const
  * Complement: when more than half the window bits are set, the unset bits are
  * summed instead: S_j = P_j - S'_j, the counter starts at -floor((threshold +
  * P_j) / 2) and the comparison is reversed, so a window costs min(n1, 32N - n1)
- * columns. The set bits are read directly from the (complemented) window words;
- * a sentinel word of ones after the window points at 32 zero columns, which pad
- * the last block of 16.
+ * columns.
+ *
+ * Finding a bit costs about 5 instructions. With one lane group, lanes_scan
+ * finds the set bits in the (complemented) window words; a sentinel word of ones
+ * after the window points at 32 zero columns, which pad the last block of 16.
+ * With more lane groups, lanes_columns lists the summed bits once per window as
+ * 16-bit column indices (padded with index 32N, a zero column) and lanes_list
+ * reads the list in every lane group, at 2 instructions per column.
  * ------------------------------------------------------------------------- */
 
 #define LANE_PLANES_MAX 16
 #define LANE_THRESHOLD_WORDS 33 /* see glt_bconv2d.h */
 
 typedef struct {
-    const uint32_t *window; /* offset 0: N words, then the sentinel */
+    const uint32_t *window; /* offset 0: N words, then the sentinel (lanes_scan) */
     const uint32_t *cols;   /* 4: the lane group's columns (N * 32 + 32 words) */
     uint32_t *planes;       /* 8: planes 0..3 (ones, twos, fours, eights): in and out */
     uint32_t *high;         /* 12: zero-based counter of weight-16 carries (out) */
     int32_t blocks;         /* 16: blocks of 16 columns, >= 1 */
-    uint32_t invert;        /* 20: 0, or ~0 to sum the unset bits */
+    uint32_t invert;        /* 20: 0, or ~0 to sum the unset bits (lanes_scan) */
+    const uint16_t *list;   /* 24: column indices, 16 * blocks of them (lanes_list) */
 } lanes_job;
 
 #if defined(__GNUC__) && defined(__thumb2__)
 /*
- * Thumb-2: registers r0 ones, r1 twos, r2/r3 columns, r4 bits left of the current
+ * Thumb-2, lanes_scan: registers r0 ones, r1 twos, r2/r3 columns, r4 bits left of the current
  * window word (bit-reversed: CLZ finds the lowest), r5 its columns, r6 the next
  * window word, r7/r8/r11 temporaries, r9/r10 pending carries, r12 0x80000000;
  * the stack holds fours, eights, the pending weight-8 carry, the block count, the
@@ -418,7 +426,7 @@ typedef struct {
     CSA_ONES_ASM("r8")                          \
     CSA_TWOS_ASM("r9")
 
-__attribute__((naked, noinline)) static void lanes_accumulate(lanes_job *job __attribute__((unused)))
+__attribute__((naked, noinline)) static void lanes_scan(lanes_job *job __attribute__((unused)))
 {
     __asm__("push   {r0, r4-r11, lr}\n\t"
             "sub    sp, sp, #24\n\t" /* fours, eights, eights carry, blocks, high, invert */
@@ -475,11 +483,117 @@ __attribute__((naked, noinline)) static void lanes_accumulate(lanes_job *job __a
             "pop    {r0, r4-r11, pc}\n");
 }
 #undef NEXT_ASM
+#undef CSA_FOURS_ASM
+/*
+ * Thumb-2, lanes_list: r4 the next list entry, r5 the columns, r6 fours, r12
+ * eights (both freed by the list); the stack holds the pending weight-8 carry, the
+ * block count and the high pointer. Per column: 2 instructions (LDRH, LDR) plus
+ * 15/16 of a 5-instruction carry-save adder.
+ */
+#define NEXT_ASM(x)                             \
+    "ldrh   r11, [r4], #2\n\t"                  \
+    "ldr    " x ", [r5, r11, lsl #2]\n\t"
+/* r10 = majority(fours, r10, r9), fours ^= r10 ^ r9 */
+#define CSA_FOURS_ASM                           \
+    "and    r7, r6, r10\n\t"                    \
+    "eor    r6, r6, r10\n\t"                    \
+    "and    r10, r6, r9\n\t"                    \
+    "eor    r6, r6, r9\n\t"                     \
+    "orr    r10, r10, r7\n\t"
+
+__attribute__((naked, noinline)) static void lanes_list(lanes_job *job __attribute__((unused)))
+{
+    __asm__("push   {r0, r4-r11, lr}\n\t"
+            "sub    sp, sp, #16\n\t" /* eights carry, blocks, high, (alignment) */
+            "ldr    r4, [r0, #24]\n\t"
+            "ldr    r5, [r0, #4]\n\t"
+            "ldr    r7, [r0, #8]\n\t"
+            "ldr    r2, [r0, #12]\n\t"
+            "str    r2, [sp, #8]\n\t"
+            "ldr    r2, [r0, #16]\n\t"
+            "str    r2, [sp, #4]\n\t"
+            "ldrd   r6, r12, [r7, #8]\n\t"
+            "ldrd   r0, r1, [r7]\n"
+            "3:\n\t"
+            EIGHT_COLUMNS_ASM
+            CSA_FOURS_ASM
+            "str    r10, [sp]\n\t"
+            EIGHT_COLUMNS_ASM
+            CSA_FOURS_ASM
+            /* sixteens (r7) = majority(eights, eights carry, r10) */
+            "ldr    r9, [sp]\n\t"
+            "and    r8, r12, r9\n\t"
+            "eor    r12, r12, r9\n\t"
+            "and    r7, r12, r10\n\t"
+            "eor    r12, r12, r10\n\t"
+            "orr    r7, r7, r8\n\t"
+            "cbz    r7, 5f\n\t"
+            "ldr    r9, [sp, #8]\n" /* high += sixteens */
+            "4:\n\t"
+            "ldr    r8, [r9]\n\t"
+            "and    r10, r8, r7\n\t"
+            "eor    r8, r8, r7\n\t"
+            "str    r8, [r9], #4\n\t"
+            "movs   r7, r10\n\t"
+            "bne    4b\n"
+            "5:\n\t"
+            "ldr    r7, [sp, #4]\n\t"
+            "subs   r7, r7, #1\n\t"
+            "str    r7, [sp, #4]\n\t"
+            "bne    3b\n\t"
+            "ldr    r7, [sp, #16]\n\t"
+            "ldr    r7, [r7, #8]\n\t"
+            "strd   r0, r1, [r7]\n\t"
+            "strd   r6, r12, [r7, #8]\n\t"
+            "add    sp, sp, #16\n\t"
+            "pop    {r0, r4-r11, pc}\n");
+}
+
+/* See the C version below. Per listed bit: CLZ, ADD, STRH, LSR, BICS, BNE (the
+ * word is bit-reversed, so CLZ finds its lowest bit). */
+__attribute__((naked, noinline)) static int32_t lanes_columns(const uint32_t *window __attribute__((unused)),
+                                                              int32_t n __attribute__((unused)),
+                                                              uint32_t invert __attribute__((unused)),
+                                                              uint16_t *list __attribute__((unused)))
+{
+    __asm__("push   {r4-r7, lr}\n\t"
+            "mov    r4, r3\n\t"            /* the list's start */
+            "movs   r5, #0\n\t"            /* 32 * word index */
+            "lsl    r6, r1, #5\n\t"        /* 32 * n: the end, and the zero column */
+            "mov    r12, #0x80000000\n"
+            "1:\n\t"
+            "cmp    r5, r6\n\t"
+            "beq    4f\n\t"
+            "ldr    r7, [r0], #4\n\t"
+            "eor    r7, r7, r2\n\t"
+            "rbit   r7, r7\n\t"
+            "cbz    r7, 3f\n"
+            "2:\n\t"
+            "clz    lr, r7\n\t"
+            "add    r1, lr, r5\n\t"
+            "strh   r1, [r3], #2\n\t"
+            "lsr    lr, r12, lr\n\t"
+            "bics   r7, r7, lr\n\t"
+            "bne    2b\n"
+            "3:\n\t"
+            "add    r5, r5, #32\n\t"
+            "b      1b\n"
+            "4:\n\t"                         /* pad to whole blocks of 16 (32 bytes) */
+            "sub    r1, r3, r4\n\t"
+            "tst    r1, #31\n\t"
+            "beq    5f\n\t"
+            "strh   r6, [r3], #2\n\t"
+            "b      4b\n"
+            "5:\n\t"
+            "lsr    r0, r1, #5\n\t"
+            "pop    {r4-r7, pc}\n");
+}
+#undef NEXT_ASM
 #undef CSA_ONES_ASM
 #undef CSA_TWOS_ASM
 #undef CSA_FOURS_ASM
 #undef EIGHT_COLUMNS_ASM
-#else /* portable C, same algorithm */
+#else /* portable C, same algorithms */
 
 /* Carry-save adder: a + b + c = l + 2 h */
 #define CSA(h, l, a, b, c)                      \
@@ -490,20 +604,27 @@ __attribute__((naked, noinline)) static void lanes_accumulate(lanes_job *job __a
         (h) = (a_ & (b)) | (u_ & (c));          \
     } while (0)
 
-/* The column of the next set bit of the window (the sentinel pads the end). */
+/* The column of the next summed window bit: the next list entry, or the next set
+   bit of the (inverted) window (the sentinel pads the end). */
 #define NEXT(x)                                         \
     do {                                                \
-        while (bits == 0) {                             \
-            bits = *window++ ^ invert;                  \
-            cols += 32;                                 \
+        if (listed) {                                   \
+            (x) = cols[*list++];                        \
+        } else {                                        \
+            while (bits == 0) {                         \
+                bits = *window++ ^ invert;              \
+                cols += 32;                             \
+            }                                           \
+            (x) = cols[glt_ctz32(bits)];                \
+            bits &= bits - 1u;                          \
         }                                               \
-        (x) = cols[glt_ctz32(bits)];                    \
-        bits &= bits - 1u;                              \
     } while (0)
 
-static void lanes_accumulate(lanes_job *job)
+/* `listed` is a constant in each caller, so each gets its own loop. */
+GLT_INLINE void lanes_accumulate(lanes_job *job, const int listed)
 {
-    const uint32_t *window = job->window, *cols = job->cols - 32;
+    const uint32_t *window = job->window, *cols = listed ? job->cols : job->cols - 32;
+    const uint16_t *list = job->list;
     const uint32_t invert = job->invert;
     uint32_t ones = job->planes[0], twos = job->planes[1], fours = job->planes[2];
     uint32_t eights = job->planes[3], bits = 0;
@@ -539,6 +660,37 @@ static void lanes_accumulate(lanes_job *job)
 }
 #undef NEXT
 #undef CSA
+
+static void lanes_scan(lanes_job *job)
+{
+    lanes_accumulate(job, 0);
+}
+
+static void lanes_list(lanes_job *job)
+{
+    lanes_accumulate(job, 1);
+}
+
+/* Lists the window bits to sum (set ones, or unset ones when `invert` is ~0) as
+ * column indices, padded with 32 * n (a zero column) to whole blocks of 16;
+ * returns the number of blocks. `list` holds 16 * n + 16 entries. */
+static int32_t lanes_columns(const uint32_t *window, int32_t n, uint32_t invert, uint16_t *list)
+{
+    uint16_t *out = list;
+    int32_t w;
+    for (w = 0; w < n; ++w) {
+        const uint32_t base = 32u * (uint32_t)w;
+        uint32_t bits = window[w] ^ invert;
+        while (bits != 0u) {
+            *out++ = (uint16_t)(base + (uint32_t)glt_ctz32(bits));
+            bits &= bits - 1u;
+        }
+    }
+    while (((out - list) & 15) != 0) {
+        *out++ = (uint16_t)(32 * n);
+    }
+    return (int32_t)((out - list) >> 4);
+}
 #endif
 
 /* Gathers the lanes window of one output pixel and group (outside taps: zero
@@ -642,11 +794,13 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     const int aligned = (oc_per_group & 31) == 0;
     uint32_t planes[LANE_PLANES_MAX];
     uint32_t high[LANE_PLANES_MAX] = {0}; /* zero between uses (lanes_finish_less) */
-    uint32_t *const window = p->scratch; /* n words, then the sentinel */
+    uint32_t *const window = p->scratch; /* n words, the sentinel, then the column list */
+    const int listed = p->lane_groups > 1; /* listing a bit pays off from two passes */
     lanes_job job;
     int32_t oy, ox, g, l, i;
 
     job.window = window;
+    job.list = (uint16_t *)(window + n + 1);
     job.planes = planes;
     job.high = high;
     for (oy = 0; oy < p->out_h; ++oy) {
@@ -659,16 +813,22 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
             }
             for (g = 0; g < p->groups; ++g) {
                 int32_t n1, columns;
+                uint32_t invert;
                 gather_lanes_window(p, input, oy, ox, g, window);
                 n1 = popcount_words(window, n);
-                job.invert = 2 * n1 > 32 * n ? 0xFFFFFFFFu : 0u;
-                columns = job.invert ? 32 * n - n1 : n1;
-                job.blocks = (columns + 15) >> 4;
-                window[n] = ~job.invert; /* all ones once inverted: zero columns */
+                invert = 2 * n1 > 32 * n ? 0xFFFFFFFFu : 0u;
+                columns = invert ? 32 * n - n1 : n1;
+                job.invert = invert;
+                if (!listed) {
+                    job.blocks = (columns + 15) >> 4;
+                    window[n] = ~invert; /* all ones once inverted: zero columns */
+                } else {
+                    job.blocks = columns > 0 ? lanes_columns(window, n, invert, (uint16_t *)job.list) : 0;
+                }
                 for (l = 0; l < p->lane_groups; ++l) {
                     const int32_t table = g * p->lane_groups + l;
                     const uint32_t *thr = p->lane_thresholds + table * LANE_THRESHOLD_WORDS;
-                    const uint32_t *init = job.invert ? thr + 17 : thr;
+                    const uint32_t *init = invert ? thr + 17 : thr;
                     const int32_t oc0 = g * oc_per_group + 32 * l;
                     uint32_t bits, carry;
                     for (i = 0; i < 4; ++i) {
@@ -677,7 +837,7 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
                     /* The threshold of lane j is k + d_j: d_j = 0 for even n1; for odd n1,
                        d_j = 1 - odd_j (normal) or odd_j (complement). Adding 1 - d_j as
                        one more column turns it into one comparison with k + 1. */
-                    carry = (n1 & 1) ? (job.invert ? ~thr[16] : thr[16]) : 0u;
+                    carry = (n1 & 1) ? (invert ? ~thr[16] : thr[16]) : 0u;
                     for (i = 0; i < 4; ++i) {
                         const uint32_t next = planes[i] & carry;
                         planes[i] ^= carry;
@@ -686,9 +846,13 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
                     high[0] = carry;
                     if (job.blocks > 0) {
                         job.cols = p->lane_filter + table * (n * 32 + 32);
-                        lanes_accumulate(&job);
+                        if (listed) {
+                            lanes_list(&job);
+                        } else {
+                            lanes_scan(&job);
+                        }
                     }
-                    if (!job.invert) {
+                    if (!invert) {
                         /* count > threshold <=> floor(T/2) + S < ceil((n1 - T mod 2) / 2):
                            k = n1 / 2 (+ the column for odd n1) */
                         bits = lanes_finish_less(planes, init, high, planes_n, (n1 >> 1) + (n1 & 1));

@@ -154,9 +154,10 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     p.tap_popcount = per_tap;
   }
 
-  // The im2col window (plus the sentinel word of the lanes algorithm), shared
+  // The im2col window (plus the sentinel and column list of the lanes algorithm), shared
   // with other ops' scratch.
-  const size_t scratch_bytes = sizeof(uint32_t) * (static_cast<size_t>(taps) * p.group_words + 1);
+  const size_t n_words = static_cast<size_t>(taps) * p.group_words;
+  const size_t scratch_bytes = sizeof(uint32_t) * (n_words + 1) + sizeof(uint16_t) * (16 * n_words + 16);
   return context->RequestScratchBufferInArena(context, scratch_bytes, &data->scratch_index);
 }
 
