@@ -112,12 +112,20 @@ class RunDir:
 
 
 def load_model(run_dir_or_file):
-    """Load a trained model from a run directory (or a ``.keras`` file)."""
+    """Load a trained model from a run directory, a ``.keras`` file, or an
+    export (its folder or ``model.tflite``: rebuilt by :mod:`larq_glt.recover`)."""
     from larq_glt import encoders  # noqa: F401  registers the custom layers
+    from larq_glt import recover
     import larq  # noqa: F401  registers larq's layers and quantizers
     import tf_keras as keras
 
     path = Path(run_dir_or_file)
+    tflite = recover.flatbuffer_path(path) if not (path.is_dir() and RunDir(path).model.exists()) else None
+    if tflite is not None:
+        try:
+            return recover.from_flatbuffer(tflite)
+        except recover.RecoverError as e:
+            raise RunError(f"cannot rebuild a trained model from {tflite}: {e}") from None
     if path.is_dir():
         path = RunDir(path).model
     if not path.exists():

@@ -99,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy: mirrored (all local GPUs) or multiworker (cluster from TF_CONFIG)")
     t.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars")
     t.add_argument("--init-from", metavar="RUN",
-                   help="start from the weights of a trained run (directory or .keras) with the same topology; "
-                        "a classifier for another class count starts fresh (e.g. pre-train on folder, fine-tune on vww)")
+                   help="start from the weights of a trained run (directory or .keras) with the same topology, or "
+                        "of an export (its folder or .tflite, e.g. models/person_detect: the weights' signs, folded "
+                        "batch norms and GLT thresholds are recovered from the flatbuffer); a classifier for another "
+                        "class count starts fresh (e.g. pre-train on folder, fine-tune on vww)")
     r = p.add_argument_group("block pruning (after the --epochs of dense training)")
     r.add_argument("--prune-ratio", type=float, default=0.0,
                    help="share of every prunable conv's output channels to remove (0 <= R < 1), in whole blocks "

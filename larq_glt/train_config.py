@@ -47,7 +47,8 @@ class TrainConfig:
     them: see :mod:`larq_glt.teachers`; several are averaged),
     ``kd_alpha``, ``kd_temperature``, ``kd_teacher_epochs`` (auto teacher;
     default ``epochs``). ``max_model_bits``: weight-bit budget of the final model.
-    ``init_from``: a run directory or ``.keras`` file whose weights start this
+    ``init_from``: a run directory, ``.keras`` file or export (folder or
+    ``.tflite``: see :mod:`larq_glt.recover`) whose weights start this
     run (transfer learning): every layer is copied by name, the classifier
     and its batch norm only when their shapes match (a new class count keeps
     them freshly initialised); any other mismatch is an error.

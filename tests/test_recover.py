@@ -1,0 +1,94 @@
+"""larq_glt.recover: a trained model rebuilt from its export computes what the
+flatbuffer computes, and can start a run (--init-from an export)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from larq_glt import export, models, recover, runs, testing
+from larq_glt import train as cli
+
+# Negative gammas (testing.randomize) make LCE fold signs both ways; one-padding,
+# a grouped block, pools after the stem and the first block, none after the last.
+CONFIG = models.ModelConfig(input_size=32, levels=4, stem_filters=16, width=2.0,
+                            blocks=(models.Block(64, 1), models.Block(64, 2, pool=False)))
+
+
+def images(n=48, seed=1):
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = testing.randomize(models.compact(CONFIG), seed=3)
+    for w in model.trainable_weights:  # latent weights of both signs
+        if "kernel" in w.name:
+            w.assign(np.random.default_rng(len(w.name)).uniform(-1, 1, w.shape).astype(np.float32))
+    out = tmp_path_factory.mktemp("recover") / "export"
+    export.export_keras(model, out, class_names=["non_person", "person"])
+    return model, out
+
+
+def lce_logits(tflite, x):
+    import larq_compute_engine as lce
+
+    interp = lce.testing.Interpreter(tflite.read_bytes(), num_threads=1, use_reference_bconv=True)
+    return np.concatenate([interp.predict(x[i:i + 1]) for i in range(len(x))])
+
+
+def test_the_topology_is_read_from_the_flatbuffer(exported):
+    _, out = exported
+    cfg = recover.config_from_flatbuffer(out / "model.tflite")
+    assert (cfg.stem_filters, cfg.width, cfg.levels, cfg.stem_kernel, cfg.stem_stride, cfg.stem_pool) == (32, 1.0, 4, 4, 4, True)
+    assert cfg.blocks == (models.Block(128, 1, pool=True), models.Block(128, 2, pool=False))
+    assert cfg.num_classes == 2 and cfg.pad_values == 1.0 and cfg.input_size == 32
+
+
+def test_the_recovered_model_computes_what_the_flatbuffer_computes(exported, tmp_path):
+    original, out = exported
+    rebuilt = recover.from_flatbuffer(out)  # the folder; its model.tflite
+    x = images()
+    want = lce_logits(out / "model.tflite", x)
+    got = rebuilt.predict(x, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(original.predict(x, verbose=0), want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(rebuilt.get_layer("encoder").thresholds(),
+                                  original.get_layer("encoder").thresholds())
+    kernel = rebuilt.get_layer("block2_conv").kernel.numpy()
+    np.testing.assert_array_equal(np.unique(kernel), np.float32([-recover.LATENT, recover.LATENT]))
+    # Exported again, it converts to the same function.
+    again = export.export_keras(rebuilt, tmp_path / "again")
+    np.testing.assert_allclose(lce_logits(again.tflite, x), want, rtol=1e-5, atol=1e-4)
+
+
+def test_init_from_an_export_starts_where_the_export_is(exported):
+    from larq_glt.training import _init_from
+
+    _, out = exported
+    target = models.compact(CONFIG, glt_lr_multiplier=10.0)
+    info = _init_from(target, out / "model.tflite")
+    assert info["fresh"] == [] and "classifier" in info["copied"] and "encoder" in info["copied"]
+    x = images(16, seed=2)
+    np.testing.assert_allclose(target.predict(x, verbose=0), lce_logits(out / "model.tflite", x),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_a_flatbuffer_that_is_not_a_compact_model_is_refused_clearly(tmp_path, capsys):
+    import tensorflow as tf
+    import tf_keras as keras
+
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    bad = tmp_path / "dense.tflite"
+    bad.write_bytes(tf.lite.TFLiteConverter.from_keras_model(dense).convert())
+    with pytest.raises(recover.RecoverError, match="not one uint8 image"):
+        recover.from_flatbuffer(bad)
+    with pytest.raises(runs.RunError, match="cannot rebuild a trained model from .*dense.tflite"):
+        runs.load_model(bad)
+    (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(runs.RunError, match="junk.tflite"):
+        runs.load_model(tmp_path / "junk.tflite")
+    args = ["--dataset", "synthetic", "--image-size", "32", "--limit", "32", "--epochs", "1", "--quiet",
+            "--init-from", str(bad), "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot rebuild a trained model" in err[0], err
