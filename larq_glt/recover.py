@@ -20,7 +20,9 @@ What the flatbuffer does not keep, and the rebuilt model therefore lacks:
 - the latent weights' magnitudes: every latent weight becomes ±``latent``
   (small, so that fine-tuning can still flip signs);
 - the batch norms' statistics as trained: each becomes the affine map LCE
-  applied (mean 0, variance 1 − ε), and training re-estimates them;
+  applied (mean 0, variance 1 − ε). Training normalises with the batch's own
+  statistics, so before a run starts from it :func:`calibrate` gives every
+  batch norm its input's statistics on sample images, inference unchanged;
 - the GLT logits beyond the integer thresholds they round to.
 
 Only what :func:`~larq_glt.models.compact` builds with a GLT or thermometer
@@ -38,7 +40,7 @@ import larq_glt  # noqa: F401  (TF_USE_LEGACY_KERAS)
 from larq_glt import flatbuffer
 from larq_glt.models import Block, ModelConfig
 
-__all__ = ["RecoverError", "config_from_flatbuffer", "from_flatbuffer", "flatbuffer_path"]
+__all__ = ["RecoverError", "config_from_flatbuffer", "from_flatbuffer", "flatbuffer_path", "calibrate"]
 
 #: Magnitude of the recovered latent weights (larq clips them to [-1, 1]).
 LATENT = 0.05
@@ -217,3 +219,35 @@ def from_flatbuffer(path, latent: float = LATENT):
         else:
             _affine(bn, conv["multiplier"], conv["bias"])  # LCE: multiplier * d + bias
     return model
+
+
+def calibrate(model, images, batch_size: int = 64) -> None:
+    """Set every batch norm's moving statistics to those of its input on
+    ``images`` (uint8, the model's input) and adapt its gamma and beta so that
+    the model's inference function does not change: a model rebuilt by
+    :func:`from_flatbuffer` then behaves about the same in training mode (batch
+    statistics) as in inference, and fine-tuning starts where the export is."""
+    import tf_keras as keras
+
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    probe = keras.Model(model.inputs, [bn.input for bn in bns])
+    counts, sums, squares = [0] * len(bns), [0.0] * len(bns), [0.0] * len(bns)
+    for i in range(0, len(images), batch_size):
+        outs = probe(np.asarray(images[i:i + batch_size]), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for k, o in enumerate(outs):  # per layer: the maps differ in size
+            f = np.asarray(o, np.float64).reshape(-1, o.shape[-1])
+            counts[k] += f.shape[0]
+            sums[k] = sums[k] + f.sum(0)
+            squares[k] = squares[k] + (f * f).sum(0)
+    for bn, n, s, q in zip(bns, counts, sums, squares):
+        gamma, beta, mean, var = (w.astype(np.float64) for w in bn.get_weights())
+        scale = gamma / np.sqrt(var + bn.epsilon)  # inference: scale * x + shift
+        shift = beta - mean * scale
+        new_mean = s / n
+        new_var = np.maximum(q / n - new_mean ** 2, 0.0)
+        new_gamma = scale * np.sqrt(new_var + bn.epsilon)
+        bn.set_weights([new_gamma.astype(np.float32), (shift + new_mean * scale).astype(np.float32),
+                        new_mean.astype(np.float32), new_var.astype(np.float32)])

@@ -136,7 +136,7 @@ _HEAD = ("classifier", "classifier_bn")
 def _init_from(model: keras.Model, path) -> dict:
     """Copy the weights of a trained model into ``model`` layer by layer (see
     ``TrainConfig.init_from``); returns what was copied and what was not."""
-    from larq_glt import runs
+    from larq_glt import recover, runs
 
     source = runs.load_model(path)
     copied, fresh = [], []
@@ -163,7 +163,8 @@ def _init_from(model: keras.Model, path) -> dict:
                 f"--init-from {path}: layer {layer.name} has weights {src_shapes} there and {shapes} here; "
                 f"only the classifier may differ (same encoding, levels, width and blocks needed)"
             )
-    return {"path": str(path), "copied": copied, "fresh": fresh}
+    return {"path": str(path), "copied": copied, "fresh": fresh,
+            "recovered_from_flatbuffer": recover.flatbuffer_path(path) is not None}
 
 
 def _write_summaries(run: RunDir, model: keras.Model, before: dict | None = None) -> dict:
@@ -373,6 +374,12 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
         run.path.mkdir(parents=True, exist_ok=True)
         if cfg.init_from:
             metrics["init_from"] = _init_from(base, cfg.init_from)
+            if metrics["init_from"]["recovered_from_flatbuffer"]:
+                # Its batch norms hold LCE's folded affine maps, not statistics (see recover.calibrate).
+                from larq_glt import recover
+
+                sample = splits.arrays("train", limit=1024, spread=True)[0]
+                recover.calibrate(base, splits.sensor_codes(sample, "train"))
             if cfg.progress:
                 print(f"initialised from {cfg.init_from}: fresh {metrics['init_from']['fresh'] or 'none'}",
                       file=sys.stderr)

@@ -92,3 +92,46 @@ def test_a_flatbuffer_that_is_not_a_compact_model_is_refused_clearly(tmp_path, c
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot rebuild a trained model" in err[0], err
+
+
+def test_calibration_gives_batch_statistics_and_keeps_the_function(exported):
+    import tf_keras as keras
+
+    _, out = exported
+    model = recover.from_flatbuffer(out)
+    x = images(64, seed=4)
+    before = model.predict(x, verbose=0)
+    recover.calibrate(model, x)
+    np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-4, atol=1e-3)
+    # In training mode (batch statistics) on the calibration batch it now computes the same.
+    np.testing.assert_allclose(model(x, training=True).numpy(), before, rtol=1e-3, atol=2e-2)
+    bn = model.get_layer("block1_bn")
+    probe = keras.Model(model.inputs, bn.input)
+    mean = probe(x, training=False).numpy().reshape(-1, bn.input.shape[-1]).mean(0)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-3)
+
+
+def test_spread_sample_takes_every_part_of_the_split():
+    from larq_glt import data
+
+    splits = data.load("synthetic", image_size=16, limit=100, seed=0)
+    x, y = splits.arrays("train", limit=10, spread=True)
+    full_x, full_y = splits.arrays("train")
+    idx = np.unique(np.linspace(0, len(full_x) - 1, 10).astype(int))
+    np.testing.assert_array_equal(x, full_x[idx])
+    np.testing.assert_array_equal(y, full_y[idx])
+
+
+@pytest.mark.slow
+def test_a_run_starts_from_an_export_with_calibrated_batch_norms(exported, tmp_path):
+    import json
+
+    _, out = exported
+    body = {"stem_filters": 16, "blocks": [{"filters": 64, "groups": 1, "pool": True},
+                                           {"filters": 64, "groups": 2, "pool": False}]}
+    args = ["--dataset", "synthetic", "--image-size", "32", "--limit", "64", "--batch-size", "32", "--levels", "4",
+            "--width", "2", "--model-config", json.dumps(body), "--epochs", "1", "--quiet",
+            "--init-from", str(out), "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["init_from"]["recovered_from_flatbuffer"] and "block2_conv" in metrics["init_from"]["copied"]

@@ -224,16 +224,23 @@ class DatasetSplits:
         ds = self._batches(split, indices, _UNBATCHED_CHUNK, False)
         return ds.unbatch().prefetch(AUTOTUNE)
 
-    def arrays(self, split: str = "val", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self, split: str = "val", limit: int | None = None,
+               spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 [N, S, S, 3], labels int32 [N])`` as NumPy, fixed order, not
-        augmented; the first ``limit`` examples if given. In-memory data is returned
-        as a read-only view, without a copy."""
+        augmented; the first ``limit`` examples if given, or with ``spread`` ``limit``
+        examples evenly spaced over the split (file trees are in class order). In-memory
+        data is returned as a read-only view, without a copy."""
         source = self._source(split)
         n = len(source) if limit is None else min(int(limit), len(source))
+        order = range(len(source))
+        if spread and n < len(source):
+            order = np.unique(np.linspace(0, len(source) - 1, n).astype(np.int64))
+            if isinstance(source, ArraySource):
+                return source.images[order], source.labels[order]
         if isinstance(source, ArraySource):
             return source.images[:n], source.labels[:n]
         images, labels = [], []
-        for i in range(len(source)):
+        for i in order:
             if len(images) == n:
                 break
             image, ok = source.decode(i)
