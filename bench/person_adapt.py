@@ -94,15 +94,41 @@ def pool_parts(base: TrainConfig, recipe: Recipe):
 
 
 def base_config(base_dir: Path) -> TrainConfig:
+    """The base run's training config; for a shipped export (a folder with
+    model.tflite and card.json, its run directory gone) the config its card's
+    training command gives: the pool, its held-out split and the teachers."""
     run = runs.RunDir(base_dir)
-    return TrainConfig.from_dict(run.read_json(run.config))
+    if run.config.exists():
+        return TrainConfig.from_dict(run.read_json(run.config))
+    card = base_dir / "card.json"
+    if not ((base_dir / "model.tflite").is_file() and card.is_file()):
+        raise FoldError(f"{base_dir} is neither a finished run nor an export with card.json")
+    from larq_glt import train as cli
+    import shlex
+
+    command = json.loads(card.read_text()).get("train_command", "")
+    words = shlex.split(command)
+    if words[:3] != ["python", "-m", "larq_glt.train"]:
+        raise FoldError(f"{card} has no training command (train_command)")
+    return cli.config_from_args(cli.build_parser().parse_args(words[3:]))
+
+
+def base_vww96(base_dir: Path) -> dict | None:
+    """The base model's own vww96 figure, when its card or the distillation page has it."""
+    card = base_dir / "card.json"
+    if card.is_file():
+        return json.loads(card.read_text()).get("vww96")
+    shipped = json.loads((ROOT / "benchmarks" / "person_distil.json").read_text()).get("shipped") or {}
+    return shipped.get("vww96") if shipped.get("run") == str(base_dir) else None
 
 
 def fine_tune(base_dir: Path, base: TrainConfig, splits, recipe: Recipe, out: Path) -> Path:
     cfg = dataclasses.replace(
         base, dataset="folder", data_dir=splits.info.root, out=str(out), epochs=recipe.epochs,
         learning_rate=recipe.learning_rate, kd_alpha=recipe.kd_alpha, init_from=str(base_dir), seed=recipe.seed,
-        unlabelled=[], unlabelled_classes=None, limit=None, progress=False)
+        unlabelled=[], unlabelled_classes=None, limit=None, progress=False,
+        # labelled images in the mix: no mosaics or blends (only the teacher could label them)
+        mosaic=0.0, kd_mixup=0.0)
     run = runs.RunDir(out)
     if not (run.model.exists() and run.last_epoch() >= cfg.epochs):
         train(cfg, resume=run.config.exists(), splits=splits)
@@ -160,15 +186,15 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
         model, classes, held_x, f"{len(held_x)} held-out pool images ({base.data_dir})",
         {"run_dir": str(out), "base_run": str(base_dir), "teachers": teacher_specs(base), "person_offset": offset})
     total = summary.model_cost(model)["total"]
-    base_card = json.loads((ROOT / "benchmarks" / "person_distil.json").read_text()).get("shipped") or {}
+    base_card = json.loads((base_dir / "card.json").read_text()) if (base_dir / "card.json").is_file() else {}
     card = {
         "run": str(out), "base_run": str(base_dir), "recipe": dataclasses.asdict(recipe),
         "width": base.model.get("width", 1.0), "model": base.model, "teachers": teacher_specs(base),
         "pool": base.data_dir, "person_offset": offset, "cross_validated": cv,
-        "base_vww96": (base_card.get("vww96") if base_card.get("run") == str(base_dir) else None),
+        "base_vww96": base_vww96(base_dir),
         "weight_bits": int(total["weight_bits"]), "binary_macs": int(total["binary_macs"]),
         **deployed,
-        "command": command, "base_train_command": model_card.train_command(base),
+        "command": command, "base_train_command": base_card.get("train_command") or model_card.train_command(base),
         "model_sha1": hashlib.sha1((person_distil.SHIP / "model.tflite").read_bytes()).hexdigest(),
     }
     atomic.write_json(person_distil.SHIP / "card.json", card)
@@ -245,7 +271,8 @@ def render_page(result: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("base", help="the distilled run (trained with --dataset unlabelled)")
+    p.add_argument("base", help="the distilled run (trained with --dataset unlabelled), or a shipped export "
+                                "with its card (models/person_detect): rebuilt from its flatbuffer")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--epochs", type=int, default=Recipe.epochs)
     p.add_argument("--learning-rate", type=float, default=Recipe.learning_rate)
@@ -257,10 +284,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "person_adapt"), help="output path without extension")
     args = p.parse_args(argv)
     base_dir = Path(args.base)
-    if not runs.RunDir(base_dir).model.exists():
-        print(f"error: {base_dir} holds no finished run (model.keras)", file=sys.stderr)
+    exported = (base_dir / "model.tflite").is_file() and (base_dir / "card.json").is_file()
+    if not (runs.RunDir(base_dir).model.exists() or exported):
+        print(f"error: {base_dir} holds no finished run (model.keras) nor an export with card.json", file=sys.stderr)
         return 2
-    if base_config(base_dir).dataset != "unlabelled":
+    try:
+        base = base_config(base_dir)
+    except FoldError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if base.dataset != "unlabelled":
         print(f"error: {base_dir} was not trained with --dataset unlabelled", file=sys.stderr)
         return 2
     if args.folds < 2 or args.epochs < 1 or args.repeat < 1 or args.pool_images < 0 or args.learning_rate <= 0:

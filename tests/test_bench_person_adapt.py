@@ -1,5 +1,7 @@
 """bench/person_adapt.py: fine-tuning a distilled detector on labelled images,
 scored by cross-validation (every image by a model that never trained on it)."""
+import json
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,25 @@ def _check_folds(cv, tmp_path):
         # trained on the other two folds (8 images, twice) and 10 pool images; validated on its own 4
         assert info["num_train"] == 2 * 8 + 10 and info["num_val"] == 4
         assert info["extra"]["pool_images"] == 10
+
+
+def test_an_export_with_its_card_is_a_base(tmp_path, capsys):
+    """A shipped export (run directory gone): the config comes from its card's
+    training command; an export without one is refused in one line."""
+    from pathlib import Path
+
+    from bench import person_adapt
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "person_detect"
+    base = person_adapt.base_config(shipped)
+    card = json.loads((shipped / "card.json").read_text())
+    assert base.dataset == "unlabelled" and base.data_dir == card["pool"]
+    assert base.kd_teacher in (card["teachers"][0], card["teachers"])
+    assert person_adapt.base_vww96(shipped) == card["vww96"]
+    bare = tmp_path / "export"
+    bare.mkdir()
+    (bare / "model.tflite").write_bytes((shipped / "model.tflite").read_bytes())
+    (bare / "card.json").write_text("{}")
+    assert person_adapt.main([str(bare)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no training command" in err[0], err
