@@ -110,7 +110,10 @@ def base_config(base_dir: Path) -> TrainConfig:
     words = shlex.split(command)
     if words[:3] != ["python", "-m", "larq_glt.train"]:
         raise FoldError(f"{card} has no training command (train_command)")
-    return cli.config_from_args(cli.build_parser().parse_args(words[3:]))
+    try:
+        return cli.config_from_args(cli.build_parser().parse_args(words[3:]))
+    except (SystemExit, ValueError) as e:  # argparse exits on an option this version lacks
+        raise FoldError(f"{card}: its training command does not parse with this version ({e})") from None
 
 
 def base_vww96(base_dir: Path) -> dict | None:
@@ -173,6 +176,9 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
     import tf_keras as keras
 
     base = base_config(base_dir)
+    # Read before the export: shipping replaces models/person_detect, which may be the base itself.
+    base_card = json.loads((base_dir / "card.json").read_text()) if (base_dir / "card.json").is_file() else {}
+    base_figure = base_vww96(base_dir)
     images, labels, _ = anchors.load_images(vww_dir, base.image_size)
     pool_x, held_x, held_target, classes = pool_parts(base, recipe)
     positive = list(classes).index("person")
@@ -186,12 +192,11 @@ def ship_all(base_dir: Path, recipe: Recipe, work: Path, cv: dict, command: str,
         model, classes, held_x, f"{len(held_x)} held-out pool images ({base.data_dir})",
         {"run_dir": str(out), "base_run": str(base_dir), "teachers": teacher_specs(base), "person_offset": offset})
     total = summary.model_cost(model)["total"]
-    base_card = json.loads((base_dir / "card.json").read_text()) if (base_dir / "card.json").is_file() else {}
     card = {
         "run": str(out), "base_run": str(base_dir), "recipe": dataclasses.asdict(recipe),
         "width": base.model.get("width", 1.0), "model": base.model, "teachers": teacher_specs(base),
         "pool": base.data_dir, "person_offset": offset, "cross_validated": cv,
-        "base_vww96": base_vww96(base_dir),
+        "base_vww96": base_figure,
         "weight_bits": int(total["weight_bits"]), "binary_macs": int(total["binary_macs"]),
         **deployed,
         "command": command, "base_train_command": base_card.get("train_command") or model_card.train_command(base),

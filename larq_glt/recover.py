@@ -80,7 +80,7 @@ def _encoder_thresholds(model, channels: int) -> np.ndarray:
     """[channels, K] integer thresholds of the GLT/thermometer front end: the
     constant its SUB takes from the pixel (plane +1 iff pixel >= threshold)."""
     subs = [op for op in model.operators if op.opcode == "SUB" and len(op.inputs) == 2
-            and model.tensors[op.inputs[1]].data is not None]
+            and op.inputs[1] >= 0 and model.tensors[op.inputs[1]].data is not None]
     if len(subs) != 1 or not any(op.opcode == "LceQuantize" for op in model.operators):
         raise RecoverError("the front end is not a thermometer (one SUB of constant thresholds, then "
                            "LceQuantize): only GLT and thermometer encodings can be recovered")
@@ -101,6 +101,9 @@ def _bconvs(model) -> list[dict]:
         if op.opcode != "LceBconv2d":
             continue
         o = op.custom_options or {}
+        missing = {"channels_in", "stride_height", "stride_width", "padding"} - set(o)
+        if missing:
+            raise RecoverError(f"LceBconv2d (op {op.index}) lacks the options {sorted(missing)}")
         filt = _const(model, op, 1, "filter")
         if filt.ndim != 4 or filt.dtype != np.int32:
             raise RecoverError(f"LceBconv2d (op {op.index}): filter is not bit-packed INT32 [O, H, W, I]")
@@ -140,8 +143,9 @@ def config_from_flatbuffer(path) -> ModelConfig:
 
 
 def _config(model) -> ModelConfig:
-    if len(model.inputs) != 1 or model.tensors[model.inputs[0]].type_name != "UINT8":
-        raise RecoverError("the input is not one uint8 image")
+    if (len(model.inputs) != 1 or model.tensors[model.inputs[0]].type_name != "UINT8"
+            or len(model.tensors[model.inputs[0]].shape) != 4):
+        raise RecoverError("the input is not one uint8 image [1, H, W, C]")
     _, h, w, channels = model.tensors[model.inputs[0]].shape
     if h != w:
         raise RecoverError(f"the input is {h}×{w}; compact models are square")
@@ -158,6 +162,8 @@ def _config(model) -> ModelConfig:
             raise RecoverError(f"LceBconv2d (op {c['op'].index}) is not a SAME stride-1 square block")
         blocks.append(Block(filters=c["out_c"], groups=c["groups"], pool=c["pool"], kernel=c["fh"]))
     pads = {c["pad_values"] for c in convs if c["same"]}
+    if len(pads) > 1:
+        raise RecoverError(f"the convolutions pad with different values {sorted(pads)}; compact pads all alike")
     return ModelConfig(
         input_size=int(h), channels=int(channels), num_classes=head["out_c"], encoding="glt", levels=levels,
         per_channel=True, glt_lr_multiplier=1.0, stem_filters=stem["out_c"], stem_kernel=stem["fh"],
@@ -191,6 +197,7 @@ def from_flatbuffer(path, latent: float = LATENT):
     thresholds = _encoder_thresholds(fb, config.channels)
     convs = _bconvs(fb)
     model = models.compact(config)
+    model.recovered_from = str(file)  # _init_from: its batch norms need calibrate()
     names = ["stem_conv", *(f"block{i + 1}_conv" for i in range(len(config.blocks))), "classifier"]
     bns = ["stem_bn", *(f"block{i + 1}_bn" for i in range(len(config.blocks))), "classifier_bn"]
 
@@ -229,6 +236,8 @@ def calibrate(model, images, batch_size: int = 64) -> None:
     statistics) as in inference, and fine-tuning starts where the export is."""
     import tf_keras as keras
 
+    if len(images) == 0:
+        raise ValueError("calibrate needs at least one image")
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
     if not bns:
         return

@@ -136,7 +136,7 @@ _HEAD = ("classifier", "classifier_bn")
 def _init_from(model: keras.Model, path) -> dict:
     """Copy the weights of a trained model into ``model`` layer by layer (see
     ``TrainConfig.init_from``); returns what was copied and what was not."""
-    from larq_glt import recover, runs
+    from larq_glt import runs
 
     source = runs.load_model(path)
     copied, fresh = [], []
@@ -164,7 +164,7 @@ def _init_from(model: keras.Model, path) -> dict:
                 f"only the classifier may differ (same encoding, levels, width and blocks needed)"
             )
     return {"path": str(path), "copied": copied, "fresh": fresh,
-            "recovered_from_flatbuffer": recover.flatbuffer_path(path) is not None}
+            "recovered_from_flatbuffer": hasattr(source, "recovered_from")}
 
 
 def _write_summaries(run: RunDir, model: keras.Model, before: dict | None = None) -> dict:

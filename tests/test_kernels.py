@@ -92,7 +92,7 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
     if params["zero_padding"]:
         tap_bits = filt_bits.reshape(cout, taps, -1).sum(axis=-1)
         arrays["tap_popcount"] = tap_bits.reshape(-1).astype(np.uint16)
-    scratch = bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays)
+    scratch = bconv_scratch_bytes(taps * gw, taps, params["lane_groups"])
     return params, arrays, scratch, x, filt_bits
 
 
@@ -403,7 +403,7 @@ def test_stem_level_tables_choice_and_segments():
     (params, arrays, scratch, notes), _, _ = stem_case(rng, channels=3, planes=8, kind="nbc",
                                                        out_type=OUT_BITS, **geometry)
     assert params["lv_groups"] == 0 and "lv_table" not in arrays and "lane_filter" in arrays
-    assert scratch == 4 * 16 * 4 + bconv_scratch_bytes(16, 16, True)  # 4 rows of 16 pixels + conv
+    assert scratch == 4 * 16 * 4 + bconv_scratch_bytes(16, 16, 1)  # 4 rows of 16 pixels + conv
     # all-zero filters: each (tap, channel) sum spans 0..8, 48 of them exceed 255
     (params, arrays, scratch, notes), _, _ = stem_case(rng, channels=3, planes=8, kind="thermo",
                                                        out_type=OUT_BITS, filter_p=0.0, **geometry)

@@ -135,3 +135,9 @@ def test_a_run_starts_from_an_export_with_calibrated_batch_norms(exported, tmp_p
     assert cli.main(args) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["init_from"]["recovered_from_flatbuffer"] and "block2_conv" in metrics["init_from"]["copied"]
+
+
+def test_calibration_needs_images(exported):
+    _, out = exported
+    with pytest.raises(ValueError, match="at least one image"):
+        recover.calibrate(recover.from_flatbuffer(out), np.zeros((0, 32, 32, 3), np.uint8))

@@ -12,10 +12,12 @@ import numpy as np
 from deploy.lower.calls import (ACT_NONE, ACT_RELU, ACT_RELU6, ACT_RELU_N1_TO_1, KernelCall, LANES_ACC_MAX, MAX_TAPS, OUT_BITS, OUT_FLOAT, OUT_INT8, SAME, THRESHOLD_MAX, THRESHOLD_MIN, const_input, fail, hwc, input_tensor, kernel_call, output_tensor, rows_cols, same_valid, words_for)
 from larq_glt.flatbuffer import Model, Operator
 
-def bconv_scratch_bytes(n_words: int, taps: int, lanes: bool) -> int:
-    """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h)."""
-    if lanes:
-        return 4 * (n_words + 1) + 2 * (16 * n_words + 16)  # the window, its sentinel and column list
+def bconv_scratch_bytes(n_words: int, taps: int, lane_groups: int) -> int:
+    """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h); lane_groups 0:
+    no lane tables."""
+    if lane_groups:
+        # the window and its sentinel; from two lane groups on, the column list
+        return 4 * (n_words + 1) + (2 * (16 * n_words + 16) if lane_groups > 1 else 0)
     return 4 * n_words if taps > 1 else 0
 
 
@@ -196,7 +198,7 @@ def lower_bconv2d(model: Model, op: Operator) -> KernelCall:
         # the whole input is the window: call that path of the optimized kernel directly
         **({"function": "glt_bconv2d_dense_opt"} if dense else {}),
         params=params, arrays=arrays, inputs=[inp.index], outputs=[out.index],
-        scratch_bytes=0 if dense else bconv_scratch_bytes(taps * gw, taps, "lane_filter" in arrays),
+        scratch_bytes=0 if dense else bconv_scratch_bytes(taps * gw, taps, params["lane_groups"]),
         binary_macs=out_h * out_w * out_c * taps * cin_group, notes=notes,
         reference_arrays=("filter", "thresholds") if "lane_filter" in arrays else (),
     )

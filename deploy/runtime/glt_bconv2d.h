@@ -65,8 +65,8 @@ typedef struct {
                                       with T = threshold - P, P = popcount of the channel's
                                       filter */
     uint32_t *scratch;             /* optimized kernel RAM: N words for the window; with lane
-                                      tables one more word and 16 * N + 16 uint16 column
-                                      indices */
+                                      tables one more word, and from two lane groups on
+                                      16 * N + 16 uint16 column indices after it */
 } glt_bconv2d_params;
 
 /* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */

@@ -154,10 +154,12 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     p.tap_popcount = per_tap;
   }
 
-  // The im2col window (plus the sentinel and column list of the lanes algorithm), shared
+  // The im2col window and a sentinel word, plus the column list of the lanes
+  // algorithm from two lane groups on (bconv_scratch_bytes in deploy/lower), shared
   // with other ops' scratch.
   const size_t n_words = static_cast<size_t>(taps) * p.group_words;
-  const size_t scratch_bytes = sizeof(uint32_t) * (n_words + 1) + sizeof(uint16_t) * (16 * n_words + 16);
+  const size_t list_bytes = data->lanes && p.lane_groups > 1 ? sizeof(uint16_t) * (16 * n_words + 16) : 0;
+  const size_t scratch_bytes = sizeof(uint32_t) * (n_words + 1) + list_bytes;
   return context->RequestScratchBufferInArena(context, scratch_bytes, &data->scratch_index);
 }
 

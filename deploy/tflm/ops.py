@@ -113,7 +113,11 @@ def estimate_arena(model: Model) -> int:
         if op.opcode == "LceBconv2d":
             filt = model.tensors[op.inputs[1]]
             out_c, fh, fw, gw = filt.shape
-            scratch = max(scratch, 4 * (fh * fw * gw + 1))
+            n = fh * fw * gw
+            groups = -(-int((op.custom_options or {}).get("channels_in", 32 * gw)) // 32) // gw or 1
+            lane_groups = -(-(out_c // groups) // 32) if len(op.inputs) > 6 and op.inputs[5] >= 0 else 0
+            # as lce_bconv2d.cc asks: window + sentinel, and the lanes' column list from two groups on
+            scratch = max(scratch, 4 * (n + 1) + (2 * (16 * n + 16) if lane_groups > 1 else 0))
             bits = model.tensors[op.outputs[0]].type_name == "INT32"
             persistent += out_c * (4 if bits else 8)   # clamped thresholds, or fused multiplier + bias
             opts = op.custom_options or {}
