@@ -321,6 +321,8 @@ SECTIONS = (
             "anchors.md"),
     Section("Person detectors distilled from published teachers", "person_distil.json", "person_distil.md"),
     Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),
+    Section("Person detector adapted to VWW from the shipped model, cross-validated", "person_adapt_shipped.json",
+            "person_adapt_shipped.md"),
     Section("Person detector: fine-tuning recipe chosen by cross-validation", "person_detector_cv.json",
             "person_detector_cv.md"),
     Section("Person detector: held-out accuracy of the cross-validation models", "person_detector_cv.json",
