@@ -418,6 +418,19 @@ typedef struct {
     "orr    r10, r10, r7\n\t"                   \
     "str    r11, [sp]\n\t"
 /* 8 columns into ones/twos; the weight-4 carries in r10 (first) and r9 (second) */
+/* high += sixteens (r7), the high pointer at [sp + off]; a short carry chain */
+#define ADD_SIXTEENS_ASM(off)                   \
+    "cbz    r7, 5f\n\t"                         \
+    "ldr    r9, [sp, #" off "]\n"               \
+    "4:\n\t"                                    \
+    "ldr    r8, [r9]\n\t"                       \
+    "and    r10, r8, r7\n\t"                    \
+    "eor    r8, r8, r7\n\t"                     \
+    "str    r8, [r9], #4\n\t"                   \
+    "movs   r7, r10\n\t"                        \
+    "bne    4b\n"                               \
+    "5:\n\t"
+
 #define EIGHT_COLUMNS_ASM                       \
     CSA_ONES_ASM("r9")                          \
     CSA_ONES_ASM("r8")                          \
@@ -460,16 +473,7 @@ __attribute__((naked, noinline)) static void lanes_scan(lanes_job *job __attribu
             "eor    r11, r11, r10\n\t"
             "orr    r7, r7, r8\n\t"
             "str    r11, [sp, #4]\n\t"
-            "cbz    r7, 5f\n\t"
-            "ldr    r9, [sp, #16]\n" /* high += sixteens */
-            "4:\n\t"
-            "ldr    r8, [r9]\n\t"
-            "and    r10, r8, r7\n\t"
-            "eor    r8, r8, r7\n\t"
-            "str    r8, [r9], #4\n\t"
-            "movs   r7, r10\n\t"
-            "bne    4b\n"
-            "5:\n\t"
+            ADD_SIXTEENS_ASM("16")
             "ldr    r7, [sp, #12]\n\t"
             "subs   r7, r7, #1\n\t"
             "str    r7, [sp, #12]\n\t"
@@ -527,16 +531,7 @@ __attribute__((naked, noinline)) static void lanes_list(lanes_job *job __attribu
             "and    r7, r12, r10\n\t"
             "eor    r12, r12, r10\n\t"
             "orr    r7, r7, r8\n\t"
-            "cbz    r7, 5f\n\t"
-            "ldr    r9, [sp, #8]\n" /* high += sixteens */
-            "4:\n\t"
-            "ldr    r8, [r9]\n\t"
-            "and    r10, r8, r7\n\t"
-            "eor    r8, r8, r7\n\t"
-            "str    r8, [r9], #4\n\t"
-            "movs   r7, r10\n\t"
-            "bne    4b\n"
-            "5:\n\t"
+            ADD_SIXTEENS_ASM("8")
             "ldr    r7, [sp, #4]\n\t"
             "subs   r7, r7, #1\n\t"
             "str    r7, [sp, #4]\n\t"
@@ -593,6 +588,7 @@ __attribute__((naked, noinline)) static int32_t lanes_columns(const uint32_t *wi
 #undef CSA_TWOS_ASM
 #undef CSA_FOURS_ASM
 #undef EIGHT_COLUMNS_ASM
+#undef ADD_SIXTEENS_ASM
 #else /* portable C, same algorithms */
 
 /* Carry-save adder: a + b + c = l + 2 h */
