@@ -14,10 +14,11 @@
  *    most bits are set, the unset ones are summed instead). The counter starts at
  *    floor((threshold - P_j) / 2), so `count_j > threshold_j` becomes a
  *    bit-sliced comparison with a scalar that yields the packed output word.
- *    The summed bits are listed once per window as column indices and every lane
- *    group reads that list. Per summed window bit and 32 channels on Thumb-2
- *    (assembly): 2 instructions to load its column + 15/16 of a 5-instruction
- *    CSA, plus listing the bit once for all lane groups.
+ *    From two 32-channel lane groups on, the summed bits are listed once per
+ *    window as column indices and every lane group reads that list; one lane group
+ *    scans the window words instead. Per summed window bit and 32 channels on
+ *    Thumb-2 (assembly): 2 instructions to load its column (about 5 to find it
+ *    when scanning) + 15/16 of a 5-instruction CSA, plus listing the bit once.
  *
  * 2. SWAR (float/int8 output, zero-padding, or no lane tables): per output
  *    channel, popcount(window ^ filter row) over the N window words. Words come
