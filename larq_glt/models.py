@@ -45,12 +45,21 @@ class ModelConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Block:
     """One grouped binary conv: ``filters`` outputs, ``groups`` groups, then
-    an optional 2×2 max pool."""
+    an optional 2×2 max pool.
+
+    ``shortcut`` adds the block's binarized input to its batch-normed output
+    before the pool (``BN(conv(sign x)) + sign x``; needs as many filters as
+    input channels). It costs no weight bit: at inference each output bit
+    compares the convolution with one of two thresholds chosen by the input
+    bit of its own channel. Training only for now: the runtime has no kernel
+    for it yet, so such a model exports as not deployable.
+    """
 
     filters: int
     groups: int = 1
     pool: bool = True
     kernel: int = 3
+    shortcut: bool = False
 
 
 #: Default body for 96×96 inputs: 24×24 after the stem, 3×3 at the end.
@@ -165,6 +174,15 @@ def _activation(config: ModelConfig, x, name):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
+def _shortcut(config: ModelConfig, x, name):
+    # The binary model adds the bits its conv reads (±1), so that the sum
+    # stays a function of bits and deploys as a per-bit threshold choice; the
+    # float counterpart adds its ReLU input, as a residual network would.
+    if config.precision == "binary":
+        return lq.quantizers.SteSign(name=f"{name}_shortcut_sign")(x)
+    return keras.layers.ReLU(name=f"{name}_shortcut_relu")(x)
+
+
 def check_binary_groups(in_channels: int, groups: int, layer: str) -> None:
     """Raise unless a grouped binary conv stays binary after LCE conversion."""
     if groups < 1 or in_channels % groups:
@@ -200,6 +218,8 @@ def topology_problem(config: ModelConfig) -> str | None:
                     f"not a multiple of 32 channels each")
         if filters % block.groups:
             return f"{name}_conv: {filters} filters not divisible by {block.groups} groups"
+        if block.shortcut and filters != channels:
+            return f"{name}: a shortcut needs as many filters as input channels ({filters} against {channels})"
         if block.pool:
             if side < 2:
                 return f"{name}: the feature map is already 1×1, cannot pool"
@@ -267,9 +287,15 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
         check_binary_groups(channels, block.groups, f"{name}_conv")
         if filters % block.groups:
             raise ModelConfigError(f"{name}_conv: {filters} filters not divisible by {block.groups} groups")
+        if block.shortcut and filters != channels:
+            raise ModelConfigError(f"{name}: a shortcut needs as many filters as input channels "
+                                   f"({filters} against {channels})")
+        block_input = x
         x = _activation(config, x, name)
         x = _conv(config, filters, block.kernel, f"{name}_conv", groups=block.groups)(x)
         x = keras.layers.BatchNormalization(momentum=config.momentum, name=f"{name}_bn")(x)
+        if block.shortcut:
+            x = keras.layers.Add(name=f"{name}_add")([x, _shortcut(config, block_input, name)])
         if block.pool:
             if x.shape[1] < 2:
                 raise ModelConfigError(f"{name}: the feature map is already 1×1, cannot pool")

@@ -204,6 +204,10 @@ def plan(config: models.ModelConfig, ratio: float, block: int = DEFAULT_BLOCK) -
         raise PruningError(
             f"prune block must be a positive multiple of 32 channels (one bit-packed word), got {block}"
         )
+    if any(getattr(b, "shortcut", False) for b in config.blocks):
+        # a shortcut ties a block's output channels to its input channels:
+        # pruning one side alone would break the sum
+        raise PruningError("block pruning does not support blocks with a shortcut")
     producers = _channels(config)
     consumer_groups = [g for _, _, g in producers[1:]] + [1]  # the classifier is ungrouped
     consumers = [name for name, _, _ in producers[1:]] + ["classifier"]

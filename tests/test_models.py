@@ -72,3 +72,28 @@ def test_summary_counts_bits():
     assert rows["stem_conv"]["weight_bits"] == 2 * 2 * 24 * 32
     assert rows["stem_conv"]["binary_macs"] == 2 * 2 * 24 * 32 * 8 * 8  # 16x16 input, stride 2 -> 8x8 outputs
     assert rows["encoder"]["weight_bits"] == 3 * 8 * 8
+
+
+def test_shortcut_adds_the_binarized_input_at_no_weight_bit():
+    blocks = (Block(32, pool=False), Block(32, pool=True, shortcut=True))
+    cfg = ModelConfig(input_size=16, stem_kernel=2, stem_stride=2, stem_filters=32, blocks=blocks)
+    plain = models.compact(cfg, blocks=(blocks[0], Block(32, pool=True)))
+    model = models.compact(cfg)
+    assert summary.model_cost(model)["total"] == summary.model_cost(plain)["total"]
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    # The sum is BN(conv(sign x)) + sign x: with the block's BN output zeroed
+    # (gamma = beta = 0), the block passes its input's signs through.
+    bn = model.get_layer("block2_bn")
+    bn.set_weights([np.zeros_like(w) if i < 2 else w for i, w in enumerate(bn.get_weights())])
+    x = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    probe = keras.Model(model.input, [model.get_layer("block1_bn").output, model.get_layer("block2_add").output])
+    before, after = (t.numpy() for t in probe(x, training=False))
+    np.testing.assert_array_equal(after, np.where(before >= 0, 1.0, -1.0))
+
+
+def test_shortcut_needs_matching_channels():
+    cfg = ModelConfig(input_size=16, stem_kernel=2, stem_stride=2, stem_filters=32,
+                      blocks=(Block(64, pool=False, shortcut=True),))
+    assert "shortcut" in models.topology_problem(cfg)
+    with pytest.raises(ModelConfigError, match="shortcut needs as many filters as input channels"):
+        models.compact(cfg)
