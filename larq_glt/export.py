@@ -69,6 +69,24 @@ def _preactivation_clone(model):
     return clone_model
 
 
+def _shortcut_layer(layer) -> bool:
+    """The sign or the sum of a binary shortcut block (models.Block(shortcut=True)):
+    an Add of a batch norm and a SteSign. The runtime fuses them with the block's
+    conv; the flatbuffer check (opset.unsupported_ops) confirms it can."""
+    import larq as lq
+    import tf_keras as keras
+
+    def parents(l):
+        return [n.inbound_layers for n in l._inbound_nodes]
+
+    if isinstance(layer, keras.layers.Add):
+        inbound = [p for node in parents(layer) for p in (node if isinstance(node, list) else [node])]
+        return sorted(type(p).__name__ for p in inbound) == ["BatchNormalization", "SteSign"]
+    if isinstance(layer, lq.quantizers.SteSign):
+        return all(isinstance(n.outbound_layer, keras.layers.Add) for n in layer._outbound_nodes)
+    return False
+
+
 def check_model_layers(model) -> None:
     """Refuse, before converting, what cannot become a fully-binarized flatbuffer."""
     import larq as lq
@@ -79,6 +97,8 @@ def check_model_layers(model) -> None:
     allowed = (keras.layers.InputLayer, keras.layers.BatchNormalization, keras.layers.MaxPool2D,
                keras.layers.Flatten, keras.layers.Reshape, encoders.Encoder, lq.layers.QuantConv2D)
     for layer in model.layers:
+        if _shortcut_layer(layer):
+            continue
         if not isinstance(layer, allowed):
             raise ExportError(
                 f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the deploy runtime; "

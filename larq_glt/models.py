@@ -51,8 +51,8 @@ class Block:
     before the pool (``BN(conv(sign x)) + sign x``; needs as many filters as
     input channels). It costs no weight bit: at inference each output bit
     compares the convolution with one of two thresholds chosen by the input
-    bit of its own channel. Training only for now: the runtime has no kernel
-    for it yet, so such a model exports as not deployable.
+    bit of its own channel (LCE converts the block to four ops, which the
+    firmware runs as one binary conv: ``larq_glt.opset.shortcuts``).
     """
 
     filters: int

@@ -29,8 +29,10 @@ These sets and :func:`parameter_problem` are the contract: ``deploy.lower`` has 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = ["RUNTIME_OPS", "ENCODER_OPS", "layer_of", "encoder_ops", "unsupported_ops", "parameter_problem",
-           "parameter_problems", "MAX_TAPS"]
+           "parameter_problems", "MAX_TAPS", "Shortcut", "shortcuts"]
 
 #: Ops with a kernel of the generated runtime (deploy/runtime).
 RUNTIME_OPS = frozenset({
@@ -94,13 +96,60 @@ def layer_of(model, op) -> str:
     return "?"
 
 
+@dataclass(frozen=True)
+class Shortcut:
+    """A binary shortcut block as LCE converts it (``models.Block(shortcut=True)``):
+    ``LceQuantize(ADD(LceBconv2d(x) -> float, LceDequantize(x)))`` with ``x`` the
+    conv's bit-packed input. The runtime runs the four ops as one binary conv
+    whose output bit compares the count with one of two thresholds, chosen by the
+    input bit of the same pixel and channel (``deploy.lower.lower_shortcut``)."""
+
+    bconv: int  # operator indices
+    dequantize: int
+    add: int
+    quantize: int
+
+
+def _shortcut_at(model, add) -> Shortcut | None:
+    t = model.tensors
+    if add.opcode != "ADD" or len(add.inputs) != 2 or len(add.outputs) != 1 or \
+            (add.builtin_options or {}).get("fused_activation_function", 0) != 0:
+        return None
+    producers = [model.producer(i) for i in add.inputs]
+    bconv = next((p for p in producers if p is not None and p.opcode == "LceBconv2d"), None)
+    deq = next((p for p in producers if p is not None and p.opcode == "LceDequantize"), None)
+    if bconv is None or deq is None or t[bconv.outputs[0]].type_name != "FLOAT32" or \
+            t[deq.outputs[0]].type_name != "FLOAT32" or deq.inputs[0] != bconv.inputs[0]:
+        return None
+    readers = model.consumers(add.outputs[0])
+    if len(readers) != 1 or readers[0].opcode != "LceQuantize" or add.outputs[0] in model.outputs:
+        return None
+    # the float tensors are never stored: nothing else may read them
+    for op in (bconv, deq):
+        if [c.index for c in model.consumers(op.outputs[0])] != [add.index] or op.outputs[0] in model.outputs:
+            return None
+    opts = bconv.custom_options or {}
+    if t[add.outputs[0]].shape != t[deq.outputs[0]].shape or opts.get("stride_height") != 1 or \
+            opts.get("stride_width") != 1 or opts.get("pad_values") != 1:
+        return None
+    return Shortcut(bconv=bconv.index, dequantize=deq.index, add=add.index, quantize=readers[0].index)
+
+
+def shortcuts(model) -> list[Shortcut]:
+    """The binary shortcut blocks of ``model`` (see :class:`Shortcut`)."""
+    return [s for s in (_shortcut_at(model, op) for op in model.operators if op.opcode == "ADD") if s]
+
+
 def unsupported_ops(model) -> list:
-    """The ops outside the op set: neither a runtime op nor an encoder op inside
-    the uint8 input encoder. (The firmware's lowering checks each op's
-    parameters as well: ``deploy.lower.lower_model``.)"""
+    """The ops outside the op set: neither a runtime op, nor an encoder op inside
+    the uint8 input encoder, nor the ADD of a binary shortcut (:func:`shortcuts`).
+    (The firmware's lowering checks each op's parameters as well:
+    ``deploy.lower.lower_model``.)"""
     encoder = encoder_ops(model)
+    fused = {s.add for s in shortcuts(model)}
     return [op for op in model.operators
-            if op.opcode not in RUNTIME_OPS and not (op.opcode in ENCODER_OPS and op.index in encoder)]
+            if op.opcode not in RUNTIME_OPS and not (op.opcode in ENCODER_OPS and op.index in encoder)
+            and op.index not in fused]
 
 
 #: Filter taps (height x width) the binary convolution kernels handle (GLT_MAX_TAPS, glt_bconv2d_opt.c).

@@ -26,7 +26,7 @@ What the flatbuffer does not keep, and the rebuilt model therefore lacks:
 - the GLT logits beyond the integer thresholds they round to.
 
 Only what :func:`~larq_glt.models.compact` builds with a GLT or thermometer
-encoder is recognised (any other flatbuffer: :class:`RecoverError`). The
+encoder (shortcut blocks included) is recognised (any other flatbuffer: :class:`RecoverError`). The
 topology is read from the flatbuffer itself (filters as built, width 1), so
 layer names and shapes equal the original's.
 """
@@ -96,6 +96,9 @@ def _encoder_thresholds(model, channels: int) -> np.ndarray:
 
 def _bconvs(model) -> list[dict]:
     """Each LceBconv2d in execution order, with what the rebuild needs."""
+    from larq_glt import opset
+
+    shortcuts = {sc.bconv: sc for sc in opset.shortcuts(model)}
     convs = []
     for op in model.operators:
         if op.opcode != "LceBconv2d":
@@ -112,7 +115,9 @@ def _bconvs(model) -> list[dict]:
         words = -(-cin // 32)
         groups = 1 if gw == words else words // gw
         out = model.tensors[op.outputs[0]]
-        consumers = model.consumers(op.outputs[0])
+        # a shortcut block's bits leave through its LceQuantize (ADD of the input's signs)
+        tail = model.operators[shortcuts[op.index].quantize] if op.index in shortcuts else op
+        consumers = model.consumers(tail.outputs[0])
         pool = len(consumers) == 1 and consumers[0].opcode == "LceBMaxPool2d"
         if pool:
             po = consumers[0].custom_options or {}
@@ -122,7 +127,7 @@ def _bconvs(model) -> list[dict]:
         conv = dict(op=op, filter=filt, out_c=out_c, fh=fh, fw=fw, cin=cin, groups=groups,
                     stride=(int(o["stride_height"]), int(o["stride_width"])),
                     same=int(o["padding"]) == _SAME, pad_values=float(o.get("pad_values", 0)),
-                    bits=out.type_name == "INT32", pool=pool)
+                    bits=out.type_name == "INT32", pool=pool, shortcut=op.index in shortcuts)
         if conv["bits"]:
             conv["thresholds"] = _const(model, op, 4, "thresholds").astype(np.int64).reshape(-1)
         elif out.type_name == "FLOAT32":
@@ -158,9 +163,10 @@ def _config(model) -> ModelConfig:
         raise RecoverError("the last binary convolution is not a VALID classifier with float output")
     blocks = []
     for c in body:
-        if c["fh"] != c["fw"] or c["stride"] != (1, 1) or not c["same"] or not c["bits"]:
+        if c["fh"] != c["fw"] or c["stride"] != (1, 1) or not c["same"] or not (c["bits"] or c["shortcut"]):
             raise RecoverError(f"LceBconv2d (op {c['op'].index}) is not a SAME stride-1 square block")
-        blocks.append(Block(filters=c["out_c"], groups=c["groups"], pool=c["pool"], kernel=c["fh"]))
+        blocks.append(Block(filters=c["out_c"], groups=c["groups"], pool=c["pool"], kernel=c["fh"],
+                            shortcut=c["shortcut"]))
     pads = {c["pad_values"] for c in convs if c["same"]}
     if len(pads) > 1:
         raise RecoverError(f"the convolutions pad with different values {sorted(pads)}; compact pads all alike")
@@ -224,6 +230,7 @@ def from_flatbuffer(path, latent: float = LATENT):
             t = np.clip(conv["thresholds"], -(2 ** 30), 2 ** 30).astype(np.float64)
             _affine(bn, np.ones(conv["out_c"]), 2.0 * t - taps + 0.5)
         else:
+            # the classifier, or a shortcut block (whose input signs the model adds after)
             _affine(bn, conv["multiplier"], conv["bias"])  # LCE: multiplier * d + bias
     return model
 

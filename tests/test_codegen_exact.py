@@ -19,7 +19,7 @@ import pytest
 import larq_glt  # noqa: F401  (legacy Keras before TensorFlow)
 from deploy import codegen
 from deploy.firmware import host
-from larq_glt import export, flatbuffer, models
+from larq_glt import export, flatbuffer, models, opset
 from larq_glt.models import Block, ModelConfig
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
@@ -135,3 +135,30 @@ def test_shipped_model_bit_exact_on_cortex_m7(tmp_path):
     want = lce_logits(SHIPPED, frames)
     got = np.array([r.logit_bits for r in results], dtype=np.uint32)
     np.testing.assert_array_equal(got, want.view(np.uint32))
+
+
+@pytest.mark.parametrize("blocks", [
+    # one lane group per group (6x6 after the pool), then a dense one with two lane groups
+    (Block(64, 1, pool=True), Block(64, 2, pool=False, shortcut=True), Block(64, 1, pool=False, shortcut=True)),
+    # three lane groups (the column list), a shortcut before a pool, a 1x1 shortcut
+    (Block(96, 1, pool=False, shortcut=False), Block(96, 1, pool=True, shortcut=True),
+     Block(96, 3, pool=False, shortcut=True, kernel=1)),
+], ids=["groups", "lanes"])
+def test_shortcut_blocks_bit_exact(blocks, tmp_path):
+    """Binary shortcut blocks (BN(conv(sign x)) + sign x): LCE's four ops
+    (LceDequantize, LceBconv2d to float, ADD, LceQuantize) run as one binary conv
+    with two thresholds per channel; random batch norm with negative gammas
+    exercises the inverted filters."""
+    cfg = ModelConfig(input_size=48, stem_kernel=4, stem_stride=4, stem_filters=blocks[0].filters if
+                      blocks[0].shortcut else 32, blocks=blocks, num_classes=3)
+    model = randomize(models.compact(cfg), seed=21)
+    path = export.export_keras(model, tmp_path / "export", n_check=4).out_dir / "model.tflite"
+    fb = flatbuffer.read_model(path)
+    assert sum(op.opcode == "ADD" for op in fb.operators) == 2
+    assert len(opset.shortcuts(fb)) == 2 and opset.unsupported_ops(fb) == []
+    gen = check_exact(path, tmp_path, seed=7)
+    fused = [c for c in gen.calls if len(c.op_indices) == 4]
+    assert len(fused) == 2 and all("shortcut_thresholds" in c.arrays or "lane_shortcut_thresholds" in c.arrays
+                                   for c in fused)
+    assert any(c.params["lane_groups"] for c in fused)
+    check_exact(path, tmp_path, seed=8, reference=True, n=12)

@@ -51,7 +51,7 @@ def round_half_away(y: np.ndarray) -> np.ndarray:
 
 
 def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_value, out_type,
-               in_h, in_w, lanes=True, filter_p=0.5, input_p=0.5):
+               in_h, in_w, lanes=True, filter_p=0.5, input_p=0.5, shortcut=False):
     gw = words(cin // groups)
     in_words = words(cin)
     out_h, pad_top = same_valid(in_h, fh, sh, dh, same)
@@ -78,11 +78,18 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
         thr[rng.random(cout) < 0.1] = -1  # LCE's -inf, clamped by lowering
         thr[rng.random(cout) < 0.1] = 1 << 30  # +inf
         arrays["thresholds"] = thr.astype(np.int32)
+        if shortcut:  # a binary shortcut block: thresholds where the channel's input bit is set
+            thr_set = np.where(rng.random(cout) < 0.7, thr - rng.integers(0, 5, size=cout),
+                               rng.integers(-3, acc_max + 3, size=cout))
+            thr_set = np.clip(thr_set, -1, 1 << 30)
+            arrays["shortcut_thresholds"] = thr_set.astype(np.int32)
         if lanes and not params["zero_padding"]:  # the bit-sliced algorithm
             lane_filter, lane_thr = lane_tables(filt.reshape(cout, -1), thr, groups, acc_max)
             arrays["lane_filter"], arrays["lane_thresholds"] = lane_filter, lane_thr
             params["lane_groups"] = words(cout // groups)
             params["lane_planes"] = lane_planes(acc_max)
+            if shortcut:
+                arrays["lane_shortcut_thresholds"] = lane_tables(filt.reshape(cout, -1), thr_set, groups, acc_max)[1]
     else:
         lo = int(rng.integers(0, acc_max + 1))
         hi = int(rng.integers(lo, 2 * acc_max + 1))
@@ -92,7 +99,7 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
     if params["zero_padding"]:
         tap_bits = filt_bits.reshape(cout, taps, -1).sum(axis=-1)
         arrays["tap_popcount"] = tap_bits.reshape(-1).astype(np.uint16)
-    scratch = bconv_scratch_bytes(taps * gw, taps, params["lane_groups"])
+    scratch = bconv_scratch_bytes(taps * gw, taps, params["lane_groups"], shortcut=shortcut)
     return params, arrays, scratch, x, filt_bits
 
 
@@ -119,7 +126,10 @@ def bconv_numpy(params, arrays, x, filt_bits):
                         a += int(np.count_nonzero(xin ^ filt_bits[oc, ky, kx]))
                 acc[oy, ox, oc] = a
     if p["output_type"] == OUT_BITS:
-        return bitpack(acc > arrays["thresholds"].astype(np.int64)).astype(np.uint32)
+        thr = np.broadcast_to(arrays["thresholds"].astype(np.int64), acc.shape)
+        if "shortcut_thresholds" in arrays:  # the input bit of the same pixel and channel chooses
+            thr = np.where(x, arrays["shortcut_thresholds"].astype(np.int64), thr)
+        return bitpack(acc > thr).astype(np.uint32)
     v = np.clip(2 * acc, p["clamp_min"], p["clamp_max"]).astype(np.float32)
     y = (v * arrays["multiplier"]).astype(np.float32) + arrays["bias"]  # two float32 roundings
     if p["output_type"] == OUT_FLOAT:
@@ -284,6 +294,33 @@ def test_bconv2d_lanes_at_every_input_density(lib, density):
         assert ref.tobytes() == opt.tobytes(), f"density {density} case {case}: {cfg}"
         if case < 3:
             assert ref.tobytes() == bconv_numpy(params, arrays, x, filt_bits).tobytes()
+
+
+@pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_bconv2d_shortcut_opt_equals_ref_equals_numpy(lib, density):
+    """A binary shortcut block (stride 1, SAME one-padding, as many output as input
+    channels, a multiple of 32 per group): the input bit of each pixel and channel
+    chooses between two thresholds, in the bit-sliced algorithm (one lane group,
+    or the column list from two on) and in the per-channel one."""
+    rng = np.random.default_rng(500 + int(density * 10))
+    for case in range(10):
+        groups = int(rng.choice([1, 2, 4]))
+        cin = groups * 32 * int(rng.integers(1, 4 if groups == 1 else 2))
+        k = int(rng.choice([1, 3]))
+        cfg = dict(cin=cin, cout=cin, groups=groups, fh=k, fw=k, sh=1, sw=1, dh=1, dw=1, same=True,
+                   pad_value=1, out_type=OUT_BITS, in_h=int(rng.integers(1, 6)), in_w=int(rng.integers(1, 6)),
+                   lanes=case % 3 != 2, shortcut=True)
+        params, arrays, scratch, x, filt_bits = bconv_case(rng, input_p=density, **cfg)
+        xp = packed_input(x, cin, groups)
+        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
+        opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+        assert ref.tobytes() == opt.tobytes(), f"density {density} case {case}: opt != ref for {cfg}"
+        expected = bconv_numpy(params, arrays, x, filt_bits)
+        assert ref.tobytes() == expected.tobytes(), f"density {density} case {case}: ref != numpy for {cfg}"
+        plain = run_bconv(lib, "glt_bconv2d_ref", params, {k: v for k, v in arrays.items() if "shortcut" not in k},
+                          scratch, xp)
+        if 0.0 < density and case == 0:  # the second thresholds matter
+            assert plain.tobytes() != ref.tobytes()
 
 
 # ------------------------------------------------------------------ fused stem (front end + conv)
@@ -848,8 +885,9 @@ def test_optimized_kernels_on_cortex_m(tmp_path, machine):
     assert run.returncode == 0 and "RESULT PASS" in lines, run.stdout + run.stderr
     assert "stem_unchecked 0" in lines and "stem_selfcheck ok" in lines
     checks = [l.split() for l in lines if l.startswith("check ")]
-    assert len(checks) == 5 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
+    assert len(checks) == 6 and all(c[3] == "ok" and c[4] == "0" for c in checks), checks
     assert checks[1][1:3] == ["bconv2d_whole", "120"] and checks[4][1:3] == ["stem", "24"]
+    assert checks[5][1:3] == ["bconv2d_shortcut", "150"]
     (calib,) = [l.split() for l in lines if l.startswith("calib ")]
     instructions_per_tick = int(calib[2]) / int(calib[1])
     assert 39 <= instructions_per_tick <= 41  # SysTick at 25 MHz, 1 instruction per ns

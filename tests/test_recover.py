@@ -141,3 +141,19 @@ def test_calibration_needs_images(exported):
     _, out = exported
     with pytest.raises(ValueError, match="at least one image"):
         recover.calibrate(recover.from_flatbuffer(out), np.zeros((0, 32, 32, 3), np.uint8))
+
+
+def test_shortcut_blocks_are_recovered(tmp_path):
+    """A shortcut block converts to a float-output conv, ADD and LceQuantize: the
+    rebuilt model has the block's shortcut and computes the flatbuffer's logits."""
+    cfg = models.ModelConfig(input_size=32, levels=4, stem_filters=32, blocks=(
+        models.Block(32, 1, pool=False, shortcut=True), models.Block(64, 1, pool=True),
+        models.Block(64, 2, pool=False, shortcut=True)))
+    model = testing.randomize(models.compact(cfg), seed=5)
+    out = export.export_keras(model, tmp_path / "export").out_dir
+    got_cfg = recover.config_from_flatbuffer(out / "model.tflite")
+    assert [b.shortcut for b in got_cfg.blocks] == [True, False, True]
+    assert [b.pool for b in got_cfg.blocks] == [False, True, False]
+    x = images()
+    want = lce_logits(out / "model.tflite", x)
+    np.testing.assert_allclose(recover.from_flatbuffer(out).predict(x, verbose=0), want, rtol=1e-5, atol=1e-4)

@@ -28,8 +28,8 @@ class BConv2D(C.Structure):
         "group_words", "groups", "stride_h", "stride_w", "dilation_h", "dilation_w",
         "pad_top", "pad_left", "zero_padding", "binary_zero_point", "output_type",
         "clamp_min", "clamp_max", "lane_groups", "lane_planes")] + [(n, P) for n in (
-        "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
-        "lane_thresholds", "scratch")]
+        "filter", "multiplier", "bias", "thresholds", "shortcut_thresholds", "tap_popcount",
+        "lane_filter", "lane_thresholds", "lane_shortcut_thresholds", "scratch")]
 
 
 class BMaxPool(C.Structure):

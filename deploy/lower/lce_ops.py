@@ -12,12 +12,14 @@ import numpy as np
 from deploy.lower.calls import (ACT_NONE, ACT_RELU, ACT_RELU6, ACT_RELU_N1_TO_1, KernelCall, LANES_ACC_MAX, MAX_TAPS, OUT_BITS, OUT_FLOAT, OUT_INT8, SAME, THRESHOLD_MAX, THRESHOLD_MIN, const_input, fail, hwc, input_tensor, kernel_call, output_tensor, rows_cols, same_valid, words_for)
 from larq_glt.flatbuffer import Model, Operator
 
-def bconv_scratch_bytes(n_words: int, taps: int, lane_groups: int) -> int:
+def bconv_scratch_bytes(n_words: int, taps: int, lane_groups: int, shortcut: bool = False) -> int:
     """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h); lane_groups 0:
-    no lane tables."""
+    no lane tables; shortcut: a binary shortcut block."""
     if lane_groups:
-        # the window and its sentinel; from two lane groups on, the column list
-        return 4 * (n_words + 1) + (2 * (16 * n_words + 16) if lane_groups > 1 else 0)
+        # the window and its sentinel; from two lane groups on, the column list;
+        # a shortcut block's chosen threshold planes
+        return 4 * (n_words + 1) + (2 * (16 * n_words + 16) if lane_groups > 1 else 0) + \
+            (4 * LANE_THRESHOLD_WORDS if shortcut else 0)
     return 4 * n_words if taps > 1 else 0
 
 
@@ -269,3 +271,83 @@ def lower_dequantize(model: Model, op: Operator) -> KernelCall:
     return kernel_call(op, model, f"glt_dequantize_{kind}", "glt_quantize.h", params_type="glt_dequantize_params",
                  params=dict(rows=rows, cols=cols, zero_bit_value=zero_bit, one_bit_value=one_bit),
                  arrays={}, inputs=[inp.index], outputs=[out.index])
+
+
+def shortcut_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int, clamp_max: int,
+                        acc_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds of a binary shortcut block (larq_glt.opset.Shortcut).
+
+    LCE computes, per channel, y = (float)clamp(2 * acc) * multiplier + bias (two
+    float roundings), z = y + s with s = +1 for an input bit 0 and -1 for a bit 1
+    (LceDequantize, ADD), and the output bit z < 0 (LceQuantize). Evaluated here in
+    float32 for every acc in [0, acc_max]: a step in acc, rising or falling with
+    the multiplier's sign. Returns (flip [out_c] bool: count the channel's
+    mismatches against its inverted filter, acc' = acc_max - acc, so that the bit
+    rises; thresholds for bit 0; thresholds for bit 1), with bit = acc' > threshold.
+    Raises ValueError if a channel's bit is not a step (it always is: float
+    rounding is monotone)."""
+    acc = np.arange(acc_max + 1, dtype=np.int64)
+    x = np.clip(2 * acc, clamp_min, clamp_max).astype(np.float32)
+    y = (x[None, :] * multiplier.astype(np.float32)[:, None]).astype(np.float32) + \
+        bias.astype(np.float32)[:, None]
+    bits = [(y + np.float32(s)).astype(np.float32) < np.float32(0) for s in (1.0, -1.0)]
+    rising = np.all([np.all(b[:, 1:] >= b[:, :-1], axis=1) for b in bits], axis=0)
+    falling = np.all([np.all(b[:, 1:] <= b[:, :-1], axis=1) for b in bits], axis=0)
+    if not np.all(rising | falling):
+        raise ValueError(f"channels {np.flatnonzero(~(rising | falling)).tolist()} are not a step in the count")
+    flip = ~rising
+    out = []
+    for b in bits:
+        b = np.where(flip[:, None], b[:, ::-1], b)
+        # bit = acc > t: t = (number of clear bits) - 1; never set -> THRESHOLD_MAX
+        clear = (~b).sum(axis=1)
+        out.append(np.where(clear > acc_max, THRESHOLD_MAX, clear - 1).astype(np.int64))
+    return flip, out[0], out[1]
+
+
+def lower_shortcut(model: Model, shortcut) -> KernelCall:
+    """One binary conv call for the four ops of a binary shortcut block
+    (larq_glt.opset.Shortcut): bit-packed output whose threshold per channel is
+    chosen by the input bit of the same pixel and channel."""
+    ops = model.operators
+    bconv = ops[shortcut.bconv]
+    call = lower_bconv2d(model, bconv)
+    p = call.params
+    cin_group = p["group_words"] * 32
+    if not (p["out_c"] == p["in_words"] * 32 == p["groups"] * cin_group and (p["out_h"], p["out_w"]) ==
+            (p["in_h"], p["in_w"]) and p["stride_h"] == p["stride_w"] == 1 and not p["zero_padding"]):
+        fail(bconv, "a shortcut needs a one-padded stride-1 conv with as many output channels as input "
+                    "channels, a multiple of 32 per group")
+    acc_max = p["filter_h"] * p["filter_w"] * cin_group
+    try:
+        flip, thr, thr_set = shortcut_thresholds(call.arrays["multiplier"], call.arrays["bias"],
+                                                 p["clamp_min"], p["clamp_max"], acc_max)
+    except ValueError as e:
+        fail(bconv, f"shortcut: {e}")
+    out_c = p["out_c"]
+    filter_words = call.arrays["filter"].reshape(out_c, -1).copy()
+    filter_words[flip] = ~filter_words[flip]
+    filter_words = filter_words.reshape(-1)
+    arrays = {"filter": filter_words, "thresholds": thr.astype(np.int32),
+              "shortcut_thresholds": thr_set.astype(np.int32)}
+    params = dict(p, output_type=OUT_BITS, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0)
+    reference = ()
+    if acc_max <= LANES_ACC_MAX:
+        lane_filter, lane_thr = lane_tables(filter_words.reshape(out_c, -1), thr, p["groups"], acc_max)
+        _, lane_thr_set = lane_tables(filter_words.reshape(out_c, -1), thr_set, p["groups"], acc_max)
+        arrays.update(lane_filter=lane_filter, lane_thresholds=lane_thr, lane_shortcut_thresholds=lane_thr_set)
+        params["lane_groups"] = lane_thr.size // (p["groups"] * LANE_THRESHOLD_WORDS)
+        params["lane_planes"] = lane_planes(acc_max)
+        reference = ("filter", "thresholds", "shortcut_thresholds")
+    out = output_tensor(model, ops[shortcut.quantize])
+    taps = p["filter_h"] * p["filter_w"]
+    return KernelCall(
+        op_indices=(shortcut.dequantize, shortcut.bconv, shortcut.add, shortcut.quantize),
+        op_name="LceBconv2d", function=call.function if call.function != "glt_bconv2d_dense_opt" else "glt_bconv2d_opt",
+        reference_function=call.reference_function, header=call.header, params_type=call.params_type,
+        params=params, arrays=arrays, inputs=call.inputs, outputs=(out.index,), input_bytes=call.input_bytes,
+        output_bytes=(out.nbytes,), scratch_bytes=bconv_scratch_bytes(taps * p["group_words"], taps, params["lane_groups"], shortcut=True),
+        binary_macs=call.binary_macs,
+        notes=call.notes + ["binary shortcut: LceDequantize + ADD + LceQuantize fused (two thresholds per channel)"],
+        reference_arrays=reference,
+    )

@@ -1,6 +1,8 @@
 """The model's kernel calls in execution order: one call per operator (the
-table :data:`LOWERINGS`), the input encoder fused into a front end, and the
-front end fused with the first binary convolution where it can be.
+table :data:`LOWERINGS`), the input encoder fused into a front end, each binary
+shortcut block (:func:`larq_glt.opset.shortcuts`) fused into one binary
+convolution, and the front end fused with the first binary convolution where it
+can be.
 """
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ from deploy.lower.builtin_ops import (lower_argmax, lower_avgpool, lower_copy, l
                                       lower_mean, lower_softmax)
 from deploy.lower.calls import KernelCall, UnsupportedOpError
 from deploy.lower.frontend import find_frontend
-from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize
+from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize, lower_shortcut
 from deploy.lower.stem import fuse_stem_calls
 from larq_glt.flatbuffer import Model, Operator
-from larq_glt.opset import ENCODER_OPS, parameter_problem
+from larq_glt.opset import ENCODER_OPS, parameter_problem, shortcuts
 
 def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
     """Kernel calls for the whole model, in execution order.
@@ -26,8 +28,13 @@ def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
     if front is not None:
         calls.append(front)
         fused.update(front.op_indices)
+    blocks = {s.bconv: s for s in shortcuts(model)}
+    for s in blocks.values():
+        fused.update((s.dequantize, s.add, s.quantize))
     for op in model.operators:
-        if op.index not in fused:
+        if op.index in blocks:
+            calls.append(lower_shortcut(model, blocks[op.index]))
+        elif op.index not in fused:
             calls.append(lower_operator(model, op))
     return fuse_stem_calls(model, calls) if fuse_stem else calls
 

@@ -9,7 +9,10 @@
  *           - popcount(in[iy][ix][g] ^ filter[oc][ky][kx])   otherwise, where an
  *             outside tap reads 0 words (one-padding: +1 values).
  * Output (LCE's OutputTransform):
- *   GLT_OUT_BITS : bit oc = acc > thresholds[oc]
+ *   GLT_OUT_BITS : bit oc = acc > thresholds[oc], or with shortcut_thresholds
+ *                  (a binary shortcut block: stride 1, out_c = input channels)
+ *                  acc > shortcut_thresholds[oc] where the input bit of the same
+ *                  pixel and channel is set
  *   GLT_OUT_FLOAT: x = clamp(2*acc, clamp_min, clamp_max);
  *                  y = (float)x * multiplier[oc] + bias[oc]   (two roundings)
  *   GLT_OUT_INT8 : round-half-away(y) saturated to int8
@@ -51,6 +54,9 @@ typedef struct {
     const float *bias;             /* [out_c], float/int8 output, else NULL */
     const int32_t *thresholds;     /* [out_c], bits output, else NULL; within [-1, 2^30]
                                       for the optimized kernel (lowering clamps) */
+    const int32_t *shortcut_thresholds; /* [out_c] or NULL, bits output: the thresholds
+                                      of channels whose own input bit is set (same
+                                      range) */
     const uint16_t *tap_popcount;  /* [out_c][filter_h*filter_w] popcount of each filter
                                       tap; optimized kernel with zero_padding, else NULL */
     const uint32_t *lane_filter;   /* optional, bits output without zero-padding:
@@ -64,9 +70,12 @@ typedef struct {
                                       T mod 2, then the 16 planes of -floor((T + 2P) / 2),
                                       with T = threshold - P, P = popcount of the channel's
                                       filter */
+    const uint32_t *lane_shortcut_thresholds; /* with lane tables and shortcut_thresholds:
+                                      the same from shortcut_thresholds */
     uint32_t *scratch;             /* optimized kernel RAM: N words for the window; with lane
-                                      tables one more word, and from two lane groups on
-                                      16 * N + 16 uint16 column indices after it */
+                                      tables one more word, from two lane groups on
+                                      16 * N + 16 uint16 column indices after it, and with
+                                      lane_shortcut_thresholds 33 words after those */
 } glt_bconv2d_params;
 
 /* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */

@@ -791,6 +791,8 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     const int aligned = (oc_per_group & 31) == 0;
     uint32_t planes[LANE_PLANES_MAX];
     uint32_t high[LANE_PLANES_MAX] = {0}; /* zero between uses (lanes_finish_less) */
+    /* a shortcut block's chosen thresholds, after the column list (glt_bconv2d.h) */
+    uint32_t *const merged = p->scratch + n + 1 + (p->lane_groups > 1 ? 8 * n + 8 : 0);
     uint32_t *const window = p->scratch; /* n words, the sentinel, then the column list */
     const int listed = p->lane_groups > 1; /* listing a bit pays off from two passes */
     lanes_job job;
@@ -825,9 +827,20 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
                 for (l = 0; l < p->lane_groups; ++l) {
                     const int32_t table = g * p->lane_groups + l;
                     const uint32_t *thr = p->lane_thresholds + table * LANE_THRESHOLD_WORDS;
-                    const uint32_t *init = invert ? thr + 17 : thr;
+                    const uint32_t *init;
                     const int32_t oc0 = g * oc_per_group + 32 * l;
                     uint32_t bits, carry;
+                    if (p->lane_shortcut_thresholds != 0) {
+                        /* a shortcut block (aligned, input shaped as the output): each
+                           lane's threshold planes chosen by its own input bit */
+                        const uint32_t *alt = p->lane_shortcut_thresholds + table * LANE_THRESHOLD_WORDS;
+                        const uint32_t own = input[(oy * p->in_w + ox) * p->in_words + (oc0 >> 5)];
+                        for (i = 0; i < LANE_THRESHOLD_WORDS; ++i) {
+                            merged[i] = thr[i] ^ ((thr[i] ^ alt[i]) & own);
+                        }
+                        thr = merged;
+                    }
+                    init = invert ? thr + 17 : thr;
                     for (i = 0; i < 4; ++i) {
                         planes[i] = init[i];
                     }
@@ -963,7 +976,7 @@ static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *
                     if (chunk > left) {
                         chunk = left;
                     }
-                    if (is_bits && n_outside == 0) {
+                    if (is_bits && n_outside == 0 && p->shortcut_thresholds == 0) {
                         xor_popcount_rows(window, p->filter + oc * n, chunk, &shape,
                                           p->thresholds + oc, 0, &bits);
                     } else {
@@ -974,9 +987,14 @@ static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *
                                 a += padding_correction(p, oc + c, outside, n_outside);
                             }
                             if (is_bits) {
+                                int32_t t = p->thresholds[oc + c];
+                                /* a shortcut block: the input has the output's shape */
+                                if (p->shortcut_thresholds != 0 &&
+                                    ((input[pixel * p->in_words + ((oc + c) >> 5)] >> ((oc + c) & 31)) & 1u)) {
+                                    t = p->shortcut_thresholds[oc + c];
+                                }
                                 /* bit = a > threshold (thresholds lie in [-1, 2^30]) */
-                                bits = (bits >> 1) |
-                                       ((uint32_t)(p->thresholds[oc + c] - a) & 0x80000000u);
+                                bits = (bits >> 1) | ((uint32_t)(t - a) & 0x80000000u);
                             } else {
                                 glt_bconv_write_dense(p->output_type, p->clamp_min, p->clamp_max,
                                                       p->multiplier[oc + c], p->bias[oc + c], a,

@@ -74,6 +74,8 @@ static uint16_t tap_buf[256 * 16];
 static uint32_t scratch[8192];
 static uint32_t lane_filt_buf[40000];
 static uint32_t lane_thr_buf[33 * 64];
+static int32_t sc_thr_buf[256];            /* a shortcut block's second thresholds */
+static uint32_t lane_sc_thr_buf[33 * 64];
 static uint32_t lut_buf[4 * 256 * 3];
 static uint8_t frame_buf[2048];
 static float fbuf[2048];
@@ -147,8 +149,9 @@ static void fill_bconv(glt_bconv2d_params *p, int32_t cin)
     p->scratch = scratch;
 }
 
-/* Lane tables of the bit-sliced algorithm (what deploy/lower/ computes). */
-static void build_lanes(glt_bconv2d_params *p)
+/* Lane tables of the bit-sliced algorithm (what deploy/lower/ computes): the
+ * filter columns and, from thresholds `thr_src`, the threshold planes `thr_dst`. */
+static void build_lane_tables(glt_bconv2d_params *p, const int32_t *thr_src, uint32_t *thr_dst)
 {
     const int32_t n = p->filter_h * p->filter_w * p->group_words;
     const int32_t ocg = p->out_c / p->groups, lg = (ocg + 31) / 32;
@@ -160,11 +163,11 @@ static void build_lanes(glt_bconv2d_params *p)
     p->lane_groups = lg;
     p->lane_planes = bits + 1 < 5 ? 5 : bits + 1;
     memset(lane_filt_buf, 0, (size_t)(p->groups * lg * (n * 32 + 32)) * 4u);
-    memset(lane_thr_buf, 0, (size_t)(p->groups * lg * 33) * 4u);
+    memset(thr_dst, 0, (size_t)(p->groups * lg * 33) * 4u);
     for (g = 0; g < p->groups; ++g) {
         for (l = 0; l < lg; ++l) {
             uint32_t *cols = lane_filt_buf + (g * lg + l) * (n * 32 + 32);
-            uint32_t *thr = lane_thr_buf + (g * lg + l) * 33;
+            uint32_t *thr = thr_dst + (g * lg + l) * 33;
             for (j = 0; j < 32 && 32 * l + j < ocg; ++j) {
                 const int32_t oc = g * ocg + 32 * l + j;
                 int32_t pc = 0, t, half, half_c;
@@ -174,7 +177,7 @@ static void build_lanes(glt_bconv2d_params *p)
                         ++pc;
                     }
                 }
-                t = thr_buf[oc] < -1 ? -1 : thr_buf[oc] > acc_max ? acc_max : thr_buf[oc];
+                t = thr_src[oc] < -1 ? -1 : thr_src[oc] > acc_max ? acc_max : thr_src[oc];
                 half_c = -((t + pc) / 2); /* t + pc >= 0 */
                 t -= pc;
                 half = t >= 0 ? t / 2 : -((1 - t) / 2); /* floor */
@@ -187,6 +190,11 @@ static void build_lanes(glt_bconv2d_params *p)
         }
     }
     p->lane_filter = lane_filt_buf;
+}
+
+static void build_lanes(glt_bconv2d_params *p)
+{
+    build_lane_tables(p, thr_buf, lane_thr_buf);
     p->lane_thresholds = lane_thr_buf;
 }
 
@@ -198,6 +206,51 @@ static int bconv_differs(const glt_bconv2d_params *p)
     glt_bconv2d_ref(p, in_buf, out_ref);
     glt_bconv2d_opt(p, in_buf, out_opt);
     return memcmp(out_ref, out_opt, out_bytes(p)) != 0;
+}
+
+/* Binary shortcut blocks: stride 1, SAME one-padding, out_c = cin (a multiple of
+ * 32 per group); the input bit of each pixel and channel chooses the threshold.
+ * Lane tables 2 times in 3 (one lane group, or the column list from two on). */
+static int check_bconv_shortcut(int cases)
+{
+    int c, failed = 0;
+    for (c = 0; c < cases; ++c) {
+        glt_bconv2d_params p;
+        int32_t cin, oc, acc_max;
+        memset(&p, 0, sizeof p);
+        p.groups = rnd_range(0, 2) == 0 ? 1 : rnd_range(2, 4);
+        cin = p.groups * 32 * (p.groups == 1 ? rnd_range(1, 4) : 1);
+        p.out_c = cin;
+        p.filter_h = p.filter_w = rnd_range(0, 3) == 0 ? 1 : 3;
+        p.dilation_h = p.dilation_w = p.stride_h = p.stride_w = 1;
+        p.in_h = p.out_h = rnd_range(1, 6);
+        p.in_w = p.out_w = rnd_range(1, 6);
+        p.pad_top = p.pad_left = p.filter_h / 2;
+        p.output_type = GLT_OUT_BITS;
+        fill_bconv(&p, cin);
+        acc_max = p.filter_h * p.filter_w * (cin / p.groups);
+        for (oc = 0; oc < p.out_c; ++oc) {
+            sc_thr_buf[oc] = rnd_range(0, 2) ? thr_buf[oc] - rnd_range(0, 4) : rnd_range(-2, acc_max + 2);
+            if (sc_thr_buf[oc] < -1) {
+                sc_thr_buf[oc] = -1;
+            }
+        }
+        p.shortcut_thresholds = sc_thr_buf;
+        if (rnd_range(0, 2) != 0) {
+            build_lanes(&p);
+            build_lane_tables(&p, sc_thr_buf, lane_sc_thr_buf);
+            p.lane_shortcut_thresholds = lane_sc_thr_buf;
+        }
+        if (bconv_differs(&p)) {
+            if (failed < 5) {
+                put("mismatch bconv_shortcut case ");
+                put_u((uint32_t)c);
+                put("\n");
+            }
+            ++failed;
+        }
+    }
+    return failed;
 }
 
 static int check_bconv(int cases)
@@ -545,6 +598,9 @@ int main(void)
         failed += f;
     }
 #endif
+    f = check_bconv_shortcut(150);
+    report_check("bconv2d_shortcut", 150, f);
+    failed += f;
     calibrate();
 #ifdef GLT_STEM_CASES
     bench_stem(STEM_CASE0_MACS);
