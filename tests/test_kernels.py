@@ -99,7 +99,9 @@ def bconv_case(rng, *, cin, cout, groups, fh, fw, sh, sw, dh, dw, same, pad_valu
     if params["zero_padding"]:
         tap_bits = filt_bits.reshape(cout, taps, -1).sum(axis=-1)
         arrays["tap_popcount"] = tap_bits.reshape(-1).astype(np.uint16)
-    scratch = bconv_scratch_bytes(taps * gw, taps, params["lane_groups"], shortcut=shortcut)
+    scratch = bconv_scratch_bytes(taps * gw, taps, params["lane_groups"])
+    if shortcut:
+        scratch = lower.shortcut_scratch_bytes(taps * gw, taps, params["lane_groups"], groups, cout)
     return params, arrays, scratch, x, filt_bits
 
 
@@ -300,8 +302,9 @@ def test_bconv2d_lanes_at_every_input_density(lib, density):
 def test_bconv2d_shortcut_opt_equals_ref_equals_numpy(lib, density):
     """A binary shortcut block (stride 1, SAME one-padding, as many output as input
     channels, a multiple of 32 per group): the input bit of each pixel and channel
-    chooses between two thresholds, in the bit-sliced algorithm (one lane group,
-    or the column list from two on) and in the per-channel one."""
+    chooses between two thresholds; glt_bconv2d_shortcut_opt runs the optimized
+    kernel pixel by pixel, with the bit-sliced algorithm (one lane group, or the
+    column list from two on) or the per-channel one."""
     rng = np.random.default_rng(500 + int(density * 10))
     for case in range(10):
         groups = int(rng.choice([1, 2, 4]))
@@ -313,7 +316,7 @@ def test_bconv2d_shortcut_opt_equals_ref_equals_numpy(lib, density):
         params, arrays, scratch, x, filt_bits = bconv_case(rng, input_p=density, **cfg)
         xp = packed_input(x, cin, groups)
         ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
-        opt = run_bconv(lib, "glt_bconv2d_opt", params, arrays, scratch, xp)
+        opt = run_bconv(lib, "glt_bconv2d_shortcut_opt", params, arrays, scratch, xp)
         assert ref.tobytes() == opt.tobytes(), f"density {density} case {case}: opt != ref for {cfg}"
         expected = bconv_numpy(params, arrays, x, filt_bits)
         assert ref.tobytes() == expected.tobytes(), f"density {density} case {case}: ref != numpy for {cfg}"

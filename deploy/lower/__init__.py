@@ -48,7 +48,7 @@ and ``glt_bconv2d_opt(&p4, arena + off_in, arena + off_out);``.
 from deploy.lower.calls import C_TYPES, LANES_ACC_MAX, MAX_TAPS, OUT_BITS, OUT_FLOAT, OUT_INT8, KernelCall, UnsupportedOpError
 from deploy.lower.frontend import find_frontend, frontend_lut
 from deploy.lower.lce_ops import (LANE_THRESHOLD_WORDS, bconv_is_dense, bconv_scratch_bytes, bitpack, lane_planes, lane_tables,
-                                  lower_shortcut, shortcut_thresholds)
+                                  lower_shortcut, shortcut_scratch_bytes, shortcut_thresholds)
 from deploy.lower.schedule import LOWERINGS, lower_model, lower_operator
 from deploy.lower.stem import (STEM_COMPARE_WORDS, STEM_LANES, STEM_TABLE_MAX_BYTES, fuse_stem_calls, stem_level_tables,
                                stem_params)
@@ -65,6 +65,7 @@ __all__ = [
     "lane_tables",
     "lane_planes",
     "lower_shortcut",
+    "shortcut_scratch_bytes",
     "shortcut_thresholds",
     "bconv_scratch_bytes",
     "bconv_is_dense",

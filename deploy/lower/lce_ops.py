@@ -12,15 +12,20 @@ import numpy as np
 from deploy.lower.calls import (ACT_NONE, ACT_RELU, ACT_RELU6, ACT_RELU_N1_TO_1, KernelCall, LANES_ACC_MAX, MAX_TAPS, OUT_BITS, OUT_FLOAT, OUT_INT8, SAME, THRESHOLD_MAX, THRESHOLD_MIN, const_input, fail, hwc, input_tensor, kernel_call, output_tensor, rows_cols, same_valid, words_for)
 from larq_glt.flatbuffer import Model, Operator
 
-def bconv_scratch_bytes(n_words: int, taps: int, lane_groups: int, shortcut: bool = False) -> int:
+def bconv_scratch_bytes(n_words: int, taps: int, lane_groups: int) -> int:
     """RAM glt_bconv2d_opt needs in `scratch` (see glt_bconv2d.h); lane_groups 0:
-    no lane tables; shortcut: a binary shortcut block."""
+    no lane tables."""
     if lane_groups:
-        # the window and its sentinel; from two lane groups on, the column list;
-        # a shortcut block's chosen threshold planes
-        return 4 * (n_words + 1) + (2 * (16 * n_words + 16) if lane_groups > 1 else 0) + \
-            (4 * LANE_THRESHOLD_WORDS if shortcut else 0)
+        # the window and its sentinel; from two lane groups on, the column list
+        return 4 * (n_words + 1) + (2 * (16 * n_words + 16) if lane_groups > 1 else 0)
     return 4 * n_words if taps > 1 else 0
+
+
+def shortcut_scratch_bytes(n_words: int, taps: int, lane_groups: int, groups: int, out_c: int) -> int:
+    """RAM glt_bconv2d_shortcut_opt needs: glt_bconv2d_opt's, then one pixel's
+    chosen thresholds (threshold planes of every lane group, or out_c words)."""
+    chosen = 4 * LANE_THRESHOLD_WORDS * groups * lane_groups if lane_groups else 4 * out_c
+    return bconv_scratch_bytes(n_words, taps, lane_groups) + chosen
 
 
 LANE_THRESHOLD_WORDS = 33  # per lane group, see glt_bconv2d.h
@@ -343,10 +348,10 @@ def lower_shortcut(model: Model, shortcut) -> KernelCall:
     taps = p["filter_h"] * p["filter_w"]
     return KernelCall(
         op_indices=(shortcut.dequantize, shortcut.bconv, shortcut.add, shortcut.quantize),
-        op_name="LceBconv2d", function=call.function if call.function != "glt_bconv2d_dense_opt" else "glt_bconv2d_opt",
+        op_name="LceBconv2d", function="glt_bconv2d_shortcut_opt",
         reference_function=call.reference_function, header=call.header, params_type=call.params_type,
         params=params, arrays=arrays, inputs=call.inputs, outputs=(out.index,), input_bytes=call.input_bytes,
-        output_bytes=(out.nbytes,), scratch_bytes=bconv_scratch_bytes(taps * p["group_words"], taps, params["lane_groups"], shortcut=True),
+        output_bytes=(out.nbytes,), scratch_bytes=shortcut_scratch_bytes(taps * p["group_words"], taps, params["lane_groups"], p["groups"], out_c),
         binary_macs=call.binary_macs,
         notes=call.notes + ["binary shortcut: LceDequantize + ADD + LceQuantize fused (two thresholds per channel)"],
         reference_arrays=reference,

@@ -71,11 +71,12 @@ typedef struct {
                                       with T = threshold - P, P = popcount of the channel's
                                       filter */
     const uint32_t *lane_shortcut_thresholds; /* with lane tables and shortcut_thresholds:
-                                      the same from shortcut_thresholds */
+                                      the same from shortcut_thresholds (a shortcut
+                                      block's lanes are whole 32-channel words) */
     uint32_t *scratch;             /* optimized kernel RAM: N words for the window; with lane
-                                      tables one more word, from two lane groups on
-                                      16 * N + 16 uint16 column indices after it, and with
-                                      lane_shortcut_thresholds 33 words after those */
+                                      tables one more word, and from two lane groups on
+                                      16 * N + 16 uint16 column indices after it (a
+                                      shortcut block: more, see glt_bconv2d_shortcut_opt) */
 } glt_bconv2d_params;
 
 /* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */
@@ -106,6 +107,12 @@ void glt_bconv2d_ref(const glt_bconv2d_params *p, const uint32_t *input, void *o
 /* Optimized: im2col window + carry-save SWAR popcount (no popcount instruction on
  * Cortex-M). Bit-identical to glt_bconv2d_ref. */
 void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
+
+/* A binary shortcut block (shortcut_thresholds; bits output, stride 1, out_c =
+ * input channels, a multiple of 32 per group): bit-identical to glt_bconv2d_ref.
+ * Its scratch: glt_bconv2d_opt's, then with lane tables groups * lane_groups * 33
+ * words, else out_c words. */
+void glt_bconv2d_shortcut_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
 
 /* The optimized kernel's path for float/int8 output whose window is the whole
  * input, in place (one output pixel, one group, no padding, filter = input size;

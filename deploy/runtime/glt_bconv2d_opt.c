@@ -791,8 +791,6 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
     const int aligned = (oc_per_group & 31) == 0;
     uint32_t planes[LANE_PLANES_MAX];
     uint32_t high[LANE_PLANES_MAX] = {0}; /* zero between uses (lanes_finish_less) */
-    /* a shortcut block's chosen thresholds, after the column list (glt_bconv2d.h) */
-    uint32_t *const merged = p->scratch + n + 1 + (p->lane_groups > 1 ? 8 * n + 8 : 0);
     uint32_t *const window = p->scratch; /* n words, the sentinel, then the column list */
     const int listed = p->lane_groups > 1; /* listing a bit pays off from two passes */
     lanes_job job;
@@ -827,20 +825,9 @@ static GLT_NOINLINE void conv_lanes(const glt_bconv2d_params *p, const uint32_t 
                 for (l = 0; l < p->lane_groups; ++l) {
                     const int32_t table = g * p->lane_groups + l;
                     const uint32_t *thr = p->lane_thresholds + table * LANE_THRESHOLD_WORDS;
-                    const uint32_t *init;
+                    const uint32_t *init = invert ? thr + 17 : thr;
                     const int32_t oc0 = g * oc_per_group + 32 * l;
                     uint32_t bits, carry;
-                    if (p->lane_shortcut_thresholds != 0) {
-                        /* a shortcut block (aligned, input shaped as the output): each
-                           lane's threshold planes chosen by its own input bit */
-                        const uint32_t *alt = p->lane_shortcut_thresholds + table * LANE_THRESHOLD_WORDS;
-                        const uint32_t own = input[(oy * p->in_w + ox) * p->in_words + (oc0 >> 5)];
-                        for (i = 0; i < LANE_THRESHOLD_WORDS; ++i) {
-                            merged[i] = thr[i] ^ ((thr[i] ^ alt[i]) & own);
-                        }
-                        thr = merged;
-                    }
-                    init = invert ? thr + 17 : thr;
                     for (i = 0; i < 4; ++i) {
                         planes[i] = init[i];
                     }
@@ -976,7 +963,7 @@ static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *
                     if (chunk > left) {
                         chunk = left;
                     }
-                    if (is_bits && n_outside == 0 && p->shortcut_thresholds == 0) {
+                    if (is_bits && n_outside == 0) {
                         xor_popcount_rows(window, p->filter + oc * n, chunk, &shape,
                                           p->thresholds + oc, 0, &bits);
                     } else {
@@ -987,14 +974,9 @@ static GLT_NOINLINE void conv_swar(const glt_bconv2d_params *p, const uint32_t *
                                 a += padding_correction(p, oc + c, outside, n_outside);
                             }
                             if (is_bits) {
-                                int32_t t = p->thresholds[oc + c];
-                                /* a shortcut block: the input has the output's shape */
-                                if (p->shortcut_thresholds != 0 &&
-                                    ((input[pixel * p->in_words + ((oc + c) >> 5)] >> ((oc + c) & 31)) & 1u)) {
-                                    t = p->shortcut_thresholds[oc + c];
-                                }
                                 /* bit = a > threshold (thresholds lie in [-1, 2^30]) */
-                                bits = (bits >> 1) | ((uint32_t)(t - a) & 0x80000000u);
+                                bits = (bits >> 1) |
+                                       ((uint32_t)(p->thresholds[oc + c] - a) & 0x80000000u);
                             } else {
                                 glt_bconv_write_dense(p->output_type, p->clamp_min, p->clamp_max,
                                                       p->multiplier[oc + c], p->bias[oc + c], a,
@@ -1029,5 +1011,69 @@ void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *o
         glt_bconv2d_dense_opt(p, input, output);
     } else {
         conv_swar(p, input, output);
+    }
+}
+
+/* A binary shortcut block: per output pixel, the thresholds its own input bits
+ * choose, then glt_bconv2d_opt on a one-pixel view of the layer (stride 1: the
+ * view's padding places its window). Plain layers never come here, so their
+ * code is the same with or without shortcut support. */
+void glt_bconv2d_shortcut_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output)
+{
+    const int32_t n = p->filter_h * p->filter_w * p->group_words;
+    const int lanes = p->lane_filter != 0 && p->lane_shortcut_thresholds != 0 && !p->zero_padding;
+    /* glt_bconv2d_opt's scratch first, the chosen thresholds after it */
+    const int32_t base = lanes ? n + 1 + (p->lane_groups > 1 ? 8 * n + 8 : 0)
+                               : (p->filter_h * p->filter_w > 1 ? n : 0);
+    uint32_t *const chosen = p->scratch + base;
+    const int32_t out_words = (p->out_c + 31) / 32;
+    const int32_t tables = p->groups * p->lane_groups;
+    glt_bconv2d_params q = *p;
+    int32_t oy, ox, i, w;
+
+    q.out_h = 1;
+    q.out_w = 1;
+    q.shortcut_thresholds = 0;
+    q.lane_shortcut_thresholds = 0;
+    if (lanes) {
+        q.lane_thresholds = chosen;
+    } else {
+        q.thresholds = (const int32_t *)chosen;
+    }
+    for (oy = 0; oy < p->out_h; ++oy) {
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const uint32_t *own = input + (oy * p->in_w + ox) * p->in_words;
+            const uint32_t *view = input;
+            if (n == p->group_words) { /* 1x1: the pixel alone (the kernel reads it unpadded) */
+                q.in_h = 1;
+                q.in_w = 1;
+                q.pad_top = 0;
+                q.pad_left = 0;
+                view = own;
+            } else {
+                q.pad_top = p->pad_top - oy;
+                q.pad_left = p->pad_left - ox;
+            }
+            if (lanes) {
+                /* table i holds the lanes of output word i (32 channels per lane
+                   group, whole lane groups per group): bit j of the input word
+                   chooses lane j's planes */
+                for (i = 0; i < tables; ++i) {
+                    const uint32_t *a = p->lane_thresholds + i * LANE_THRESHOLD_WORDS;
+                    const uint32_t *b = p->lane_shortcut_thresholds + i * LANE_THRESHOLD_WORDS;
+                    const uint32_t m = own[i];
+                    uint32_t *dst = chosen + i * LANE_THRESHOLD_WORDS;
+                    for (w = 0; w < LANE_THRESHOLD_WORDS; ++w) {
+                        dst[w] = a[w] ^ ((a[w] ^ b[w]) & m);
+                    }
+                }
+            } else {
+                int32_t *thr = (int32_t *)chosen;
+                for (i = 0; i < p->out_c; ++i) {
+                    thr[i] = ((own[i >> 5] >> (i & 31)) & 1u) ? p->shortcut_thresholds[i] : p->thresholds[i];
+                }
+            }
+            glt_bconv2d_opt(&q, view, (uint32_t *)output + (oy * p->out_w + ox) * out_words);
+        }
     }
 }

@@ -204,7 +204,11 @@ static int bconv_differs(const glt_bconv2d_params *p)
     memset(out_ref, 0xA5, sizeof out_ref);
     memset(out_opt, 0x5A, sizeof out_opt);
     glt_bconv2d_ref(p, in_buf, out_ref);
-    glt_bconv2d_opt(p, in_buf, out_opt);
+    if (p->shortcut_thresholds != 0) {
+        glt_bconv2d_shortcut_opt(p, in_buf, out_opt);
+    } else {
+        glt_bconv2d_opt(p, in_buf, out_opt);
+    }
     return memcmp(out_ref, out_opt, out_bytes(p)) != 0;
 }
 
