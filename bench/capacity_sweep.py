@@ -55,7 +55,9 @@ def topology(config: dict) -> dict:
         stem += " + pool"
     return {"width": width, "stem": stem, "stem_filters": scaled_filters(config["stem_filters"], width),
             "blocks": len(config["blocks"]), "filters": [scaled_filters(b["filters"], width) for b in config["blocks"]],
-            "groups": [b["groups"] for b in config["blocks"]]}
+            "groups": [b["groups"] for b in config["blocks"]],
+            "pools": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("pool", True)],
+            "shortcuts": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("shortcut", False)]}
 
 
 def within_budgets(row: dict) -> list[str]:
@@ -117,8 +119,13 @@ def _filters_text(t: dict) -> str:
 
 
 def _topology_text(t: dict) -> str:
-    return (f"stem {t['stem']}, {t['blocks']} blocks (groups {'/'.join(map(str, t['groups']))}); filters "
+    text = (f"stem {t['stem']}, {t['blocks']} blocks (groups {'/'.join(map(str, t['groups']))}); filters "
             f"{_filters_text(t)} (width {t['width']:g})")
+    if "pools" in t:  # rows measured before these keys existed lack them
+        text += f"; pools after block {'/'.join(map(str, t['pools'])) or 'none'}"
+    if t.get("shortcuts"):
+        text += f"; shortcuts in block {'/'.join(map(str, t['shortcuts']))}"
+    return text
 
 
 def render(result: dict) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 import larq_glt  # noqa: F401
 from bench import anchors, capacity_sweep
-from larq_glt.models import ModelConfig
+from larq_glt.models import Block, ModelConfig
 
 from tests import pool_runs
 
@@ -32,6 +32,16 @@ def test_topology_names_width_stem_and_blocks():
     assert t["filters"] == [128, 256, 512, 512] and t["stem_filters"] == 64  # as built, width applied
     assert t["groups"] == [1, 2, 4, 8]
     assert capacity_sweep.topology(ModelConfig().to_dict())["stem"] == "4×4/4 + pool"
+    assert t["pools"] == [1, 2] and t["shortcuts"] == []
+
+
+def test_topology_names_pools_and_shortcuts():
+    blocks = (Block(64, 1), Block(64, 2, pool=False, shortcut=True), Block(128, 2, pool=False))
+    t = capacity_sweep.topology(ModelConfig(blocks=blocks).to_dict())
+    assert t["pools"] == [1] and t["shortcuts"] == [2]
+    assert capacity_sweep._topology_text(t).endswith("; pools after block 1; shortcuts in block 2")
+    old = {k: v for k, v in t.items() if k not in ("pools", "shortcuts")}  # a row measured before
+    assert capacity_sweep._topology_text(old).endswith("(width 1)")
 
 
 def test_every_broken_budget_is_named():
@@ -51,7 +61,8 @@ def test_table_states_recipe_epochs_pruning_and_budgets():
     text = capacity_sweep.render({"command": "python bench/capacity_sweep.py runs/x runs/p", "rows": [_row(), pruned],
                                   "seconds": 12.0})
     assert "`python bench/capacity_sweep.py runs/x runs/p`" in text
-    assert "| `runs/x` | stem 4×4/4 + pool, 4 blocks (groups 1/2/4/8); filters 64 + 128/256/512/512 (width 2) |" in text
+    assert ("| `runs/x` | stem 4×4/4 + pool, 4 blocks (groups 1/2/4/8); filters 64 + 128/256/512/512 (width 2); "
+            "pools after block 1/2 |") in text
     assert "filters 96 + 192/384/768/768 (width 3), pruned to 64 + 128/256/512/512" in text
     assert "pruned 0.3333 in 32-channel blocks" in text
     assert "74.4% [70.4, 78.0]" in text and "64.8% / 84.0%" in text and "| within |" in text
