@@ -218,8 +218,9 @@ def topology_problem(config: ModelConfig) -> str | None:
                     f"not a multiple of 32 channels each")
         if filters % block.groups:
             return f"{name}_conv: {filters} filters not divisible by {block.groups} groups"
-        if block.shortcut and filters != channels:
-            return f"{name}: a shortcut needs as many filters as input channels ({filters} against {channels})"
+        if block.shortcut and (filters != channels or channels // block.groups % 32):
+            return (f"{name}: a shortcut needs as many filters as input channels ({filters} against "
+                    f"{channels}), a multiple of 32 per group")
         if block.pool:
             if side < 2:
                 return f"{name}: the feature map is already 1×1, cannot pool"
@@ -287,9 +288,9 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
         check_binary_groups(channels, block.groups, f"{name}_conv")
         if filters % block.groups:
             raise ModelConfigError(f"{name}_conv: {filters} filters not divisible by {block.groups} groups")
-        if block.shortcut and filters != channels:
+        if block.shortcut and (filters != channels or channels // block.groups % 32):
             raise ModelConfigError(f"{name}: a shortcut needs as many filters as input channels "
-                                   f"({filters} against {channels})")
+                                   f"({filters} against {channels}), a multiple of 32 per group")
         block_input = x
         x = _activation(config, x, name)
         x = _conv(config, filters, block.kernel, f"{name}_conv", groups=block.groups)(x)

@@ -128,9 +128,17 @@ def _shortcut_at(model, add) -> Shortcut | None:
     for op in (bconv, deq):
         if [c.index for c in model.consumers(op.outputs[0])] != [add.index] or op.outputs[0] in model.outputs:
             return None
+    # what deploy.lower.lower_shortcut can fuse: a SAME, one-padded, stride-1 conv with
+    # as many outputs as inputs, whole 32-channel words per group
     opts = bconv.custom_options or {}
-    if t[add.outputs[0]].shape != t[deq.outputs[0]].shape or opts.get("stride_height") != 1 or \
-            opts.get("stride_width") != 1 or opts.get("pad_values") != 1:
+    filt = t[bconv.inputs[1]] if len(bconv.inputs) > 1 and bconv.inputs[1] >= 0 else None
+    cin = int(opts.get("channels_in", 0))
+    if filt is None or len(filt.shape) != 4 or cin % 32 or filt.shape[0] != cin or filt.shape[3] == 0 or \
+            (cin // 32) % filt.shape[3]:
+        return None
+    if not (t[add.outputs[0]].shape == t[deq.outputs[0]].shape == t[bconv.outputs[0]].shape) or \
+            opts.get("padding") != 0 or opts.get("stride_height") != 1 or opts.get("stride_width") != 1 or \
+            opts.get("pad_values") != 1:
         return None
     return Shortcut(bconv=bconv.index, dequantize=deq.index, add=add.index, quantize=readers[0].index)
 

@@ -161,4 +161,31 @@ def test_shortcut_blocks_bit_exact(blocks, tmp_path):
     assert len(fused) == 2 and all("shortcut_thresholds" in c.arrays or "lane_shortcut_thresholds" in c.arrays
                                    for c in fused)
     assert any(c.params["lane_groups"] for c in fused)
+    assert all(fb.operators[c.op_indices[0]].opcode == "LceBconv2d" for c in fused)
     check_exact(path, tmp_path, seed=8, reference=True, n=12)
+
+
+def test_a_shortcut_block_is_never_fused_into_the_stem(small_model):
+    """The stem fusion never stores the encoded frame, which a shortcut block
+    reads a second time for its bits: a shortcut conv reading the front end stays
+    a conv call of its own (compact models never build one; any flatbuffer may)."""
+    import dataclasses
+
+    from deploy import lower
+
+    _, path = small_model
+    fb = flatbuffer.read_model(path)
+    calls = lower.lower_model(fb, fuse_stem=False)
+    conv = calls[1]
+    assert calls[0].op_name == "FRONTEND" and conv.op_name == "LceBconv2d"
+    assert lower.fuse_stem_calls(fb, calls)[0].op_name == "FRONTEND+LceBconv2d"
+    shortcut = dataclasses.replace(conv, arrays={**conv.arrays, "shortcut_thresholds": conv.arrays["thresholds"]})
+    kept = lower.fuse_stem_calls(fb, [calls[0], shortcut] + calls[2:])
+    assert [c.op_name for c in kept[:2]] == ["FRONTEND", "LceBconv2d"]
+
+
+def test_shortcut_blocks_need_whole_words_per_group():
+    cfg = ModelConfig(input_size=32, stem_filters=16, blocks=(Block(16, shortcut=True),))
+    assert "multiple of 32 per group" in models.topology_problem(cfg)
+    with pytest.raises(models.ModelConfigError, match="multiple of 32 per group"):
+        models.compact(cfg)

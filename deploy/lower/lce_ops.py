@@ -347,7 +347,7 @@ def lower_shortcut(model: Model, shortcut) -> KernelCall:
     out = output_tensor(model, ops[shortcut.quantize])
     taps = p["filter_h"] * p["filter_w"]
     return KernelCall(
-        op_indices=(shortcut.dequantize, shortcut.bconv, shortcut.add, shortcut.quantize),
+        op_indices=(shortcut.bconv, shortcut.dequantize, shortcut.add, shortcut.quantize),
         op_name="LceBconv2d", function="glt_bconv2d_shortcut_opt",
         reference_function=call.reference_function, header=call.header, params_type=call.params_type,
         params=params, arrays=arrays, inputs=call.inputs, outputs=(out.index,), input_bytes=call.input_bytes,

@@ -1039,6 +1039,7 @@ void glt_bconv2d_shortcut_opt(const glt_bconv2d_params *p, const uint32_t *input
         q.lane_thresholds = chosen;
     } else {
         q.thresholds = (const int32_t *)chosen;
+        q.lane_filter = 0; /* lanes without their shortcut planes: per channel */
     }
     for (oy = 0; oy < p->out_h; ++oy) {
         for (ox = 0; ox < p->out_w; ++ox) {
