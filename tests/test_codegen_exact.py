@@ -158,9 +158,8 @@ def test_shortcut_blocks_bit_exact(blocks, tmp_path):
     assert len(opset.shortcuts(fb)) == 2 and opset.unsupported_ops(fb) == []
     gen = check_exact(path, tmp_path, seed=7)
     fused = [c for c in gen.calls if len(c.op_indices) == 4]
-    assert len(fused) == 2 and all("shortcut_thresholds" in c.arrays or "lane_shortcut_thresholds" in c.arrays
-                                   for c in fused)
-    assert any(c.params["lane_groups"] for c in fused)
+    assert len(fused) == 2 and all(c.op_name == "LceBconv2d+shortcut" for c in fused)
+    assert any(c.params["conv.lane_groups"] for c in fused)
     assert all(fb.operators[c.op_indices[0]].opcode == "LceBconv2d" for c in fused)
     check_exact(path, tmp_path, seed=8, reference=True, n=12)
 
@@ -179,9 +178,9 @@ def test_a_shortcut_block_is_never_fused_into_the_stem(small_model):
     conv = calls[1]
     assert calls[0].op_name == "FRONTEND" and conv.op_name == "LceBconv2d"
     assert lower.fuse_stem_calls(fb, calls)[0].op_name == "FRONTEND+LceBconv2d"
-    shortcut = dataclasses.replace(conv, arrays={**conv.arrays, "shortcut_thresholds": conv.arrays["thresholds"]})
+    shortcut = dataclasses.replace(conv, op_name="LceBconv2d+shortcut")
     kept = lower.fuse_stem_calls(fb, [calls[0], shortcut] + calls[2:])
-    assert [c.op_name for c in kept[:2]] == ["FRONTEND", "LceBconv2d"]
+    assert [c.op_name for c in kept[:2]] == ["FRONTEND", "LceBconv2d+shortcut"]
 
 
 def test_shortcut_blocks_need_whole_words_per_group():

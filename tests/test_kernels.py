@@ -155,6 +155,13 @@ def run_bconv(lib, function, params, arrays, scratch, x_packed):
     return out
 
 
+def run_shortcut(lib, function, params, sparams, sarrays, scratch, x_packed):
+    p = hostlib.Params("glt_shortcut_params", sparams, sarrays, scratch)
+    out = conv_output(params)
+    hostlib.call(lib, function, p, np.ascontiguousarray(x_packed, dtype=np.uint32), out)
+    return out
+
+
 def random_bconv_config(rng):
     """A random binary conv; bits output uses the bit-sliced algorithm 2 times in 3."""
     groups = int(rng.choice([1, 1, 1, 2, 3]))
@@ -302,9 +309,9 @@ def test_bconv2d_lanes_at_every_input_density(lib, density):
 def test_bconv2d_shortcut_opt_equals_ref_equals_numpy(lib, density):
     """A binary shortcut block (stride 1, SAME one-padding, as many output as input
     channels, a multiple of 32 per group): the input bit of each pixel and channel
-    chooses between two thresholds; glt_bconv2d_shortcut_opt runs the optimized
-    kernel pixel by pixel, with the bit-sliced algorithm (one lane group, or the
-    column list from two on) or the per-channel one."""
+    chooses between two thresholds; glt_shortcut_opt runs glt_bconv2d_opt pixel
+    by pixel, with the bit-sliced algorithm (one lane group, or the column list
+    from two on) or the per-channel one, glt_shortcut_ref glt_bconv2d_ref."""
     rng = np.random.default_rng(500 + int(density * 10))
     for case in range(10):
         groups = int(rng.choice([1, 2, 4]))
@@ -315,8 +322,11 @@ def test_bconv2d_shortcut_opt_equals_ref_equals_numpy(lib, density):
                    lanes=case % 3 != 2, shortcut=True)
         params, arrays, scratch, x, filt_bits = bconv_case(rng, input_p=density, **cfg)
         xp = packed_input(x, cin, groups)
-        ref = run_bconv(lib, "glt_bconv2d_ref", params, arrays, scratch, xp)
-        opt = run_bconv(lib, "glt_bconv2d_shortcut_opt", params, arrays, scratch, xp)
+        # glt_shortcut_params: the conv's fields under "conv."
+        sparams = {f"conv.{k}": v for k, v in params.items()}
+        sarrays = {(k if "shortcut" in k else f"conv.{k}"): v for k, v in arrays.items()}
+        ref, opt = (run_shortcut(lib, f"glt_shortcut_{kind}", params, sparams, sarrays, scratch, xp)
+                    for kind in ("ref", "opt"))
         assert ref.tobytes() == opt.tobytes(), f"density {density} case {case}: opt != ref for {cfg}"
         expected = bconv_numpy(params, arrays, x, filt_bits)
         assert ref.tobytes() == expected.tobytes(), f"density {density} case {case}: ref != numpy for {cfg}"
@@ -762,7 +772,7 @@ M_FLAGS = ["-mthumb", "-mfloat-abi=hard", "-O2", "-std=c99", "-Wall", "-Wextra",
            "-ffunction-sections"]
 MCU_SOURCES = ["glt_bconv2d.c", "glt_bconv2d_opt.c", "glt_bmaxpool.c", "glt_bmaxpool_opt.c",
               "glt_frontend.c", "glt_frontend_opt.c", "glt_quantize.c", "glt_quantize_opt.c",
-              "glt_stem.c", "glt_stem_opt.c"]
+              "glt_shortcut.c", "glt_shortcut_opt.c", "glt_stem.c", "glt_stem_opt.c"]
 
 
 def _c_array(name: str, a: np.ndarray) -> str:

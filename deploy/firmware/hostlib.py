@@ -28,8 +28,12 @@ class BConv2D(C.Structure):
         "group_words", "groups", "stride_h", "stride_w", "dilation_h", "dilation_w",
         "pad_top", "pad_left", "zero_padding", "binary_zero_point", "output_type",
         "clamp_min", "clamp_max", "lane_groups", "lane_planes")] + [(n, P) for n in (
-        "filter", "multiplier", "bias", "thresholds", "shortcut_thresholds", "tap_popcount",
-        "lane_filter", "lane_thresholds", "lane_shortcut_thresholds", "scratch")]
+        "filter", "multiplier", "bias", "thresholds", "tap_popcount", "lane_filter",
+        "lane_thresholds", "scratch")]
+
+
+class Shortcut(C.Structure):
+    _fields_ = [("conv", BConv2D), ("shortcut_thresholds", P), ("lane_shortcut_thresholds", P), ("scratch", P)]
 
 
 class BMaxPool(C.Structure):
@@ -90,6 +94,7 @@ class Copy(C.Structure):
 
 STRUCTS = {
     "glt_bconv2d_params": BConv2D,
+    "glt_shortcut_params": Shortcut,
     "glt_bmaxpool_params": BMaxPool,
     "glt_quantize_params": Quantize,
     "glt_dequantize_params": Dequantize,
@@ -135,18 +140,23 @@ class Params:
         cls = STRUCTS[params_type]
         self.arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         self.struct = cls()
-        names = {f for f, _ in cls._fields_}
         for k, v in params.items():
-            if k not in names:
-                raise KeyError(f"{params_type} has no field {k}")
-            setattr(self.struct, k, v)
+            self._set(params_type, k, v)
         for k, v in self.arrays.items():
-            if k not in names:
-                raise KeyError(f"{params_type} has no field {k}")
-            setattr(self.struct, k, v.ctypes.data)
+            self._set(params_type, k, v.ctypes.data)
         if scratch_bytes:
             self.scratch = np.zeros((scratch_bytes + 3) // 4, dtype=np.uint32)
             self.struct.scratch = self.scratch.ctypes.data
+
+    def _set(self, params_type: str, key: str, value) -> None:
+        # "conv.in_h": a field of a nested struct (a C designator)
+        *path, field = key.split(".")
+        target = self.struct
+        for name in path:
+            target = getattr(target, name)
+        if field not in {f for f, _ in type(target)._fields_}:
+            raise KeyError(f"{params_type} has no field {key}")
+        setattr(target, field, value)
 
     @property
     def ref(self):

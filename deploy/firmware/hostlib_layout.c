@@ -11,11 +11,13 @@
 #include "glt_fully_connected.h"
 #include "glt_mean.h"
 #include "glt_quantize.h"
+#include "glt_shortcut.h"
 #include "glt_softmax.h"
 #include "glt_stem.h"
 
 #define STRUCTS(X)                  \
     X(glt_bconv2d_params, scratch)  \
+    X(glt_shortcut_params, scratch) \
     X(glt_bmaxpool_params, pad_left) \
     X(glt_quantize_params, zero_point) \
     X(glt_dequantize_params, one_bit_value) \

@@ -22,8 +22,9 @@ def bconv_scratch_bytes(n_words: int, taps: int, lane_groups: int) -> int:
 
 
 def shortcut_scratch_bytes(n_words: int, taps: int, lane_groups: int, groups: int, out_c: int) -> int:
-    """RAM glt_bconv2d_shortcut_opt needs: glt_bconv2d_opt's, then one pixel's
-    chosen thresholds (threshold planes of every lane group, or out_c words)."""
+    """RAM glt_shortcut_opt needs (glt_shortcut.h): glt_bconv2d_opt's, then one
+    pixel's chosen thresholds (threshold planes of every lane group, or out_c
+    words; no less than the out_c words glt_shortcut_ref uses from the start)."""
     chosen = 4 * LANE_THRESHOLD_WORDS * groups * lane_groups if lane_groups else 4 * out_c
     return bconv_scratch_bytes(n_words, taps, lane_groups) + chosen
 
@@ -311,9 +312,10 @@ def shortcut_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int
 
 
 def lower_shortcut(model: Model, shortcut) -> KernelCall:
-    """One binary conv call for the four ops of a binary shortcut block
-    (larq_glt.opset.Shortcut): bit-packed output whose threshold per channel is
-    chosen by the input bit of the same pixel and channel."""
+    """One glt_shortcut call for the four ops of a binary shortcut block
+    (larq_glt.opset.Shortcut): a binary conv with bit-packed output whose threshold
+    per channel is chosen by the input bit of the same pixel and channel. Its
+    params are glt_shortcut_params: the conv's fields under ``conv.``."""
     ops = model.operators
     bconv = ops[shortcut.bconv]
     call = lower_bconv2d(model, bconv)
@@ -333,25 +335,27 @@ def lower_shortcut(model: Model, shortcut) -> KernelCall:
     filter_words = call.arrays["filter"].reshape(out_c, -1).copy()
     filter_words[flip] = ~filter_words[flip]
     filter_words = filter_words.reshape(-1)
-    arrays = {"filter": filter_words, "thresholds": thr.astype(np.int32),
+    conv = dict(p, output_type=OUT_BITS, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0)
+    arrays = {"conv.filter": filter_words, "conv.thresholds": thr.astype(np.int32),
               "shortcut_thresholds": thr_set.astype(np.int32)}
-    params = dict(p, output_type=OUT_BITS, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0)
     reference = ()
     if acc_max <= LANES_ACC_MAX:
         lane_filter, lane_thr = lane_tables(filter_words.reshape(out_c, -1), thr, p["groups"], acc_max)
         _, lane_thr_set = lane_tables(filter_words.reshape(out_c, -1), thr_set, p["groups"], acc_max)
-        arrays.update(lane_filter=lane_filter, lane_thresholds=lane_thr, lane_shortcut_thresholds=lane_thr_set)
-        params["lane_groups"] = lane_thr.size // (p["groups"] * LANE_THRESHOLD_WORDS)
-        params["lane_planes"] = lane_planes(acc_max)
-        reference = ("filter", "thresholds", "shortcut_thresholds")
+        arrays.update({"conv.lane_filter": lane_filter, "conv.lane_thresholds": lane_thr,
+                       "lane_shortcut_thresholds": lane_thr_set})
+        conv["lane_groups"] = lane_thr.size // (p["groups"] * LANE_THRESHOLD_WORDS)
+        conv["lane_planes"] = lane_planes(acc_max)
+        reference = ("conv.filter", "conv.thresholds", "shortcut_thresholds")
     out = output_tensor(model, ops[shortcut.quantize])
     taps = p["filter_h"] * p["filter_w"]
     return KernelCall(
         op_indices=(shortcut.bconv, shortcut.dequantize, shortcut.add, shortcut.quantize),
-        op_name="LceBconv2d", function="glt_bconv2d_shortcut_opt",
-        reference_function=call.reference_function, header=call.header, params_type=call.params_type,
-        params=params, arrays=arrays, inputs=call.inputs, outputs=(out.index,), input_bytes=call.input_bytes,
-        output_bytes=(out.nbytes,), scratch_bytes=shortcut_scratch_bytes(taps * p["group_words"], taps, params["lane_groups"], p["groups"], out_c),
+        op_name="LceBconv2d+shortcut", function="glt_shortcut_opt", reference_function="glt_shortcut_ref",
+        header="glt_shortcut.h", params_type="glt_shortcut_params",
+        params={f"conv.{k}": v for k, v in conv.items()}, arrays=arrays, inputs=call.inputs,
+        outputs=(out.index,), input_bytes=call.input_bytes, output_bytes=(out.nbytes,),
+        scratch_bytes=shortcut_scratch_bytes(taps * p["group_words"], taps, conv["lane_groups"], p["groups"], out_c),
         binary_macs=call.binary_macs,
         notes=call.notes + ["binary shortcut: LceDequantize + ADD + LceQuantize fused (two thresholds per channel)"],
         reference_arrays=reference,

@@ -28,8 +28,8 @@ def fuse_stem_calls(model: Model, calls: list[KernelCall]) -> list[KernelCall]:
     if encoded in model.outputs or len(readers) != 1:
         return calls
     conv = readers[0]
-    if conv.op_name != "LceBconv2d" or conv.params["groups"] != 1 or "shortcut_thresholds" in conv.arrays:
-        return calls  # (a shortcut block reads its input twice: the encoded frame must exist)
+    if conv.op_name != "LceBconv2d" or conv.params["groups"] != 1:
+        return calls  # (a shortcut block, "LceBconv2d+shortcut", reads the encoded frame twice)
     return [_stem_call(model, front, conv)] + [c for c in calls[1:] if c is not conv]
 
 

@@ -1,23 +1,18 @@
 /* Reference binary convolution: loops in the order of LCE's BConv2DReference. */
 #include "glt_bconv2d.h"
 
-static void write_output(const glt_bconv2d_params *p, const uint32_t *input, void *output,
-                         int32_t pixel, int32_t oc, int32_t acc)
+static void write_output(const glt_bconv2d_params *p, void *output, int32_t pixel,
+                         int32_t oc, int32_t acc)
 {
     if (p->output_type == GLT_OUT_BITS) {
         uint32_t *out = (uint32_t *)output;
         int32_t out_words = (p->out_c + 31) / 32;
         uint32_t *word = &out[pixel * out_words + oc / 32];
         uint32_t bit = (uint32_t)1 << (oc % 32);
-        int32_t threshold = p->thresholds[oc];
-        /* a shortcut block: the input has the output's shape */
-        if (p->shortcut_thresholds != 0 && ((input[pixel * p->in_words + oc / 32] >> (oc % 32)) & 1u)) {
-            threshold = p->shortcut_thresholds[oc];
-        }
         if (oc % 32 == 0) {
             *word = 0;
         }
-        if (acc > threshold) {
+        if (acc > p->thresholds[oc]) {
             *word |= bit;
         }
     } else {
@@ -59,7 +54,7 @@ void glt_bconv2d_ref(const glt_bconv2d_params *p, const uint32_t *input, void *o
                         }
                     }
                 }
-                write_output(p, input, output, oy * p->out_w + ox, oc, acc);
+                write_output(p, output, oy * p->out_w + ox, oc, acc);
             }
         }
     }

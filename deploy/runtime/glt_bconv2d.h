@@ -9,10 +9,7 @@
  *           - popcount(in[iy][ix][g] ^ filter[oc][ky][kx])   otherwise, where an
  *             outside tap reads 0 words (one-padding: +1 values).
  * Output (LCE's OutputTransform):
- *   GLT_OUT_BITS : bit oc = acc > thresholds[oc], or with shortcut_thresholds
- *                  (a binary shortcut block: stride 1, out_c = input channels)
- *                  acc > shortcut_thresholds[oc] where the input bit of the same
- *                  pixel and channel is set
+ *   GLT_OUT_BITS : bit oc = acc > thresholds[oc]
  *   GLT_OUT_FLOAT: x = clamp(2*acc, clamp_min, clamp_max);
  *                  y = (float)x * multiplier[oc] + bias[oc]   (two roundings)
  *   GLT_OUT_INT8 : round-half-away(y) saturated to int8
@@ -54,9 +51,6 @@ typedef struct {
     const float *bias;             /* [out_c], float/int8 output, else NULL */
     const int32_t *thresholds;     /* [out_c], bits output, else NULL; within [-1, 2^30]
                                       for the optimized kernel (lowering clamps) */
-    const int32_t *shortcut_thresholds; /* [out_c] or NULL, bits output: the thresholds
-                                      of channels whose own input bit is set (same
-                                      range) */
     const uint16_t *tap_popcount;  /* [out_c][filter_h*filter_w] popcount of each filter
                                       tap; optimized kernel with zero_padding, else NULL */
     const uint32_t *lane_filter;   /* optional, bits output without zero-padding:
@@ -70,13 +64,9 @@ typedef struct {
                                       T mod 2, then the 16 planes of -floor((T + 2P) / 2),
                                       with T = threshold - P, P = popcount of the channel's
                                       filter */
-    const uint32_t *lane_shortcut_thresholds; /* with lane tables and shortcut_thresholds:
-                                      the same from shortcut_thresholds (a shortcut
-                                      block's lanes are whole 32-channel words) */
     uint32_t *scratch;             /* optimized kernel RAM: N words for the window; with lane
                                       tables one more word, and from two lane groups on
-                                      16 * N + 16 uint16 column indices after it (a
-                                      shortcut block: more, see glt_bconv2d_shortcut_opt) */
+                                      16 * N + 16 uint16 column indices after it */
 } glt_bconv2d_params;
 
 /* LCE's OutputTransform for float/int8 output: element `index` of `output` from acc. */
@@ -107,12 +97,6 @@ void glt_bconv2d_ref(const glt_bconv2d_params *p, const uint32_t *input, void *o
 /* Optimized: im2col window + carry-save SWAR popcount (no popcount instruction on
  * Cortex-M). Bit-identical to glt_bconv2d_ref. */
 void glt_bconv2d_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
-
-/* A binary shortcut block (shortcut_thresholds; bits output, stride 1, out_c =
- * input channels, a multiple of 32 per group): bit-identical to glt_bconv2d_ref.
- * Its scratch: glt_bconv2d_opt's, then with lane tables groups * lane_groups * 33
- * words, else out_c words. */
-void glt_bconv2d_shortcut_opt(const glt_bconv2d_params *p, const uint32_t *input, void *output);
 
 /* The optimized kernel's path for float/int8 output whose window is the whole
  * input, in place (one output pixel, one group, no padding, filter = input size;

@@ -492,8 +492,6 @@ static void stem_words(const glt_stem_params *p, const uint8_t *frame, void *out
     c.tap_popcount = p->tap_popcount;
     c.lane_filter = p->lane_filter;
     c.lane_thresholds = p->lane_thresholds;
-    c.shortcut_thresholds = 0; /* the stem reads the frame, never a shortcut block */
-    c.lane_shortcut_thresholds = 0;
     c.scratch = strip + p->filter_h * row_words;
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;

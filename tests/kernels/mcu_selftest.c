@@ -18,6 +18,7 @@
 #include "glt_bmaxpool.h"
 #include "glt_frontend.h"
 #include "glt_quantize.h"
+#include "glt_shortcut.h"
 #include "glt_stem.h"
 
 void sh_write(const char *s);
@@ -204,11 +205,7 @@ static int bconv_differs(const glt_bconv2d_params *p)
     memset(out_ref, 0xA5, sizeof out_ref);
     memset(out_opt, 0x5A, sizeof out_opt);
     glt_bconv2d_ref(p, in_buf, out_ref);
-    if (p->shortcut_thresholds != 0) {
-        glt_bconv2d_shortcut_opt(p, in_buf, out_opt);
-    } else {
-        glt_bconv2d_opt(p, in_buf, out_opt);
-    }
+    glt_bconv2d_opt(p, in_buf, out_opt);
     return memcmp(out_ref, out_opt, out_bytes(p)) != 0;
 }
 
@@ -220,6 +217,7 @@ static int check_bconv_shortcut(int cases)
     int c, failed = 0;
     for (c = 0; c < cases; ++c) {
         glt_bconv2d_params p;
+        glt_shortcut_params s;
         int32_t cin, oc, acc_max;
         memset(&p, 0, sizeof p);
         p.groups = rnd_range(0, 2) == 0 ? 1 : rnd_range(2, 4);
@@ -239,13 +237,20 @@ static int check_bconv_shortcut(int cases)
                 sc_thr_buf[oc] = -1;
             }
         }
-        p.shortcut_thresholds = sc_thr_buf;
+        memset(&s, 0, sizeof s);
+        s.shortcut_thresholds = sc_thr_buf;
         if (rnd_range(0, 2) != 0) {
             build_lanes(&p);
             build_lane_tables(&p, sc_thr_buf, lane_sc_thr_buf);
-            p.lane_shortcut_thresholds = lane_sc_thr_buf;
+            s.lane_shortcut_thresholds = lane_sc_thr_buf;
         }
-        if (bconv_differs(&p)) {
+        s.conv = p;
+        s.scratch = scratch;
+        memset(out_ref, 0xA5, sizeof out_ref);
+        memset(out_opt, 0x5A, sizeof out_opt);
+        glt_shortcut_ref(&s, in_buf, out_ref);
+        glt_shortcut_opt(&s, in_buf, out_opt);
+        if (memcmp(out_ref, out_opt, out_bytes(&p)) != 0) {
             if (failed < 5) {
                 put("mismatch bconv_shortcut case ");
                 put_u((uint32_t)c);
