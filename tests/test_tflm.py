@@ -583,3 +583,31 @@ def test_tflm_firmware_reports_a_too_small_arena(exported_default, tmp_path, tfl
     assert any(line.startswith("tflm: ") for line in run.lines)   # TFLM's own message, on the UART
     assert any(line == "error: tflm AllocateTensors failed (see the tflm: lines above) in an arena of bytes: 32768"
                for line in run.lines), run.lines
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_tflm_runs_shortcut_blocks_as_lce_ops(tmp_path, tflm_dir):
+    """A model with binary shortcut blocks: TFLM runs LCE's four ops of each block
+    (LceDequantize, LceBconv2d to float, builtin ADD, LceQuantize) unfused; its
+    logits equal LCE's and the generated runtime's (which fuses them)."""
+    from deploy import emulators
+    from deploy.emulators import protocol
+    from deploy.firmware import image as firmware
+    from larq_glt import export, models, testing
+
+    cfg = models.ModelConfig(input_size=48, stem_filters=32, blocks=(
+        models.Block(64, 1, pool=True), models.Block(64, 2, pool=False, shortcut=True),
+        models.Block(64, 1, pool=False, shortcut=True)))
+    model = export.export_keras(testing.randomize(models.compact(cfg), seed=9), tmp_path / "export").tflite
+    frames = np.random.default_rng(3).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
+    t = tflm.build("mps2-an500", model=model, out=tmp_path / "tflm", tflm_dir=tflm_dir, frames=frames, max_frames=3)
+    assert any(op["name"] == "ADD" for op in t.resolver)
+    g = firmware.build("mps2-an500", model=model, out=tmp_path / "gen", frames=frames, max_frames=3)
+    want = _lce(model, frames).view(np.uint32)
+    for elf in (t.elf, g.elf):
+        run = emulators.run("mps2-an500", elf, timeout=180)
+        assert run.status == "exited" and run.exit_code == 0, run.describe()
+        results = [r for r in map(protocol.parse_result, run.lines) if r]
+        np.testing.assert_array_equal(np.array([r.logit_bits for r in results], dtype=np.uint32), want)
