@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from larq_glt import atomic, data, distillation, encoders, models, plots, pruning, summary, teachers
+from larq_glt import atomic, data, distillation, encoders, grow, models, plots, pruning, summary, teachers
 from larq_glt.runs import RunDir, RunError
 from larq_glt.train_config import (Phase, TrainConfig, TrainingError, check_budget, check_options, check_resume,
                                    dataset_class_names, model_config_for, phases as run_phases, sensor_config,
@@ -139,12 +139,16 @@ def _init_from(model: keras.Model, path) -> dict:
     from larq_glt import runs
 
     source = runs.load_model(path)
+    try:
+        names, grown = grow.align(model, source)
+    except grow.GrowError as e:
+        raise TrainingError(f"--init-from {path}: {e}") from None
     copied, fresh = [], []
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name.split("_")[0] in grown:
             continue
         try:
-            src = source.get_layer(layer.name)
+            src = source.get_layer(names.get(layer.name, layer.name))
         except ValueError:
             raise TrainingError(f"--init-from {path}: the model has no layer {layer.name!r}") from None
         new, old = layer.get_weights(), src.get_weights()
@@ -161,9 +165,12 @@ def _init_from(model: keras.Model, path) -> dict:
         else:
             raise TrainingError(
                 f"--init-from {path}: layer {layer.name} has weights {src_shapes} there and {shapes} here; "
-                f"only the classifier may differ (same encoding, levels, width and blocks needed)"
+                f"only the classifier may differ, and shortcut blocks may be inserted (same encoding, levels, width "
+                f"and other blocks needed)"
             )
-    return {"path": str(path), "copied": copied, "fresh": fresh,
+    for block in grown:  # inserted shortcut blocks start as the identity (see larq_glt.grow)
+        grow.make_identity(model, block)
+    return {"path": str(path), "copied": copied, "fresh": fresh, "grown": grown,
             "recovered_from_flatbuffer": hasattr(source, "recovered_from")}
 
 
