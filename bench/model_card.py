@@ -10,6 +10,11 @@ from larq_glt.training import TrainConfig, teacher_specs
 
 def train_command(cfg: TrainConfig) -> str:
     parts = ["python -m larq_glt.train --dataset unlabelled", f"--data-dir {cfg.data_dir}"]
+    # What defines the held-out split and the input, when not the default (scoring rebuilds it from here)
+    for flag, field in (("--image-size", "image_size"), ("--val-fraction", "val_fraction"), ("--limit", "limit"),
+                        ("--seed", "seed"), ("--batch-size", "batch_size")):
+        if getattr(cfg, field) != getattr(TrainConfig, field):
+            parts.append(f"{flag} {getattr(cfg, field):g}")
     parts += [f"--kd-teacher {t}" for t in teacher_specs(cfg)]
     parts.append(f"--kd-temperature {cfg.kd_temperature:g}")
     if cfg.zoom:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -121,8 +122,17 @@ def with_offset(model, offset: float, positive: int):
 def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
     """The table row of one candidate; ``choices[run]`` receives its calibrated
     choices and the teachers' on the held-out images (for :func:`choice_margin`)."""
-    run = runs.RunDir(run_dir)
-    cfg = TrainConfig.from_dict(run.read_json(run.config))
+    exported = _same_run(str(run_dir), str(SHIP))
+    if exported:  # the shipped model whose run directory is gone: its card says how it was trained
+        card = shipped_card()
+        cfg = shipped_config(card)
+        epochs, wall = card["epochs"], card["train_wall_seconds"]
+    else:
+        run = runs.RunDir(run_dir)
+        cfg = TrainConfig.from_dict(run.read_json(run.config))
+        # every epoch of the run itself: dense, and the pruning ramp and fine-tuning if any
+        epochs = cfg.epochs + (cfg.prune_epochs + cfg.finetune if cfg.pruning else 0)
+        wall = round(sum(e["seconds"] for e in run.read_json(run.metrics)["epochs"]), 1)
     if cfg.dataset != "unlabelled":
         raise SystemExit(f"error: {run_dir} was not trained with --dataset unlabelled")
     x, target, names = pool_heldout(cfg, scenes=True)
@@ -137,11 +147,9 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
     if choices is not None:
         choices[str(run_dir)] = (pred, target)
     cost = summary.model_cost(model)["total"]
-    metrics = run.read_json(run.metrics)
     return {
         "run": str(run_dir),
-        # every epoch of the run itself: dense, and the pruning ramp and fine-tuning if any
-        "epochs": cfg.epochs + (cfg.prune_epochs + cfg.finetune if cfg.pruning else 0),
+        "epochs": epochs,
         "width": cfg.model.get("width", 1.0), "model": cfg.model,
         "teachers": teacher_specs(cfg), "pool": cfg.data_dir,
         "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic,
@@ -163,7 +171,8 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
         "balanced_agreement_calibrated_plain": balanced(pred[:n], target[:n], len(names)),
         "balanced_agreement_calibrated_scenes": balanced(pred[n:], target[n:], len(names)),
         "weight_bits": int(cost["weight_bits"]), "binary_macs": int(cost["binary_macs"]),
-        "train_wall_seconds": round(sum(e["seconds"] for e in metrics["epochs"]), 1),
+        "train_wall_seconds": wall,
+        **({"exported_run": card["run"]} if exported else {}),
     }
 
 
@@ -349,6 +358,16 @@ def shipped_card() -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def shipped_config(card: dict) -> TrainConfig:
+    """The training configuration of the shipped model, read back from its
+    card's training command (the run directory may be gone; the held-out
+    split, the pool and the teachers are what scoring needs)."""
+    from larq_glt import train as cli
+
+    argv = shlex.split(card["train_command"])
+    return cli.config_from_args(cli.build_parser().parse_args(argv[argv.index("larq_glt.train") + 1:]))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="candidate run directories (trained with --dataset unlabelled)")
@@ -359,7 +378,7 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="", help="a paragraph for the model card (how the run was made, caveats)")
     args = p.parse_args(argv)
     for r in args.runs:
-        if not runs.RunDir(r).model.exists():
+        if not runs.RunDir(r).model.exists() and not _same_run(r, str(SHIP)):
             print(f"error: {r} holds no finished run (model.keras)", file=sys.stderr)
             return 2
     shown = argv if argv is not None else sys.argv[1:]
@@ -375,6 +394,12 @@ def main(argv=None) -> int:
         if shipped is None and runs.RunDir(shipped_dir).model.exists():
             shipped = _shown_path(shipped_dir)
             print(f"the shipped run {shipped} is scored too: a replacement must beat it", flush=True)
+            args.runs.append(shipped)
+        elif shipped is None and card.get("train_command") and (SHIP / "model.tflite").exists():
+            # Its run is gone; the export computes the same function (larq_glt.recover), offset included.
+            shipped = _shown_path(SHIP)
+            print(f"the shipped run {card['run']} is not here; its export {shipped} is scored instead: "
+                  f"a replacement must beat it", flush=True)
             args.runs.append(shipped)
         if shipped is None and args.ship and not args.replace_unchecked:
             print(f"error: the shipped run {card['run']} is not here, so no choice can be compared with it; "

@@ -1,6 +1,8 @@
 """bench/person_distil.py: the training command a model card states."""
 import shlex
 
+import pytest
+
 import larq_glt  # noqa: F401
 from bench import model_card, person_distil
 from larq_glt import train
@@ -163,3 +165,74 @@ def test_a_card_says_what_it_replaced_and_by_what_margin():
         "comparable": True, "difference": 0.031, "bootstrap95": [0.012, 0.05], "resolved": True}})
     assert ("It replaced the model shipped before it, `runs/old`, by +3.1 points of that balanced agreement "
             "(95% paired bootstrap interval [+1.2, +5.0])") in model_card._choice(card)
+
+
+def test_the_card_command_of_a_grown_run_rebuilds_its_blocks():
+    """A card's command must give back the blocks of a --model-config (quoted JSON)."""
+    blocks = [{"filters": 64, "groups": 1, "pool": True}, {"filters": 64, "groups": 2, "pool": False, "shortcut": True}]
+    cfg = TrainConfig(dataset="unlabelled", data_dir="pool", kd_teacher="t.h5:input=unit,classes=a+b",
+                      model={"width": 2.0, "blocks": blocks}, epochs=12, init_from="models/person_detect",
+                      out="runs/grown")
+    rebuilt = person_distil.shipped_config({"train_command": model_card.train_command(cfg)})
+    assert rebuilt.model["blocks"] == blocks and rebuilt.init_from == "models/person_detect"
+    assert (rebuilt.data_dir, rebuilt.seed, rebuilt.val_fraction) == (cfg.data_dir, cfg.seed, cfg.val_fraction)
+
+
+def test_main_scores_the_shipped_export_when_its_run_is_gone(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, 2000)
+    preds = {"new": target.copy(), "person_detect": np.where(rng.random(2000) < 0.2, 1 - target, target)}
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "model.keras").write_text("")
+    ship_dir = tmp_path / "person_detect"
+    ship_dir.mkdir()
+    (ship_dir / "model.tflite").write_bytes(b"")
+    scored, shipped = [], []
+
+    def score(run_dir, choices):
+        scored.append(Path(run_dir).name)
+        choices[str(run_dir)] = (preds[Path(run_dir).name], target)
+        return {"run": str(run_dir), "binary_macs": 1, "person_offset": 0.0,
+                "balanced_agreement_calibrated": person_distil.balanced(preds[Path(run_dir).name], target, 2)}
+
+    monkeypatch.setattr(person_distil, "SHIP", ship_dir)
+    monkeypatch.setattr(person_distil, "score_candidate", score)
+    monkeypatch.setattr(person_distil, "ship", lambda best, command, note, decision, replaced: shipped.append((best["run"], replaced)) or {})
+    monkeypatch.setattr(person_distil, "shipped_card", lambda: {"run": str(tmp_path / "gone"), "train_command": "x"})
+    monkeypatch.setattr(person_distil.runs, "load_model", lambda run: None)
+    monkeypatch.setattr(person_distil, "vww96_accuracy", lambda model, offset, positive: {})
+    monkeypatch.setattr(person_distil, "render_table", lambda *a, **k: "table\n")
+    assert person_distil.main([str(tmp_path / "new"), "--out", str(tmp_path / "result")]) == 0
+    assert scored == ["new", "person_detect"] and len(shipped) == 1 and shipped[0][0] == str(tmp_path / "new")
+    assert "its export" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_shipped_export_scores_as_its_run_did(tmp_path, monkeypatch):
+    """Scoring the export (recovered from its flatbuffer, the card's command for
+    the held-out split and teachers) gives the run's own choices."""
+    import json
+
+    import numpy as np
+
+    from larq_glt import export, runs
+    from tests import pool_runs
+
+    run = pool_runs.pool_run(tmp_path)
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    ship_dir = tmp_path / "person_detect"
+    export.export_keras(runs.load_model(run), ship_dir, class_names=["non_person", "person"])
+    card = {"run": "runs/gone", "train_command": model_card.train_command(cfg), "epochs": 1,
+            "train_wall_seconds": 1.0}
+    monkeypatch.setattr(person_distil, "SHIP", ship_dir)
+    monkeypatch.setattr(person_distil, "shipped_card", lambda: card)
+    choices = {}
+    from_run = person_distil.score_candidate(run, choices)
+    from_export = person_distil.score_candidate(ship_dir, choices)
+    assert from_export["exported_run"] == "runs/gone" and from_export["heldout_images"] == 6
+    np.testing.assert_array_equal(choices[str(ship_dir)][1], choices[str(run)][1])  # same images, same teacher
+    assert abs(from_export["balanced_agreement_calibrated"] - from_run["balanced_agreement_calibrated"]) < 1e-9
