@@ -425,7 +425,9 @@ def main(argv=None) -> int:
     print(f"chosen: {best['run']}; {decision['reason']}", flush=True)
     # "shipped" always describes what models/person_detect holds (the README quotes it)
     if args.ship and decision["replace"]:
-        card = ship(best, command, args.note, decision, replaced=shipped)
+        # an export scored in place of its gone run: the card names the run it came from
+        replaced = card["run"] if shipped and _same_run(shipped, str(SHIP)) else shipped
+        card = ship(best, command, args.note, decision, replaced=replaced)
     for r in rows:  # after the choice
         names = ("non_person", "person")
         model = runs.load_model(r["run"])

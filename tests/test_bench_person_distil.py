@@ -207,7 +207,7 @@ def test_main_scores_the_shipped_export_when_its_run_is_gone(tmp_path, monkeypat
     monkeypatch.setattr(person_distil, "vww96_accuracy", lambda model, offset, positive: {})
     monkeypatch.setattr(person_distil, "render_table", lambda *a, **k: "table\n")
     assert person_distil.main([str(tmp_path / "new"), "--out", str(tmp_path / "result")]) == 0
-    assert scored == ["new", "person_detect"] and len(shipped) == 1 and shipped[0][0] == str(tmp_path / "new")
+    assert scored == ["new", "person_detect"] and shipped == [(str(tmp_path / "new"), str(tmp_path / "gone"))]
     assert "its export" in capsys.readouterr().out
 
 
