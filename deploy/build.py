@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check after every op that no kernel wrote outside its planned arena bytes")
     p.add_argument("--reference-kernels", action="store_true", help="use the readable reference kernels")
     p.add_argument("--stack-size", type=int, help="stack bytes: a multiple of 8 (default: the board's)")
+    p.add_argument("--stem-table-kib", type=int, metavar="KIB",
+                   help="flash the fused stem's level tables may take (default: 64); past it, or with 0, the "
+                        "stem runs the words algorithm: no tables, more instructions")
     p.add_argument("--runtime", choices=("generated", "tflm"), default="generated",
                    help="generated: larq-glt's static C runtime; tflm: TensorFlow Lite Micro (needs --tflm-dir)")
     p.add_argument("--tflm-dir", help="a TensorFlow Lite Micro tree with its library built (for --runtime tflm)")
@@ -61,10 +64,14 @@ def main(argv=None) -> int:
     if args.profile_repeat > 1 and not args.profile:
         print("error: --profile-repeat needs --profile", file=sys.stderr)
         return 2
+    if args.stem_table_kib is not None and args.stem_table_kib < 0:
+        print(f"error: --stem-table-kib must be 0 or more, got {args.stem_table_kib}", file=sys.stderr)
+        return 2
 
     if args.runtime == "tflm":
         ignored = [flag for flag, used in (("--profile", args.profile), ("--profile-repeat", args.profile_repeat > 1),
-                                           ("--debug", args.debug), ("--reference-kernels", args.reference_kernels))
+                                           ("--debug", args.debug), ("--reference-kernels", args.reference_kernels),
+                                           ("--stem-table-kib", args.stem_table_kib is not None))
                    if used]
         if ignored:
             print(f"error: {', '.join(ignored)} only apply to --runtime generated (larq-glt's own runtime); "
@@ -83,7 +90,8 @@ def main(argv=None) -> int:
                                 opt_level=args.opt, frame_source=args.frame_source, max_frames=args.max_frames,
                                 profile=args.profile, profile_repeat=args.profile_repeat,
                                 reference_kernels=args.reference_kernels,
-                                stack_size=args.stack_size, debug=args.debug)
+                                stack_size=args.stack_size, debug=args.debug,
+                                stem_table_max_bytes=(None if args.stem_table_kib is None else args.stem_table_kib * 1024))
     except (BoardError, firmware.FirmwareError, toolchain.ToolchainError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -200,6 +200,28 @@ def test_bad_profile_repeat_is_refused(exported_default, capsys):
     assert "--profile-repeat needs --profile" in capsys.readouterr().err
 
 
+def test_stem_table_cap_reaches_the_generator(exported_default, tmp_path, monkeypatch, capsys):
+    from deploy import build
+    from deploy import codegen
+
+    model = str(exported_default / "model.tflite")
+    assert build.main(["--board", "mps2-an500", "--model", model, "--stem-table-kib", "-1"]) == 2
+    assert "--stem-table-kib must be 0 or more, got -1" in capsys.readouterr().err
+    seen = []
+    real = codegen.generate
+
+    def spy(fb, **kw):
+        seen.append(kw.get("stem_table_max_bytes"))
+        return real(fb, **kw)
+
+    monkeypatch.setattr(firmware.codegen, "generate", spy)
+    out = tmp_path / "b"
+    firmware.build("mps2-an500", model=model, out=out, compile=False, stem_table_max_bytes=0)
+    assert seen == [0] and ".lv_groups = 0," in (out / "model.c").read_text()  # the words algorithm
+    firmware.build("mps2-an500", model=model, out=tmp_path / "d", compile=False)
+    assert seen == [0, None] and ".lv_groups = 0," not in (tmp_path / "d" / "model.c").read_text()
+
+
 def test_model_that_does_not_fit_is_refused_before_compiling(exported_default, tmp_path, monkeypatch):
     from deploy.boards import board as boards
 

@@ -460,6 +460,29 @@ def test_stem_level_tables_choice_and_segments():
     assert 1 <= params["lv_segment_taps"] < 16, notes
 
 
+def test_stem_table_cap_chooses_the_algorithm_and_both_are_exact(lib):
+    """A 128-filter 4x4 stem on a 3-channel 8-level thermometer needs 4 lane
+    groups x 28 rows x 16 taps x 32 bytes = 56 KiB of level tables: within the
+    default cap it runs the levels algorithm, under a 32 KiB cap the words
+    algorithm; both give the numpy model's bits."""
+    rng = np.random.default_rng(11)
+    lut, cin = stem_lut(rng, 3, 8, "thermo", True)
+    params, arrays, scratch, _, filt_bits = bconv_case(
+        rng, cin=cin, groups=1, out_type=OUT_BITS, cout=128, fh=4, fw=4, sh=4, sw=4, dh=1, dw=1, same=True,
+        pad_value=1, in_h=16, in_w=16)
+    frame = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    expected = bconv_numpy(params, arrays, unpack(stem_encode(frame, lut), cin), filt_bits)
+    assert lower.STEM_TABLE_MAX_BYTES == 64 * 1024
+    levels = lower.stem_params(3, lut, params, arrays, scratch)
+    assert levels[0]["lv_groups"] == 4 and levels[1]["lv_table"].nbytes == 4 * 28 * 16 * 32
+    capped = lower.stem_params(3, lut, params, arrays, scratch, 32 * 1024)
+    assert capped[0]["lv_groups"] == 0 and "lv_table" not in capped[1]
+    assert "would exceed 32,768 bytes" in capped[3][0]
+    for stem in (levels, capped):
+        assert run_stem(lib, "glt_stem_opt", stem, frame).tobytes() == expected.tobytes()
+        assert run_stem(lib, "glt_stem_ref", stem, frame).tobytes() == expected.tobytes()
+
+
 def saturated_levels_numpy(stem, frame):
     """glt_stem_opt's levels algorithm on a DSP core, in numpy: per output pixel,
     the table rows of every tap added in saturating byte lanes (UQADD8), compared

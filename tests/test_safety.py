@@ -600,7 +600,7 @@ def test_help_shows_only_real_defaults(capsys):
 
 
 @pytest.mark.parametrize("flags", [["--profile"], ["--profile", "--profile-repeat", "4"], ["--debug"],
-                                   ["--reference-kernels"]])
+                                   ["--reference-kernels"], ["--stem-table-kib", "32"]])
 def test_build_tflm_refuses_options_it_would_ignore(tmp_path, capsys, flags):
     import deploy.build as build
 

@@ -139,9 +139,11 @@ def _runtime_sources(calls) -> dict:
     return files
 
 
-def generate(model: Model, *, class_names=None, name: str = "model", reference: bool = False) -> GeneratedModel:
+def generate(model: Model, *, class_names=None, name: str = "model", reference: bool = False,
+             stem_table_max_bytes: int = lower.STEM_TABLE_MAX_BYTES) -> GeneratedModel:
     """Lower, plan and render ``model``. ``reference=True`` calls the readable
-    reference kernels instead of the optimized ones (same results)."""
+    reference kernels instead of the optimized ones (same results);
+    ``stem_table_max_bytes`` bounds the flash of the fused stem's level tables."""
     if not _NAME.match(name):
         raise CodegenError(f"model name {name!r} must be one token")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -159,7 +161,7 @@ def generate(model: Model, *, class_names=None, name: str = "model", reference: 
         raise CodegenError(f"{len(class_names)} class names for a model with {num_classes} outputs")
 
     try:
-        calls = lower.lower_model(model)  # raises UnsupportedOpError naming the op
+        calls = lower.lower_model(model, stem_table_max_bytes=stem_table_max_bytes)  # UnsupportedOpError names the op
     except (ValueError, IndexError, KeyError, TypeError, OverflowError, ZeroDivisionError) as e:
         if isinstance(e, lower.UnsupportedOpError):
             raise

@@ -159,7 +159,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
           profile_repeat: int = 1,
           reference_kernels: bool = False, stack_size: int | None = None, positive_class: int | None = None,
           stats_every: int = 0, debug: bool = False, simulate_broken_simd: bool = False,
-          compile: bool = True) -> BuildResult:
+          compile: bool = True, stem_table_max_bytes: int | None = None) -> BuildResult:
     """Generate, check and compile the firmware for ``board`` (see the module docstring)."""
     board = load_board(board)
     check_stack_size(board, stack_size)
@@ -174,7 +174,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
     class_names = meta.get("class_names")
     name = model_name(model_path)
     try:
-        gen = codegen.generate(fb, class_names=class_names, name=name, reference=reference_kernels)
+        gen = codegen.generate(fb, class_names=class_names, name=name, reference=reference_kernels,
+                               **({} if stem_table_max_bytes is None else {"stem_table_max_bytes": stem_table_max_bytes}))
     except (codegen.CodegenError, ValueError) as e:
         raise FirmwareError(f"{model_path}: {e}") from None
     class_names = gen.class_names

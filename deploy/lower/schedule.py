@@ -13,15 +13,17 @@ from deploy.lower.builtin_ops import (lower_argmax, lower_avgpool, lower_copy, l
 from deploy.lower.calls import KernelCall, UnsupportedOpError
 from deploy.lower.frontend import find_frontend
 from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize, lower_shortcut
-from deploy.lower.stem import fuse_stem_calls
+from deploy.lower.stem import STEM_TABLE_MAX_BYTES, fuse_stem_calls
 from larq_glt.flatbuffer import Model, Operator
 from larq_glt.opset import ENCODER_OPS, parameter_problem, shortcuts
 
-def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
+def lower_model(model: Model, fuse_stem: bool = True,
+                stem_table_max_bytes: int = STEM_TABLE_MAX_BYTES) -> list[KernelCall]:
     """Kernel calls for the whole model, in execution order.
 
     fuse_stem: fuse the front end with the binary convolution that reads it (see
-    :func:`fuse_stem`); False keeps them as two calls (tests compare both)."""
+    :func:`fuse_stem`); False keeps them as two calls (tests compare both).
+    stem_table_max_bytes: flash the fused stem's level tables may take."""
     calls: list[KernelCall] = []
     fused: set[int] = set()
     front = find_frontend(model)
@@ -36,7 +38,7 @@ def lower_model(model: Model, fuse_stem: bool = True) -> list[KernelCall]:
             calls.append(lower_shortcut(model, blocks[op.index]))
         elif op.index not in fused:
             calls.append(lower_operator(model, op))
-    return fuse_stem_calls(model, calls) if fuse_stem else calls
+    return fuse_stem_calls(model, calls, stem_table_max_bytes) if fuse_stem else calls
 
 
 def lower_operator(model: Model, op: Operator) -> KernelCall:

@@ -13,13 +13,19 @@ from larq_glt.flatbuffer import Model
 
 STEM_LANES = 32  # GLT_STEM_LANES: output channels per level row
 STEM_COMPARE_WORDS = 27  # GLT_STEM_COMPARE_WORDS
-STEM_TABLE_MAX_BYTES = 32 * 1024  # larger level tables: the words algorithm instead
+# Level tables are flash constants; past this the words algorithm (no tables,
+# slower: 2.2x for a 128-filter stem) runs instead. 64 KiB holds the tables of a
+# 128-filter 4x4 stem on a 8-level GLT (56 KiB), a sixteenth of the smallest
+# board's flash; a build can lower it (deploy/build.py --stem-table-kib).
+STEM_TABLE_MAX_BYTES = 64 * 1024
 _STEM_SUM_MAX = 32767  # 16-bit lanes biased by 0x8000 (glt_stem_opt.c compare16)
 
 
-def fuse_stem_calls(model: Model, calls: list[KernelCall]) -> list[KernelCall]:
+def fuse_stem_calls(model: Model, calls: list[KernelCall],
+                    table_max_bytes: int = STEM_TABLE_MAX_BYTES) -> list[KernelCall]:
     """Replaces FRONTEND + the LceBconv2d that is its only reader by one
-    glt_stem call reading the raw frame (the encoded frame is never stored)."""
+    glt_stem call reading the raw frame (the encoded frame is never stored);
+    its level tables take at most ``table_max_bytes`` (:func:`stem_level_tables`)."""
     if not calls or calls[0].op_name != "FRONTEND":
         return calls
     front = calls[0]
@@ -30,10 +36,10 @@ def fuse_stem_calls(model: Model, calls: list[KernelCall]) -> list[KernelCall]:
     conv = readers[0]
     if conv.op_name != "LceBconv2d" or conv.params["groups"] != 1:
         return calls  # (a shortcut block, "LceBconv2d+shortcut", reads the encoded frame twice)
-    return [_stem_call(model, front, conv)] + [c for c in calls[1:] if c is not conv]
+    return [_stem_call(model, front, conv, table_max_bytes)] + [c for c in calls[1:] if c is not conv]
 
 
-def _stem_call(model: Model, front: KernelCall, conv: KernelCall) -> KernelCall:
+def _stem_call(model: Model, front: KernelCall, conv: KernelCall, table_max_bytes: int) -> KernelCall:
     cp = conv.params
     if cp["in_words"] != front.params["words"] or cp["in_h"] * cp["in_w"] != front.params["pixels"]:
         raise UnsupportedOpError(
@@ -41,7 +47,7 @@ def _stem_call(model: Model, front: KernelCall, conv: KernelCall) -> KernelCall:
             f"{cp['in_h']}x{cp['in_w']} map, the front end makes {front.params['words']} words for "
             f"{front.params['pixels']} pixels")
     params, arrays, scratch, notes = stem_params(front.params["channels"], front.arrays["lut"], cp,
-                                                 conv.arrays, conv.scratch_bytes)
+                                                 conv.arrays, conv.scratch_bytes, table_max_bytes)
     src = model.tensors[front.inputs[0]]
     return KernelCall(
         op_indices=conv.op_indices + front.op_indices,  # the conv first: it names the call
@@ -65,7 +71,8 @@ def _stem_call(model: Model, front: KernelCall, conv: KernelCall) -> KernelCall:
 
 
 def stem_params(channels: int, lut: np.ndarray, conv_params: dict, conv_arrays: dict,
-                conv_scratch_bytes: int) -> tuple[dict, dict, int, list[str]]:
+                conv_scratch_bytes: int, table_max_bytes: int = STEM_TABLE_MAX_BYTES
+                ) -> tuple[dict, dict, int, list[str]]:
     """glt_stem_params fields of a fused stem: the front end's tables `lut`
     [channels * 256 * words] with a groups-1 glt_bconv2d call's params/arrays.
     Returns (params, arrays, scratch_bytes, notes)."""
@@ -89,7 +96,7 @@ def stem_params(channels: int, lut: np.ndarray, conv_params: dict, conv_arrays: 
         levels = stem_level_tables(
             arrays["lut"].reshape(channels, 256, words),
             conv_arrays["filter"].reshape(cp["out_c"], taps, words),
-            conv_arrays["thresholds"], bool(cp["zero_padding"]), cp["binary_zero_point"])
+            conv_arrays["thresholds"], bool(cp["zero_padding"]), cp["binary_zero_point"], table_max_bytes)
     if levels is not None:
         for unused in ("lane_filter", "lane_thresholds", "tap_popcount"):  # words algorithm only
             arrays.pop(unused, None)
@@ -104,7 +111,8 @@ def stem_params(channels: int, lut: np.ndarray, conv_params: dict, conv_arrays: 
                if levels["saturate"] and levels["segment_taps"] < taps else "")]
     strip = cp["filter_h"] * cp["in_w"] * words * 4
     return params, arrays, strip + conv_scratch_bytes, [
-        "words algorithm: front end row strips + glt_bconv2d_opt"]
+        "words algorithm: front end row strips + glt_bconv2d_opt"
+        + (f" (level tables would exceed {table_max_bytes:,} bytes or 16-bit sums)" if cp["output_type"] == OUT_BITS else "")]
 
 
 def _popcount_words(x: np.ndarray) -> np.ndarray:
