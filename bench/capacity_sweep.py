@@ -15,6 +15,11 @@ one, in this order:
 4. only then the flatbuffer is scored on the 500 ``vww96`` images by the loader
    of ``bench/anchors.py`` (LCE interpreter, 95% Wilson interval).
 
+A run trained with ``precision: float`` (a *float twin*: the same topology
+with full-precision convolutions) skips steps 2 and 3: it is scored as the
+Keras model and marked not deployable. Beside a binary run of the same topology
+and recipe it tells what binarization costs and what the topology could fit.
+
 Nothing is chosen or shipped here; the table describes where accuracy and cost
 go with width, blocks, stem and pruning. Rows compare topologies only where
 their recipe and epochs are the same (the table states both).
@@ -62,6 +67,8 @@ def topology(config: dict) -> dict:
 
 def within_budgets(row: dict) -> list[str]:
     """The budgets ``row`` breaks (empty: deployable as issue 13 defines it)."""
+    if row.get("precision") == "float":
+        return ["not deployable: full-precision convolutions (the float twin of a topology)"]
     broken = [f"{k.replace('_', ' ')} {row[k]:,.0f} > {v:,}" for k, v in BUDGETS.items() if row[k] > v]
     if not row["all_convs_binary"]:
         broken.append("a convolution is not LceBconv2d")
@@ -88,6 +95,8 @@ def sweep_row(run_dir: Path, board: str, images, labels) -> dict:
     positive = names.index("person")
     model = person_distil.with_offset(runs.load_model(run_dir), scored["person_offset"], positive)
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    if config["model_config"].get("precision") == "float":
+        return _float_row(run_dir, config, scored, model, metrics, images, labels)
     with tempfile.TemporaryDirectory() as tmp:
         result = export.export_keras(model, Path(tmp) / "export", class_names=names,
                                      extra_meta={"run_dir": str(run_dir), "person_offset": scored["person_offset"]})
@@ -112,6 +121,35 @@ def sweep_row(run_dir: Path, board: str, images, labels) -> dict:
     }
     row["over_budget"] = within_budgets(row)
     return row
+
+
+def _float_row(run_dir: Path, config: dict, scored: dict, model, metrics: dict, images, labels) -> dict:
+    """A float twin (``precision: float``): what the topology can fit when nothing
+    is binarized. No flatbuffer, no firmware; scored as the Keras model on the same images."""
+    from bench import anchors
+    from larq_glt import summary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        vww = anchors.evaluate(anchors.keras_runner(path), images, labels)
+    cost = summary.model_cost(model)["total"]
+    row = {
+        "run": str(run_dir), "precision": "float", "topology": topology(config["model_config"]), "trained_as": None,
+        "recipe": scored["recipe"], "epochs_trained": len(metrics["epochs"]),
+        "flatbuffer_bytes": None, "weight_bits": None, "binary_macs": int(cost["binary_macs"]),
+        "other_macs": int(cost["other_macs"]), "all_convs_binary": False,
+        "instructions": None, "instructions_range": None, "peak_ram_bytes": None, "board": None,
+        "person_offset": scored["person_offset"], "heldout_images": scored["heldout_images"],
+        "balanced_agreement_calibrated": scored["balanced_agreement_calibrated"],
+        "vww96": {k: vww[k] for k in ("accuracy", "correct", "images", "ci95", "recall")},
+    }
+    row["over_budget"] = within_budgets(row)
+    return row
+
+
+def _number(value, fmt: str = ",.0f") -> str:
+    return "—" if value is None else format(value, fmt)
 
 
 def _filters_text(t: dict) -> str:
@@ -153,17 +191,24 @@ def render(result: dict) -> str:
                     f"{_filters_text(t)} (width {t['width']:g}), pruned to {_filters_text(r['topology'])}")
         else:
             topo = _topology_text(r["topology"])
+        if r.get("precision") == "float":
+            topo += ", **float twin**"
+        float_macs = f" ({r['other_macs']:,} float)" if r.get("other_macs") else ""
         lines.append(
-            f"| `{r['run']}` | {topo} | {_recipe(r['recipe'])} | {r['epochs_trained']} | {r['weight_bits']:,} | "
-            f"{r['binary_macs']:,} | {r['instructions']:,.0f} | {r['peak_ram_bytes']:,} | "
+            f"| `{r['run']}` | {topo} | {_recipe(r['recipe'])} | {r['epochs_trained']} | {_number(r['weight_bits'])} | "
+            f"{r['binary_macs']:,}{float_macs} | {_number(r['instructions'])} | {_number(r['peak_ram_bytes'])} | "
             f"{100 * r['balanced_agreement_calibrated']:.1f}% | {100 * v['accuracy']:.1f}% "
             f"[{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}] | {100 * v['recall']['person']:.1f}% / "
             f"{100 * v['recall']['non_person']:.1f}% | {'within' if not r['over_budget'] else '; '.join(r['over_budget'])} |")
     lines += ["", "Epochs count every epoch of the run itself (dense, pruning ramp, fine-tuning); a run started "
                   "from another run's weights lists it in its recipe. vww96 intervals of ±4 points cannot separate "
                   "rows a few points apart; the held-out agreement (1,339 images and their scenes) is the finer "
-                  "yardstick.", "",
-              f"Wall time: {result['seconds']:,.0f} s (2-core machine shared with training).", ""]
+                  "yardstick.", ""]
+    if any(r.get("precision") == "float" for r in result["rows"]):
+        lines += ["A **float twin** is a topology trained with full-precision convolutions (ReLU in place of the "
+                  "input signs, `precision: float`): it cannot be deployed, and shows what the topology fits when "
+                  "nothing is binarized (scored as the Keras model, on the same images).", ""]
+    lines += [f"Wall time: {result['seconds']:,.0f} s (2-core machine shared with training).", ""]
     return "\n".join(lines)
 
 

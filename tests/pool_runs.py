@@ -23,9 +23,10 @@ def labelled_folder(root: Path, n: int, seed: int = 4) -> Path:
     return root
 
 
-def pool_run(tmp_path: Path, name: str = "run") -> Path:
+def pool_run(tmp_path: Path, name: str = "run", model: dict | None = None) -> Path:
     """A one-epoch run trained with ``--dataset unlabelled`` on 24 generated
-    pool images (6 held out), labelled by a small Keras teacher saved as ``.h5``."""
+    pool images (6 held out), labelled by a small Keras teacher saved as ``.h5``;
+    ``model``: more model overrides (e.g. ``{"precision": "float"}``)."""
     import tf_keras as keras
 
     from larq_glt.training import TrainConfig, train
@@ -40,5 +41,6 @@ def pool_run(tmp_path: Path, name: str = "run") -> Path:
     train(TrainConfig(dataset="unlabelled", data_dir=str(pool), image_size=SIDE, epochs=1, batch_size=8,
                       out=str(tmp_path / name), val_fraction=0.25, progress=False,
                       kd_teacher=f"{tmp_path / 't.h5'}:input=unit,output=logits,classes=non_person+person",
-                      model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}]}))
+                      model={"stem_filters": 32, "blocks": [{"filters": 32, "groups": 1, "pool": False}],
+                             **(model or {})}))
     return tmp_path / name

@@ -69,6 +69,18 @@ def test_table_states_recipe_epochs_pruning_and_budgets():
     assert "instructions 5,000,000 > 4,800,000" in text
 
 
+def test_a_float_twin_is_scored_but_never_within_budgets():
+    twin = _row(run="runs/f", precision="float", flatbuffer_bytes=None, weight_bits=None, binary_macs=0,
+                other_macs=35_398_656, all_convs_binary=False, instructions=None, instructions_range=None,
+                peak_ram_bytes=None, board=None)
+    assert twin["over_budget"] == ["not deployable: full-precision convolutions (the float twin of a topology)"]
+    text = capacity_sweep.render({"command": "c", "rows": [_row(), twin], "seconds": 1.0})
+    line = next(l for l in text.splitlines() if l.startswith("| `runs/f`"))
+    assert "**float twin**" in line and "| — | 0 (35,398,656 float) | — | — | 82.1% | 74.4% [70.4, 78.0]" in line
+    assert "A **float twin** is a topology trained with full-precision convolutions" in text
+    assert "float twin" not in capacity_sweep.render({"command": "c", "rows": [_row()], "seconds": 1.0})
+
+
 def test_refusals_exit_2_with_one_line(tmp_path, capsys):
     assert capacity_sweep.main([str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
     assert "holds no finished run" in capsys.readouterr().err
@@ -115,3 +127,19 @@ def test_a_trained_pool_run_is_exported_measured_and_scored(tmp_path):
     assert row["topology"]["blocks"] == 1 and row["epochs_trained"] == 1 and row["heldout_images"] == 6
     assert row["over_budget"] == []
     assert "## Capacity sweep" in (bench / "anchors.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_float_twin_run_is_scored_as_keras_without_firmware(tmp_path, monkeypatch):
+    from bench import mcu_cost
+    from larq_glt import export
+
+    run = pool_runs.pool_run(tmp_path, model={"precision": "float"})
+    vww = pool_runs.labelled_folder(tmp_path / "vww", 10)
+    refuse = lambda *a, **k: pytest.fail("a float twin is neither exported nor run in QEMU")  # noqa: E731
+    monkeypatch.setattr(export, "export_keras", refuse)
+    monkeypatch.setattr(mcu_cost, "measure", refuse)
+    images, labels, _ = anchors.load_images(vww)
+    row = capacity_sweep.sweep_row(run, "mps2-an500", images, labels)
+    assert row["precision"] == "float" and row["instructions"] is None and row["binary_macs"] == 0
+    assert row["other_macs"] > 0 and row["vww96"]["images"] == 10 and row["over_budget"]
