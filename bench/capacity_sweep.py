@@ -82,6 +82,8 @@ def run_config(run_dir: Path) -> dict:
     config = json.loads(path.read_text())
     if config.get("dataset") != "unlabelled":
         raise SweepError(f"{run_dir} was not trained with --dataset unlabelled")
+    if config.get("model_config", {}).get("precision") == "float" and config.get("final_model_config"):
+        raise SweepError(f"{run_dir} is a pruned float twin: a float twin stands for the topology as trained, unpruned")
     return config
 
 
@@ -175,7 +177,8 @@ def render(result: dict) -> str:
         f"Command: `{result['command']}`  ",
         "Each run's person-logit offset is chosen on its held-out pool images and their 2×2 scenes (as "
         "`bench/person_distil.py` does), its flatbuffer measured in QEMU `mps2-an500` (`bench/mcu_cost.measure`), "
-        "then scored once on the 500 `vww96` images by the loader of `bench/anchors.py`. Nothing is chosen here. "
+        "then scored once on the 500 `vww96` images by the loader of `bench/anchors.py` (a float twin, which has "
+        "no flatbuffer, as its Keras model). Nothing is chosen here. "
         f"Budgets: ≤ {BUDGETS['weight_bits']:,} weight bits, every convolution `LceBconv2d`, ≤ "
         f"{BUDGETS['instructions']:,} instructions, peak RAM ≤ {BUDGETS['peak_ram_bytes']:,} B.",
         "",

@@ -16,6 +16,9 @@ import sys
 
 from larq_glt.cli import HelpFormatter  # first: quiets TensorFlow before anything imports it
 from deploy.boards import BoardError, known_boards
+from deploy.lower.stem import STEM_TABLE_MAX_BYTES
+
+STEM_TABLE_KIB = STEM_TABLE_MAX_BYTES // 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-kernels", action="store_true", help="use the readable reference kernels")
     p.add_argument("--stack-size", type=int, help="stack bytes: a multiple of 8 (default: the board's)")
     p.add_argument("--stem-table-kib", type=int, metavar="KIB",
-                   help="flash the fused stem's level tables may take (default: 64); past it, or with 0, the "
-                        "stem runs the words algorithm: no tables, more instructions")
+                   help=f"flash the fused stem's level tables may take (default: {STEM_TABLE_KIB}); past it, or "
+                        "with 0, the stem runs the words algorithm: no tables, more instructions and arena")
     p.add_argument("--runtime", choices=("generated", "tflm"), default="generated",
                    help="generated: larq-glt's static C runtime; tflm: TensorFlow Lite Micro (needs --tflm-dir)")
     p.add_argument("--tflm-dir", help="a TensorFlow Lite Micro tree with its library built (for --runtime tflm)")
@@ -67,11 +70,11 @@ def main(argv=None) -> int:
     if args.stem_table_kib is not None and args.stem_table_kib < 0:
         print(f"error: --stem-table-kib must be 0 or more, got {args.stem_table_kib}", file=sys.stderr)
         return 2
+    stem_table_max_bytes = None if args.stem_table_kib is None else args.stem_table_kib * 1024
 
     if args.runtime == "tflm":
         ignored = [flag for flag, used in (("--profile", args.profile), ("--profile-repeat", args.profile_repeat > 1),
-                                           ("--debug", args.debug), ("--reference-kernels", args.reference_kernels),
-                                           ("--stem-table-kib", args.stem_table_kib is not None))
+                                           ("--debug", args.debug), ("--reference-kernels", args.reference_kernels))
                    if used]
         if ignored:
             print(f"error: {', '.join(ignored)} only apply to --runtime generated (larq-glt's own runtime); "
@@ -83,7 +86,8 @@ def main(argv=None) -> int:
 
             result = tflm.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
                                 tflm_dir=args.tflm_dir, opt_level=args.opt, frame_source=args.frame_source,
-                                max_frames=args.max_frames, stack_size=args.stack_size)
+                                max_frames=args.max_frames, stack_size=args.stack_size,
+                                stem_table_max_bytes=stem_table_max_bytes)
             print(tflm.format_size_report(result))
             return 0
         result = firmware.build(args.board, model=args.model, run_dir=args.run_dir, out=args.out,
@@ -91,7 +95,7 @@ def main(argv=None) -> int:
                                 profile=args.profile, profile_repeat=args.profile_repeat,
                                 reference_kernels=args.reference_kernels,
                                 stack_size=args.stack_size, debug=args.debug,
-                                stem_table_max_bytes=(None if args.stem_table_kib is None else args.stem_table_kib * 1024))
+                                stem_table_max_bytes=stem_table_max_bytes)
     except (BoardError, firmware.FirmwareError, toolchain.ToolchainError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -78,7 +78,8 @@ def test_a_float_twin_is_scored_but_never_within_budgets():
     line = next(l for l in text.splitlines() if l.startswith("| `runs/f`"))
     assert "**float twin**" in line and "| — | 0 (35,398,656 float) | — | — | 82.1% | 74.4% [70.4, 78.0]" in line
     assert "A **float twin** is a topology trained with full-precision convolutions" in text
-    assert "float twin" not in capacity_sweep.render({"command": "c", "rows": [_row()], "seconds": 1.0})
+    plain = capacity_sweep.render({"command": "c", "rows": [_row()], "seconds": 1.0})
+    assert "**float twin**" not in plain and "A **float twin** is" not in plain
 
 
 def test_refusals_exit_2_with_one_line(tmp_path, capsys):
@@ -142,4 +143,9 @@ def test_a_float_twin_run_is_scored_as_keras_without_firmware(tmp_path, monkeypa
     images, labels, _ = anchors.load_images(vww)
     row = capacity_sweep.sweep_row(run, "mps2-an500", images, labels)
     assert row["precision"] == "float" and row["instructions"] is None and row["binary_macs"] == 0
-    assert row["other_macs"] > 0 and row["vww96"]["images"] == 10 and row["over_budget"]
+    assert row["other_macs"] > 0 and row["vww96"]["images"] == 10
+    assert row["over_budget"] == ["not deployable: full-precision convolutions (the float twin of a topology)"]
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "final_model_config": config["model_config"]}))
+    with pytest.raises(capacity_sweep.SweepError, match="pruned float twin"):
+        capacity_sweep.run_config(run)

@@ -201,25 +201,40 @@ def test_bad_profile_repeat_is_refused(exported_default, capsys):
 
 
 def test_stem_table_cap_reaches_the_generator(exported_default, tmp_path, monkeypatch, capsys):
+    """--stem-table-kib N: N KiB reach firmware.build; a cap at the tables' size
+    keeps them, a byte less takes the words algorithm; size.json records the cap."""
     from deploy import build
-    from deploy import codegen
+    from deploy import lower
 
     model = str(exported_default / "model.tflite")
     assert build.main(["--board", "mps2-an500", "--model", model, "--stem-table-kib", "-1"]) == 2
     assert "--stem-table-kib must be 0 or more, got -1" in capsys.readouterr().err
-    seen = []
-    real = codegen.generate
+    seen = {}
 
-    def spy(fb, **kw):
-        seen.append(kw.get("stem_table_max_bytes"))
-        return real(fb, **kw)
+    def fake_build(board, **kw):
+        seen.update(kw)
+        raise firmware.FirmwareError("stop here")
 
-    monkeypatch.setattr(firmware.codegen, "generate", spy)
+    with monkeypatch.context() as m:
+        m.setattr(firmware, "build", fake_build)
+        assert build.main(["--board", "mps2-an500", "--model", model, "--stem-table-kib", "16"]) == 2
+        assert seen["stem_table_max_bytes"] == 16 * 1024
+        assert build.main(["--board", "mps2-an500", "--model", model]) == 2
+        assert seen["stem_table_max_bytes"] is None
+    fb = read_model(model)
+    tables = codegen.generate(fb).calls[0].arrays["lv_table"].nbytes
+    assert tables > 1024
+    assert codegen.generate(fb, stem_table_max_bytes=tables).calls[0].params["lv_groups"] > 0
+    words = codegen.generate(fb, stem_table_max_bytes=tables - 1).calls[0]
+    assert words.params["lv_groups"] == 0 and f"level tables over {tables - 1:,} bytes" in words.notes[1]
+    assert "level tables disabled" in codegen.generate(fb, stem_table_max_bytes=0).calls[0].notes[1]
     out = tmp_path / "b"
-    firmware.build("mps2-an500", model=model, out=out, compile=False, stem_table_max_bytes=0)
-    assert seen == [0] and ".lv_groups = 0," in (out / "model.c").read_text()  # the words algorithm
+    firmware.build("mps2-an500", model=model, out=out, compile=False, stem_table_max_bytes=tables - 1)
+    assert ".lv_groups = 0," in (out / "model.c").read_text()  # the words algorithm
+    assert json.loads((out / "size.json").read_text())["stem_table_max_bytes"] == tables - 1
     firmware.build("mps2-an500", model=model, out=tmp_path / "d", compile=False)
-    assert seen == [0, None] and ".lv_groups = 0," not in (tmp_path / "d" / "model.c").read_text()
+    assert ".lv_groups = 0," not in (tmp_path / "d" / "model.c").read_text()
+    assert json.loads((tmp_path / "d" / "size.json").read_text())["stem_table_max_bytes"] == lower.STEM_TABLE_MAX_BYTES
 
 
 def test_model_that_does_not_fit_is_refused_before_compiling(exported_default, tmp_path, monkeypatch):

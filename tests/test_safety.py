@@ -600,7 +600,7 @@ def test_help_shows_only_real_defaults(capsys):
 
 
 @pytest.mark.parametrize("flags", [["--profile"], ["--profile", "--profile-repeat", "4"], ["--debug"],
-                                   ["--reference-kernels"], ["--stem-table-kib", "32"]])
+                                   ["--reference-kernels"]])
 def test_build_tflm_refuses_options_it_would_ignore(tmp_path, capsys, flags):
     import deploy.build as build
 
@@ -611,7 +611,7 @@ def test_build_tflm_refuses_options_it_would_ignore(tmp_path, capsys, flags):
     assert not out.exists()
 
 
-def test_build_tflm_passes_the_stack_size_on(tmp_path, monkeypatch, capsys):
+def test_build_tflm_passes_the_stack_size_and_stem_table_cap_on(tmp_path, monkeypatch, capsys):
     import deploy.build as build
     from deploy.tflm import target as tflm
 
@@ -624,6 +624,9 @@ def test_build_tflm_passes_the_stack_size_on(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tflm, "build", fake_build)
     assert build.main(["--board", "mps2-an500", "--runtime", "tflm", "--stack-size", "8192"]) == 2
     assert seen["stack_size"] == 8192 and _one_error_line(capsys.readouterr().err) == "error: stop here"
+    assert seen["stem_table_max_bytes"] is None  # the default
+    assert build.main(["--board", "mps2-an500", "--runtime", "tflm", "--stem-table-kib", "16"]) == 2
+    assert seen["stem_table_max_bytes"] == 16 * 1024
 
 
 # -- 15. TFLM's Debian packages are named -----------------------------------------------------

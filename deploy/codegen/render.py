@@ -140,10 +140,11 @@ def _runtime_sources(calls) -> dict:
 
 
 def generate(model: Model, *, class_names=None, name: str = "model", reference: bool = False,
-             stem_table_max_bytes: int = lower.STEM_TABLE_MAX_BYTES) -> GeneratedModel:
+             stem_table_max_bytes: int | None = None) -> GeneratedModel:
     """Lower, plan and render ``model``. ``reference=True`` calls the readable
     reference kernels instead of the optimized ones (same results);
-    ``stem_table_max_bytes`` bounds the flash of the fused stem's level tables."""
+    ``stem_table_max_bytes`` bounds the flash of the fused stem's level tables
+    (None: :data:`deploy.lower.STEM_TABLE_MAX_BYTES`)."""
     if not _NAME.match(name):
         raise CodegenError(f"model name {name!r} must be one token")
     if len(model.inputs) != 1 or len(model.outputs) != 1:

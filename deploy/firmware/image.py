@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy import codegen
+from deploy import codegen, lower
 from deploy.firmware import harness
 from deploy.firmware import samples
 from deploy.boards import Board, load_board
@@ -175,7 +175,7 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
     name = model_name(model_path)
     try:
         gen = codegen.generate(fb, class_names=class_names, name=name, reference=reference_kernels,
-                               **({} if stem_table_max_bytes is None else {"stem_table_max_bytes": stem_table_max_bytes}))
+                               stem_table_max_bytes=stem_table_max_bytes)
     except (codegen.CodegenError, ValueError) as e:
         raise FirmwareError(f"{model_path}: {e}") from None
     class_names = gen.class_names
@@ -209,6 +209,8 @@ def build(board, *, model=None, run_dir=None, out=None, opt_level: str = "-O2", 
             size = harness.size_report(elf, board)
         size.update({"model": str(model_path), "model_name": name, "board": board.name, "fit_check": fit, "model_cost": gen.cost(),
                      "arena_bytes": gen.arena_bytes, "frame_source": frame_source, "opt_level": opt_level,
+                     "stem_table_max_bytes": lower.STEM_TABLE_MAX_BYTES if stem_table_max_bytes is None
+                     else stem_table_max_bytes,
                      "firmware_weight_bytes": gen.weight_bytes, "frame_bytes": int(frames.nbytes) if builtin else 0})
         (work / "size.json").write_text(json.dumps(size, indent=2, default=str) + "\n")
         with atomic.directory(out_dir) as final:

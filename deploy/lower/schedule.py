@@ -13,17 +13,18 @@ from deploy.lower.builtin_ops import (lower_argmax, lower_avgpool, lower_copy, l
 from deploy.lower.calls import KernelCall, UnsupportedOpError
 from deploy.lower.frontend import find_frontend
 from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize, lower_shortcut
-from deploy.lower.stem import STEM_TABLE_MAX_BYTES, fuse_stem_calls
+from deploy.lower.stem import fuse_stem_calls
 from larq_glt.flatbuffer import Model, Operator
 from larq_glt.opset import ENCODER_OPS, parameter_problem, shortcuts
 
 def lower_model(model: Model, fuse_stem: bool = True,
-                stem_table_max_bytes: int = STEM_TABLE_MAX_BYTES) -> list[KernelCall]:
+                stem_table_max_bytes: int | None = None) -> list[KernelCall]:
     """Kernel calls for the whole model, in execution order.
 
     fuse_stem: fuse the front end with the binary convolution that reads it (see
     :func:`fuse_stem`); False keeps them as two calls (tests compare both).
-    stem_table_max_bytes: flash the fused stem's level tables may take."""
+    stem_table_max_bytes: flash the fused stem's level tables may take (None:
+    :data:`deploy.lower.stem.STEM_TABLE_MAX_BYTES`)."""
     calls: list[KernelCall] = []
     fused: set[int] = set()
     front = find_frontend(model)

@@ -14,18 +14,21 @@ from larq_glt.flatbuffer import Model
 STEM_LANES = 32  # GLT_STEM_LANES: output channels per level row
 STEM_COMPARE_WORDS = 27  # GLT_STEM_COMPARE_WORDS
 # Level tables are flash constants; past this the words algorithm (no tables,
-# slower: 2.2x for a 128-filter stem) runs instead. 64 KiB holds the tables of a
-# 128-filter 4x4 stem on a 8-level GLT (56 KiB), a sixteenth of the smallest
-# board's flash; a build can lower it (deploy/build.py --stem-table-kib).
+# 2.2x the instructions for a 128-filter stem, row strips in the arena) runs instead. 64 KiB holds the tables of a
+# 128-filter 4x4 stem on an 8-level GLT (56 KiB), a sixteenth of the smallest
+# board's flash; a build can set another (deploy/build.py --stem-table-kib).
 STEM_TABLE_MAX_BYTES = 64 * 1024
 _STEM_SUM_MAX = 32767  # 16-bit lanes biased by 0x8000 (glt_stem_opt.c compare16)
 
 
 def fuse_stem_calls(model: Model, calls: list[KernelCall],
-                    table_max_bytes: int = STEM_TABLE_MAX_BYTES) -> list[KernelCall]:
+                    table_max_bytes: int | None = None) -> list[KernelCall]:
     """Replaces FRONTEND + the LceBconv2d that is its only reader by one
     glt_stem call reading the raw frame (the encoded frame is never stored);
-    its level tables take at most ``table_max_bytes`` (:func:`stem_level_tables`)."""
+    its level tables take at most ``table_max_bytes`` (:func:`stem_level_tables`;
+    None: :data:`STEM_TABLE_MAX_BYTES`)."""
+    if table_max_bytes is None:
+        table_max_bytes = STEM_TABLE_MAX_BYTES
     if not calls or calls[0].op_name != "FRONTEND":
         return calls
     front = calls[0]
@@ -112,7 +115,16 @@ def stem_params(channels: int, lut: np.ndarray, conv_params: dict, conv_arrays: 
     strip = cp["filter_h"] * cp["in_w"] * words * 4
     return params, arrays, strip + conv_scratch_bytes, [
         "words algorithm: front end row strips + glt_bconv2d_opt"
-        + (f" (level tables would exceed {table_max_bytes:,} bytes or 16-bit sums)" if cp["output_type"] == OUT_BITS else "")]
+        + _no_tables_reason(cp["output_type"] == OUT_BITS, table_max_bytes)]
+
+
+def _no_tables_reason(bits_out: bool, table_max_bytes: int) -> str:
+    if not bits_out:
+        return ""  # the levels algorithm writes bits only
+    if table_max_bytes == 0:
+        return " (level tables disabled)"
+    return (f" (level tables over {table_max_bytes:,} bytes, or sums past their lanes: "
+            "more patterns, filters or taps than tables hold)")
 
 
 def _popcount_words(x: np.ndarray) -> np.ndarray:

@@ -82,20 +82,21 @@ STEM_ARRAYS = ("lut", "filter", "multiplier", "bias", "thresholds", "tap_popcoun
                "lane_thresholds", "lv_offset", "lv_table", "lv_compare")
 
 
-def _stem_call(model: Model, front) -> "lower.KernelCall | None":
+def _stem_call(model: Model, front, table_max_bytes: int | None = None) -> "lower.KernelCall | None":
     """The generated runtime's fused stem call (front end + the conv reading it), if any."""
     readers = model.consumers(front.outputs[0])
     if len(readers) != 1:
         return None
     try:
         conv = lower.lower_operator(model, readers[0])
-        calls = lower.fuse_stem_calls(model, [front, conv])
+        calls = lower.fuse_stem_calls(model, [front, conv], table_max_bytes)
     except lower.UnsupportedOpError:
         return None
     return calls[0] if calls[0].function == "glt_stem_opt" else None
 
 
-def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[bytes, list[str]]:
+def tflm_model(data: bytes, model: Model, *, accelerate: bool = True,
+               stem_table_max_bytes: int | None = None) -> tuple[bytes, list[str]]:
     """The flatbuffer TFLM runs: ``data`` with its uint8 input encoder replaced
     (see the module docstring) and, with ``accelerate``, the build-time tables of
     the generated runtime's fastest kernels, computed by deploy/lower/ exactly
@@ -106,13 +107,14 @@ def tflm_model(data: bytes, model: Model, *, accelerate: bool = True) -> tuple[b
     - each other bit-packed LceBconv2d gets the lane tables of glt_bconv2d_opt's
       bit-sliced algorithm as constant inputs 5 and 6.
 
-    Returns the bytes (``data`` itself if nothing applies) and notes on what changed."""
+    ``stem_table_max_bytes`` bounds the GltStem level tables as for the generated
+    runtime. Returns the bytes (``data`` itself if nothing applies) and notes on what changed."""
     try:
         front = lower.find_frontend(model)  # the generated runtime's encoder fusion
     except lower.UnsupportedOpError as e:
         raise TflmError(f"the uint8 input encoder cannot be fused ({e}); TFLM cannot run it as builtins "
                         "either (its CAST has no UINT8 input)") from None
-    stem = _stem_call(model, front) if (front is not None and accelerate) else None
+    stem = _stem_call(model, front, stem_table_max_bytes) if (front is not None and accelerate) else None
     lanes = {}
     if accelerate:
         for op in model.operators:

@@ -121,7 +121,7 @@ def model_sources(data: bytes, model: Model, *, name: str, class_names, arena_by
 def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level: str = "-O2",
           frame_source: str = "builtin", frames=None, max_frames: int | None = None, profile: bool = False,
           stack_size: int | None = None, arena_bytes: int | None = None, build_type: str | None = None,
-          accelerate: bool = True, compile: bool = True) -> TflmBuildResult:
+          accelerate: bool = True, compile: bool = True, stem_table_max_bytes: int | None = None) -> TflmBuildResult:
     """Generate and compile the TFLM firmware for ``board`` (see the module docstring).
     ``build_type`` picks the TFLM library build (BUILD_TYPE) when the tree has several;
     ``accelerate=False`` leaves the LceBconv2d ops as LCE wrote them (no stem, no lane tables);
@@ -144,7 +144,7 @@ def build(board, *, model=None, run_dir=None, out=None, tflm_dir=None, opt_level
     except ModelFormatError as e:
         raise TflmError(str(e)) from None
     lce_options(fb)
-    data, notes = tflm_model(original, fb, accelerate=accelerate)
+    data, notes = tflm_model(original, fb, accelerate=accelerate, stem_table_max_bytes=stem_table_max_bytes)
     tfb = read_model_bytes(data, f"{model_path} (rewritten for TFLM)")
     resolver = resolver_ops(tfb, library.tree if library else None)
     inp, _ = _io(tfb)
