@@ -21,7 +21,7 @@ describes models already chosen.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     rows = [measure(Path(m), images, labels) for m in args.models]
     shown = argv if argv is not None else sys.argv[1:]
     result = {"command": "python bench/fit_gap.py " + " ".join(shown), "train_sample": TRAIN_SAMPLE,
-              "images": str(folder), "rows": rows, "seconds": round(time.time() - t0, 1)}
+              "images": os.path.relpath(folder, ROOT), "rows": rows, "seconds": round(time.time() - t0, 1)}
     out = Path(args.out)
     atomic.write_json(out.with_suffix(".json"), result)
     atomic.write_text(out.with_suffix(".md"), render(result))
