@@ -80,13 +80,13 @@ def _config(path: Path):
 def measure(path: Path, vww_images, vww_labels) -> dict:
     import tensorflow as tf
 
-    from larq_glt import data, runs, teachers
-    from larq_glt.training import dataset_class_names, teacher_specs
+    from bench import person_distil
+    from larq_glt import runs, teachers
+    from larq_glt.training import teacher_specs
 
     cfg = _config(path)
-    names = tuple(dataset_class_names(cfg))
-    splits = data.load("unlabelled", data_dir=cfg.data_dir, image_size=cfg.image_size, seed=cfg.seed,
-                       val_fraction=cfg.val_fraction, limit=cfg.limit, augment=False, class_names=names)
+    splits = person_distil.pool_splits(cfg)
+    names = tuple(splits.class_names)
     ensemble = teachers.load_all(teacher_specs(cfg), names)
     model = runs.load_model(path)
 

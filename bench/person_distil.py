@@ -76,12 +76,17 @@ def heldout_scenes(x: np.ndarray) -> np.ndarray:
     return augment.mosaic_grid(tf.constant(x)).numpy()
 
 
+def pool_splits(cfg: TrainConfig):
+    """The run's pool, split as its training split it, without augmentation."""
+    return data.load("unlabelled", data_dir=cfg.data_dir, image_size=cfg.image_size, seed=cfg.seed,
+                     val_fraction=cfg.val_fraction, limit=cfg.limit, augment=False,
+                     class_names=tuple(dataset_class_names(cfg)))
+
+
 def pool_heldout(cfg: TrainConfig, scenes: bool = False):
     """The run's held-out pool images and the teachers' choices for them;
     with ``scenes``, followed by their :func:`heldout_scenes` (as many again)."""
-    splits = data.load("unlabelled", data_dir=cfg.data_dir, image_size=cfg.image_size, seed=cfg.seed,
-                       val_fraction=cfg.val_fraction, limit=cfg.limit, augment=False,
-                       class_names=tuple(dataset_class_names(cfg)))
+    splits = pool_splits(cfg)
     x, _ = splits.arrays("val")
     if scenes:
         x = np.concatenate([x, heldout_scenes(x)])
