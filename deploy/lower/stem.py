@@ -14,9 +14,10 @@ from larq_glt.flatbuffer import Model
 STEM_LANES = 32  # GLT_STEM_LANES: output channels per level row
 STEM_COMPARE_WORDS = 27  # GLT_STEM_COMPARE_WORDS
 # Level tables are flash constants; past this the words algorithm (no tables,
-# about twice the instructions, row strips in the arena) runs instead. 64 KiB holds the tables of a
-# 128-filter 4x4 stem on an 8-level GLT (56 KiB), a sixteenth of the smallest
-# board's flash; a build can set another (deploy/build.py --stem-table-kib).
+# about twice the instructions, row strips in the arena) runs instead. 64 KiB
+# holds the tables of a 128-filter 4x4 stem on an 8-level GLT (56 KiB), a
+# sixteenth of the smallest board's flash; a build can set another
+# (deploy/build.py --stem-table-kib).
 STEM_TABLE_MAX_BYTES = 64 * 1024
 _STEM_SUM_MAX = 32767  # 16-bit lanes biased by 0x8000 (glt_stem_opt.c compare16)
 
