@@ -62,7 +62,16 @@ def topology(config: dict) -> dict:
             "blocks": len(config["blocks"]), "filters": [scaled_filters(b["filters"], width) for b in config["blocks"]],
             "groups": [b["groups"] for b in config["blocks"]],
             "pools": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("pool", True)],
-            "shortcuts": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("shortcut", False)]}
+            "shortcuts": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("shortcut", False)],
+            "input": _input_text(config)}
+
+
+def _input_text(config: dict) -> str:
+    """The input coding: a thermometer's level count matters as much as a filter count."""
+    encoding = config.get("encoding", "glt")
+    if encoding in ("glt", "thermo"):
+        return f"{encoding.upper()} {config.get('levels', 8)} levels"
+    return encoding.upper()
 
 
 def within_budgets(row: dict) -> list[str]:
@@ -159,7 +168,8 @@ def _filters_text(t: dict) -> str:
 
 
 def _topology_text(t: dict) -> str:
-    text = (f"stem {t['stem']}, {t['blocks']} blocks (groups {'/'.join(map(str, t['groups']))}); filters "
+    text = (f"{t['input']}, " if "input" in t else "") + (
+            f"stem {t['stem']}, {t['blocks']} blocks (groups {'/'.join(map(str, t['groups']))}); filters "
             f"{_filters_text(t)} (width {t['width']:g})")
     if "pools" in t:  # rows measured before these keys existed lack them
         text += f"; pools after block {'/'.join(map(str, t['pools'])) or 'none'}"

@@ -33,6 +33,9 @@ def test_topology_names_width_stem_and_blocks():
     assert t["groups"] == [1, 2, 4, 8]
     assert capacity_sweep.topology(ModelConfig().to_dict())["stem"] == "4×4/4 + pool"
     assert t["pools"] == [1, 2] and t["shortcuts"] == []
+    assert t["input"] == "GLT 8 levels"
+    assert capacity_sweep._topology_text(t).startswith("GLT 8 levels, stem 4×4/4, 4 blocks")
+    assert capacity_sweep.topology(ModelConfig(levels=16).to_dict())["input"] == "GLT 16 levels"
 
 
 def test_topology_names_pools_and_shortcuts():
@@ -40,8 +43,9 @@ def test_topology_names_pools_and_shortcuts():
     t = capacity_sweep.topology(ModelConfig(blocks=blocks).to_dict())
     assert t["pools"] == [1] and t["shortcuts"] == [2]
     assert capacity_sweep._topology_text(t).endswith("; pools after block 1; shortcuts in block 2")
-    old = {k: v for k, v in t.items() if k not in ("pools", "shortcuts")}  # a row measured before
+    old = {k: v for k, v in t.items() if k not in ("pools", "shortcuts", "input")}  # a row measured before
     assert capacity_sweep._topology_text(old).endswith("(width 1)")
+    assert capacity_sweep._topology_text(old).startswith("stem ")
 
 
 def test_every_broken_budget_is_named():
@@ -61,7 +65,7 @@ def test_table_states_recipe_epochs_pruning_and_budgets():
     text = capacity_sweep.render({"command": "python bench/capacity_sweep.py runs/x runs/p", "rows": [_row(), pruned],
                                   "seconds": 12.0})
     assert "`python bench/capacity_sweep.py runs/x runs/p`" in text
-    assert ("| `runs/x` | stem 4×4/4 + pool, 4 blocks (groups 1/2/4/8); filters 64 + 128/256/512/512 (width 2); "
+    assert ("| `runs/x` | GLT 8 levels, stem 4×4/4 + pool, 4 blocks (groups 1/2/4/8); filters 64 + 128/256/512/512 (width 2); "
             "pools after block 1/2 |") in text
     assert "filters 96 + 192/384/768/768 (width 3), pruned to 64 + 128/256/512/512" in text
     assert "pruned 0.3333 in 32-channel blocks" in text
