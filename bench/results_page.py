@@ -328,6 +328,8 @@ SECTIONS = (
     Section("Fit or domain: where the distilled person detector loses accuracy", "fit_gap.json", "fit_gap.md"),
     Section("Float twins: what three topologies fit without binarization (probe)", "float_twin_probe.json",
             "float_twin_probe.md"),
+    Section("Float twins: no pool after the stem, or 16 GLT levels (probe)", "input_probe.json",
+            "input_probe.md"),
     Section("Person detector trained in two stages, float then binary (probe)", "two_stage_probe.json",
             "two_stage_probe.md"),
     Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),
