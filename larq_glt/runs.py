@@ -115,10 +115,11 @@ def load_model(run_dir_or_file):
     """Load a trained model from a run directory, a ``.keras`` file, or an
     export (its folder or ``model.tflite``: rebuilt by :mod:`larq_glt.recover`)."""
     from larq_glt import encoders  # noqa: F401  registers the custom layers
-    from larq_glt import recover
+    from larq_glt import grouped_conv, recover
     import larq  # noqa: F401  registers larq's layers and quantizers
     import tf_keras as keras
 
+    grouped_conv.install()  # before the model's grouped convolutions are first traced
     path = Path(run_dir_or_file)
     tflite = recover.flatbuffer_path(path) if not (path.is_dir() and RunDir(path).model.exists()) else None
     if tflite is not None:
