@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__},
         "settings": vars(args),
         "images_per_second": {e: {"median": float(np.median(v)), "all": v} for e, v in samples.items()},
-        "grouped_conv_images_per_second": {k: {"median": float(np.median(v)), "all": v} for k, v in grouped.items()},
+        "grouped_conv": grouped_rows(grouped, args.grouped_widths),
     }
     med = {e: result["images_per_second"][e]["median"] for e in samples}
     if "glt" in med and "thermo" in med:
@@ -105,7 +105,7 @@ def render(result: dict) -> str:
     """The Markdown page of a result (its JSON holds everything it shows)."""
     settings = result["settings"]
     rates = result["images_per_second"]
-    grouped = result.get("grouped_conv_images_per_second", {})
+    grouped = result.get("grouped_conv", [])
     lines = [
         "# Training throughput by input encoding",
         "",
@@ -128,22 +128,34 @@ def render(result: dict) -> str:
     lines += ["", "Single runs on this shared 2-core machine vary widely (the runs column): only large "
               "differences between medians mean something."]
     if grouped:
-        lines += _grouped_lines(grouped, settings["grouped_widths"])
+        lines += _grouped_lines(grouped)
     return "\n".join(lines) + "\n"
 
 
-def _grouped_lines(rates: dict, widths) -> list[str]:
+def grouped_rows(samples: dict, widths) -> list[dict]:
+    """One row per width: images/s (median and every run) on each grouped-convolution path."""
+    rows = []
+    for w in widths:
+        row = {"width": float(w)}
+        for path in GROUPED_PATHS:
+            runs = samples[f"{w:g}/{path}"]
+            row[path] = {"median": float(np.median(runs)), "all": runs}
+        row["speedup"] = row["native"]["median"] / row["xla"]["median"]
+        rows.append(row)
+    return rows
+
+
+def _grouped_lines(rows: list[dict]) -> list[str]:
     lines = ["", "## Grouped convolutions: TensorFlow's kernel against keras' XLA wrapper", "",
              "The GLT model (groups 1/2/4/8) at each width; `native` is the default (`larq_glt.grouped_conv`), "
              "`xla` keras' own path. Same arithmetic, same flatbuffer.", "",
              "| width | native images/s (median) | xla images/s (median) | speed-up | runs native / xla |",
              "| ---: | ---: | ---: | ---: | --- |"]
-    for w in widths:
-        n, x = rates[f"{w:g}/native"], rates[f"{w:g}/xla"]
-        lines.append(f"| {w:g} | {n['median']:.1f} | {x['median']:.1f} | {n['median'] / x['median']:.2f}× | "
+    for r in rows:
+        n, x = r["native"], r["xla"]
+        lines.append(f"| {r['width']:g} | {n['median']:.1f} | {x['median']:.1f} | {r['speedup']:.2f}× | "
                      f"{', '.join(f'{v:.1f}' for v in n['all'])} / {', '.join(f'{v:.1f}' for v in x['all'])} |")
     return lines
-
 
 if __name__ == "__main__":
     sys.exit(main())
