@@ -205,3 +205,40 @@ def test_logit_scale_is_a_learning_rate_multiplier_for_the_thresholds(tmp_path):
     np.testing.assert_array_equal(a.thresholds(), b.thresholds())
     with pytest.raises(ValueError, match="logit_scale must be positive"):
         encoders.GLT(logit_scale=0.0)
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_glt_planes_and_gradients_equal_the_surrogate_sign_of_x_minus_t(per_channel, dtype):
+    # The encoder writes the planes by comparison and recomputes x - t in its
+    # gradient; the reference is the plain composition it replaces.
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.integers(0, 256, (2, 5, 7, 3)).astype(dtype))
+    enc = encoders.get("glt", levels=6, per_channel=per_channel)
+    enc.build(x.shape)
+    enc.logits.assign(rng.standard_normal(enc.logits.shape).astype(np.float32) * 0.1)
+    up = tf.constant(rng.standard_normal((2, 5, 7, 18)).astype(np.float32))
+    xf = tf.cast(x, tf.float32)
+
+    def run(f):
+        with tf.GradientTape() as tape:
+            tape.watch(xf)
+            y = f()
+            loss = tf.reduce_sum(y * up)
+        return y, tape.gradient(loss, [enc.logits] + ([xf] if dtype == "float32" else []))
+
+    y, grads = run(lambda: enc(xf if dtype == "float32" else x, training=True))
+    y_ref, grads_ref = run(lambda: encoders._surrogate_sign(enc.surrogate_width)(
+        enc._planes(xf, enc._integer_thresholds())))
+    np.testing.assert_array_equal(y.numpy(), y_ref.numpy())
+    assert grads[0] is not None and np.abs(grads[0].numpy()).sum() > 0
+    for g, r in zip(grads, grads_ref):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_thermometer_planes_equal_the_sign_of_x_minus_t():
+    x = tf.constant(np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=-1))
+    enc = encoders.get("thermo", levels=8)
+    enc.build(x.shape)
+    ref = encoders._sign(enc._planes(tf.cast(x, tf.float32), enc._integer_thresholds()))
+    np.testing.assert_array_equal(enc(x).numpy(), ref.numpy())
