@@ -7,6 +7,9 @@ than TensorFlow's own grouped ``Conv2D`` (oneDNN), and took about three
 quarters of a width-2 training step. :func:`install` routes keras' grouped
 convolutions to the native op, the same arithmetic, when this TensorFlow runs it
 (checked once, values and gradients, on a tiny case), and otherwise leaves XLA.
+``models.compact`` and ``runs.load_model`` call it, not an import: the check
+runs an op, and TensorFlow's collective ops (a multi-worker strategy) must be
+configured before the first one.
 The converted flatbuffer is the same either way: the graph holds the same
 ``Conv2D`` op, only not wrapped in an XLA cluster.
 """

@@ -6,7 +6,7 @@ import larq_glt  # noqa: F401
 import larq as lq
 import tensorflow as tf
 
-from larq_glt import grouped_conv, models  # noqa: F401  (importing models installs it)
+from larq_glt import grouped_conv, models
 from tf_keras.src.layers.convolutional import base_conv
 
 
@@ -20,7 +20,16 @@ def _per_group(x, kernel, groups, pad_values=None):
     return tf.concat([tf.nn.conv2d(a, b, 1, padding) for a, b in zip(xs, ks)], axis=-1)
 
 
-def test_the_native_kernel_is_used_where_it_works():
+@pytest.fixture(autouse=True)
+def native_installed():
+    grouped_conv.install()
+    yield
+    grouped_conv.install()  # whatever a test did, the next one starts from the default
+
+
+def test_building_a_model_installs_the_native_kernel_where_it_works():
+    grouped_conv.uninstall()
+    models.compact(models.ModelConfig(input_size=32))
     assert grouped_conv.native_grouped_conv_works()  # this machine's TensorFlow runs it
     assert grouped_conv.installed() and grouped_conv.install()  # idempotent
     assert base_conv.Conv._jit_compiled_convolution_op.__name__ == "_native_convolution_op"
