@@ -15,10 +15,13 @@ The converted flatbuffer is the same either way: the graph holds the same
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 _INSTALLED_FLAG = "_larq_glt_native_groups"
 _XLA_OP = "_larq_glt_xla_op"  # keras' own method, kept for uninstall()
+_held = 0  # keras_xla() contexts open: install() must not undo them
 
 
 def native_grouped_conv_works() -> bool:
@@ -55,7 +58,7 @@ def install() -> bool:
 
     if installed():
         return True
-    if not native_grouped_conv_works():
+    if _held or not native_grouped_conv_works():
         return False
 
     def _native_convolution_op(self, inputs, kernel):
@@ -75,3 +78,18 @@ def uninstall() -> None:
     if installed():
         base_conv.Conv._jit_compiled_convolution_op = getattr(base_conv.Conv, _XLA_OP)
         setattr(base_conv.Conv, _INSTALLED_FLAG, False)
+
+
+@contextlib.contextmanager
+def keras_xla():
+    """Inside: keras' own XLA path, even for models built meanwhile (whose
+    ``compact`` would install the native one); after: the native path again."""
+    global _held
+    uninstall()
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held:
+            install()

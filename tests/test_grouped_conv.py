@@ -88,3 +88,11 @@ def test_uninstall_restores_keras_xla_path_and_install_returns():
     finally:
         assert grouped_conv.install()
     assert base_conv.Conv._jit_compiled_convolution_op.__name__ == "_native_convolution_op"
+
+
+def test_inside_keras_xla_a_new_model_keeps_keras_path():
+    with grouped_conv.keras_xla():
+        models.compact(models.ModelConfig(input_size=32))  # would install the native path
+        assert not grouped_conv.installed()
+        assert base_conv.Conv._jit_compiled_convolution_op.__name__ == "_jit_compiled_convolution_op"
+    assert grouped_conv.installed()
