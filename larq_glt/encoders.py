@@ -86,7 +86,8 @@ def _surrogate_sign(width):
     Forward: ``+1 if z >= 0 else -1``.
     Backward: ``d/dz ≈ max(0, 1 - |z| / width) / width`` (its integral over z is 2,
     the height of the step), so thresholds within ``width`` pixel levels of a
-    pixel value receive gradient.
+    pixel value receive gradient. The readable reference of
+    :func:`_learned_thermometer_planes`, which GLT runs (the tests compare them).
     """
 
     @tf.custom_gradient
@@ -349,9 +350,6 @@ class GLT(ThermometerBase):
 
     def _preactivation(self, x):
         return self._planes(x, self._integer_thresholds())
-
-    def _binarize(self, z):
-        return _surrogate_sign(self.surrogate_width)(z)
 
     def call(self, inputs):
         if self.output_mode == "preactivation":
