@@ -63,6 +63,7 @@ def topology(config: dict) -> dict:
             "groups": [b["groups"] for b in config["blocks"]],
             "pools": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("pool", True)],
             "shortcuts": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("shortcut", False)],
+            "shuffles": [i + 1 for i, b in enumerate(config["blocks"]) if b.get("shuffle", False)],
             "input": _input_text(config)}
 
 
@@ -175,6 +176,8 @@ def _topology_text(t: dict) -> str:
         text += f"; pools after block {'/'.join(map(str, t['pools'])) or 'none'}"
     if t.get("shortcuts"):
         text += f"; shortcuts in block {'/'.join(map(str, t['shortcuts']))}"
+    if t.get("shuffles"):
+        text += f"; words shuffled after block {'/'.join(map(str, t['shuffles']))}"
     return text
 
 

@@ -93,16 +93,19 @@ def check_model_layers(model) -> None:
     import tf_keras as keras
 
     from larq_glt.models import check_binary_groups
+    from larq_glt.shuffle import WordShuffle
 
+    # a WordShuffle converts to a GATHER that the runtime runs only between a
+    # block's conv and the next one's sign; the flatbuffer check (opset) says so
     allowed = (keras.layers.InputLayer, keras.layers.BatchNormalization, keras.layers.MaxPool2D,
-               keras.layers.Flatten, keras.layers.Reshape, encoders.Encoder, lq.layers.QuantConv2D)
+               keras.layers.Flatten, keras.layers.Reshape, encoders.Encoder, lq.layers.QuantConv2D, WordShuffle)
     for layer in model.layers:
         if _shortcut_layer(layer):
             continue
         if not isinstance(layer, allowed):
             raise ExportError(
                 f"layer {layer.name!r} ({type(layer).__name__}) is not supported by the deploy runtime; "
-                f"supported layers: encoders, QuantConv2D, BatchNormalization, MaxPool2D, Flatten"
+                f"supported layers: encoders, QuantConv2D, BatchNormalization, MaxPool2D, Flatten, WordShuffle"
             )
         if isinstance(layer, lq.layers.QuantConv2D):
             if layer.groups > 1:

@@ -33,7 +33,7 @@ import larq_glt  # noqa: F401
 import larq as lq
 import tf_keras as keras
 
-from larq_glt import encoders, grouped_conv
+from larq_glt import encoders, grouped_conv, shuffle
 
 __all__ = ["ModelConfig", "ModelConfigError", "Block", "compact", "check_binary_groups", "scaled_filters"]
 
@@ -53,6 +53,11 @@ class Block:
     compares the convolution with one of two thresholds chosen by the input
     bit of its own channel (LCE converts the block to four ops, which the
     firmware runs as one binary conv: ``larq_glt.opset.shortcuts``).
+
+    ``shuffle`` interleaves the block's output words across its groups
+    (:mod:`larq_glt.shuffle`), so that each group of a grouped block after it
+    reads every group of this one instead of a single one. Needs 2 or more
+    groups of whole 32-channel words; it costs no weight bit.
     """
 
     filters: int
@@ -60,6 +65,7 @@ class Block:
     pool: bool = True
     kernel: int = 3
     shortcut: bool = False
+    shuffle: bool = False
 
 
 #: Default body for 96×96 inputs: 24×24 after the stem, 3×3 at the end.
@@ -221,6 +227,9 @@ def topology_problem(config: ModelConfig) -> str | None:
         if block.shortcut and (filters != channels or channels // block.groups % 32):
             return (f"{name}: a shortcut needs as many filters as input channels ({filters} against "
                     f"{channels}), a multiple of 32 per group")
+        if block.shuffle and (block.groups < 2 or filters // block.groups % shuffle.WORD):
+            return (f"{name}: a shuffle needs 2 or more groups of whole 32-channel words "
+                    f"({filters} filters in {block.groups} groups)")
         if block.pool:
             if side < 2:
                 return f"{name}: the feature map is already 1×1, cannot pool"
@@ -305,6 +314,11 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
             if x.shape[1] < 2:
                 raise ModelConfigError(f"{name}: the feature map is already 1×1, cannot pool")
             x = keras.layers.MaxPool2D(2, name=f"{name}_pool")(x)
+        if block.shuffle:
+            if block.groups < 2 or filters // block.groups % shuffle.WORD:
+                raise ModelConfigError(f"{name}: a shuffle needs 2 or more groups of whole 32-channel words "
+                                       f"({filters} filters in {block.groups} groups)")
+            x = shuffle.WordShuffle(block.groups, name=f"{name}_shuffle")(x)
         channels = filters
 
     # Binary classifier: a VALID conv spanning the whole final map (a binary

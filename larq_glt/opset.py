@@ -31,8 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["RUNTIME_OPS", "ENCODER_OPS", "layer_of", "encoder_ops", "unsupported_ops", "parameter_problem",
-           "parameter_problems", "MAX_TAPS", "Shortcut", "shortcuts"]
+           "parameter_problems", "MAX_TAPS", "Shortcut", "shortcuts", "WordShuffle", "word_shuffles"]
 
 #: Ops with a kernel of the generated runtime (deploy/runtime).
 RUNTIME_OPS = frozenset({
@@ -148,13 +150,89 @@ def shortcuts(model) -> list[Shortcut]:
     return [s for s in (_shortcut_at(model, op) for op in model.operators if op.opcode == "ADD") if s]
 
 
+@dataclass(frozen=True)
+class WordShuffle:
+    """A block whose output words are interleaved across its groups
+    (``models.Block(shuffle=True)``), as LCE converts it:
+    ``LceQuantize(GATHER(MAX_POOL_2D?(LceBconv2d(x) -> float)))``, the gather
+    on the channel axis moving whole 32-channel words. The runtime runs the conv
+    with bit-packed output (each bit: the float output < 0), the pool as a binary
+    max pool, and the gather as a copy of words (``deploy.lower.lower_word_shuffle``);
+    the float tensors are never stored."""
+
+    bconv: int  # operator indices
+    pool: int | None
+    gather: int
+    quantize: int
+    order: tuple[int, ...]  # source word of each output word
+
+
+def _word_order(model, gather) -> tuple[int, ...] | None:
+    """The gather's source word per output word, if it moves whole words along the last axis."""
+    t = model.tensors
+    if len(gather.inputs) != 2 or gather.inputs[1] < 0 or t[gather.inputs[1]].data is None:
+        return None
+    inp = t[gather.inputs[0]]
+    axis = int((gather.builtin_options or {}).get("axis", 0))
+    if not inp.shape or axis % len(inp.shape) != len(inp.shape) - 1 or \
+            int((gather.builtin_options or {}).get("batch_dims", 0)) != 0:
+        return None
+    index = np.asarray(t[gather.inputs[1]].data).reshape(-1).astype(np.int64)
+    channels = inp.shape[-1]
+    if channels % 32 or sorted(index.tolist()) != list(range(channels)):
+        return None
+    words = index.reshape(-1, 32)
+    if not np.array_equal(words - words[:, :1], np.broadcast_to(np.arange(32), words.shape)) or \
+            np.any(words[:, 0] % 32):
+        return None
+    return tuple(int(w) for w in words[:, 0] // 32)
+
+
+def _word_shuffle_at(model, gather) -> WordShuffle | None:
+    t = model.tensors
+    if gather.opcode != "GATHER" or len(gather.outputs) != 1:
+        return None
+    order = _word_order(model, gather)
+    if order is None:
+        return None
+    readers = model.consumers(gather.outputs[0])
+    if len(readers) != 1 or readers[0].opcode != "LceQuantize" or gather.outputs[0] in model.outputs:
+        return None
+    pool = model.producer(gather.inputs[0])
+    bconv = model.producer(pool.inputs[0]) if pool is not None and pool.opcode == "MAX_POOL_2D" else pool
+    if pool is bconv:
+        pool = None
+    if bconv is None or bconv.opcode != "LceBconv2d" or t[bconv.outputs[0]].type_name != "FLOAT32":
+        return None
+    if pool is not None:
+        o = pool.builtin_options or {}
+        if o.get("fused_activation_function", 0) != 0 or t[pool.outputs[0]].type_name != "FLOAT32":
+            return None
+    # the float tensors are never stored: nothing else may read them
+    chain = [bconv] + ([pool] if pool is not None else []) + [gather]
+    for op, reader in zip(chain, chain[1:]):
+        if [c.index for c in model.consumers(op.outputs[0])] != [reader.index] or op.outputs[0] in model.outputs:
+            return None
+    if (bconv.custom_options or {}).get("pad_values") != 1 and (bconv.custom_options or {}).get("padding") == 0:
+        return None  # zero padding: the bit-output conv of the runtime is one-padded or VALID
+    return WordShuffle(bconv=bconv.index, pool=pool.index if pool is not None else None, gather=gather.index,
+                       quantize=readers[0].index, order=order)
+
+
+def word_shuffles(model) -> list[WordShuffle]:
+    """The shuffled blocks of ``model`` (see :class:`WordShuffle`)."""
+    return [s for s in (_word_shuffle_at(model, op) for op in model.operators if op.opcode == "GATHER") if s]
+
+
 def unsupported_ops(model) -> list:
     """The ops outside the op set: neither a runtime op, nor an encoder op inside
-    the uint8 input encoder, nor the ADD of a binary shortcut (:func:`shortcuts`).
+    the uint8 input encoder, nor the ADD of a binary shortcut (:func:`shortcuts`),
+    nor the pool and gather of a shuffled block (:func:`word_shuffles`).
     (The firmware's lowering checks each op's parameters as well:
     ``deploy.lower.lower_model``.)"""
     encoder = encoder_ops(model)
     fused = {s.add for s in shortcuts(model)}
+    fused |= {i for s in word_shuffles(model) for i in (s.pool, s.gather) if i is not None}
     return [op for op in model.operators
             if op.opcode not in RUNTIME_OPS and not (op.opcode in ENCODER_OPS and op.index in encoder)
             and op.index not in fused]

@@ -26,7 +26,7 @@ What the flatbuffer does not keep, and the rebuilt model therefore lacks:
 - the GLT logits beyond the integer thresholds they round to.
 
 Only what :func:`~larq_glt.models.compact` builds with a GLT or thermometer
-encoder (shortcut blocks included) is recognised (any other flatbuffer: :class:`RecoverError`). The
+encoder (shortcut and shuffled blocks included) is recognised (any other flatbuffer: :class:`RecoverError`). The
 topology is read from the flatbuffer itself (filters as built, width 1), so
 layer names and shapes equal the original's.
 """
@@ -98,7 +98,10 @@ def _bconvs(model) -> list[dict]:
     """Each LceBconv2d in execution order, with what the rebuild needs."""
     from larq_glt import opset
 
+    from larq_glt import shuffle
+
     shortcuts = {sc.bconv: sc for sc in opset.shortcuts(model)}
+    shuffles = {sh.bconv: sh for sh in opset.word_shuffles(model)}
     convs = []
     for op in model.operators:
         if op.opcode != "LceBconv2d":
@@ -119,15 +122,24 @@ def _bconvs(model) -> list[dict]:
         tail = model.operators[shortcuts[op.index].quantize] if op.index in shortcuts else op
         consumers = model.consumers(tail.outputs[0])
         pool = len(consumers) == 1 and consumers[0].opcode == "LceBMaxPool2d"
+        po = (consumers[0].custom_options or {}) if pool else {}
+        if op.index in shuffles:  # a shuffled block: float conv, float pool, GATHER
+            sh = shuffles[op.index]
+            if list(sh.order) != shuffle.word_order(len(sh.order), groups):
+                raise RecoverError(f"GATHER (op {sh.gather}) is not the word shuffle of {groups} groups")
+            pool = sh.pool is not None
+            bo = model.operators[sh.pool].builtin_options if pool else {}
+            po = {"filter_height": bo.get("filter_height"), "filter_width": bo.get("filter_width"),
+                  "stride_height": bo.get("stride_h"), "stride_width": bo.get("stride_w")}
         if pool:
-            po = consumers[0].custom_options or {}
             if (int(po.get("filter_height", 0)), int(po.get("filter_width", 0)),
                     int(po.get("stride_height", 0)), int(po.get("stride_width", 0))) != (2, 2, 2, 2):
-                raise RecoverError(f"LceBMaxPool2d (op {consumers[0].index}) is not 2×2 with stride 2")
+                raise RecoverError(f"the pool after LceBconv2d (op {op.index}) is not 2×2 with stride 2")
         conv = dict(op=op, filter=filt, out_c=out_c, fh=fh, fw=fw, cin=cin, groups=groups,
                     stride=(int(o["stride_height"]), int(o["stride_width"])),
                     same=int(o["padding"]) == _SAME, pad_values=float(o.get("pad_values", 0)),
-                    bits=out.type_name == "INT32", pool=pool, shortcut=op.index in shortcuts)
+                    bits=out.type_name == "INT32", pool=pool, shortcut=op.index in shortcuts,
+                    shuffle=op.index in shuffles)
         if conv["bits"]:
             conv["thresholds"] = _const(model, op, 4, "thresholds").astype(np.int64).reshape(-1)
         elif out.type_name == "FLOAT32":
@@ -163,10 +175,11 @@ def _config(model) -> ModelConfig:
         raise RecoverError("the last binary convolution is not a VALID classifier with float output")
     blocks = []
     for c in body:
-        if c["fh"] != c["fw"] or c["stride"] != (1, 1) or not c["same"] or not (c["bits"] or c["shortcut"]):
+        if c["fh"] != c["fw"] or c["stride"] != (1, 1) or not c["same"] or \
+                not (c["bits"] or c["shortcut"] or c["shuffle"]):
             raise RecoverError(f"LceBconv2d (op {c['op'].index}) is not a SAME stride-1 square block")
         blocks.append(Block(filters=c["out_c"], groups=c["groups"], pool=c["pool"], kernel=c["fh"],
-                            shortcut=c["shortcut"]))
+                            shortcut=c["shortcut"], shuffle=c["shuffle"]))
     pads = {c["pad_values"] for c in convs if c["same"]}
     if len(pads) > 1:
         raise RecoverError(f"the convolutions pad with different values {sorted(pads)}; compact pads all alike")
@@ -230,7 +243,8 @@ def from_flatbuffer(path, latent: float = LATENT):
             t = np.clip(conv["thresholds"], -(2 ** 30), 2 ** 30).astype(np.float64)
             _affine(bn, np.ones(conv["out_c"]), 2.0 * t - taps + 0.5)
         else:
-            # the classifier, or a shortcut block (whose input signs the model adds after)
+            # the classifier, a shortcut block (whose input signs the model adds after) or
+            # a shuffled block (whose sign the next conv takes after the shuffle)
             _affine(bn, conv["multiplier"], conv["bias"])  # LCE: multiplier * d + bias
     return model
 

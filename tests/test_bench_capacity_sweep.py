@@ -38,12 +38,13 @@ def test_topology_names_width_stem_and_blocks():
     assert capacity_sweep.topology(ModelConfig(levels=16).to_dict())["input"] == "GLT 16 levels"
 
 
-def test_topology_names_pools_and_shortcuts():
-    blocks = (Block(64, 1), Block(64, 2, pool=False, shortcut=True), Block(128, 2, pool=False))
+def test_topology_names_pools_shortcuts_and_shuffles():
+    blocks = (Block(64, 1), Block(64, 2, pool=False, shortcut=True, shuffle=True), Block(128, 2, pool=False))
     t = capacity_sweep.topology(ModelConfig(blocks=blocks).to_dict())
-    assert t["pools"] == [1] and t["shortcuts"] == [2]
-    assert capacity_sweep._topology_text(t).endswith("; pools after block 1; shortcuts in block 2")
-    old = {k: v for k, v in t.items() if k not in ("pools", "shortcuts", "input")}  # a row measured before
+    assert t["pools"] == [1] and t["shortcuts"] == [2] and t["shuffles"] == [2]
+    assert capacity_sweep._topology_text(t).endswith(
+        "; pools after block 1; shortcuts in block 2; words shuffled after block 2")
+    old = {k: v for k, v in t.items() if k not in ("pools", "shortcuts", "shuffles", "input")}  # a row measured before
     assert capacity_sweep._topology_text(old).endswith("(width 1)")
     assert capacity_sweep._topology_text(old).startswith("stem ")
 

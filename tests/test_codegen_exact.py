@@ -188,3 +188,28 @@ def test_shortcut_blocks_need_whole_words_per_group():
     assert "multiple of 32 per group" in models.topology_problem(cfg)
     with pytest.raises(models.ModelConfigError, match="multiple of 32 per group"):
         models.compact(cfg)
+
+
+@pytest.mark.parametrize("blocks", [
+    # a shuffle before a pool (6x6 -> 3x3), then one without, into grouped convs
+    (Block(64, 1, pool=True), Block(128, 2, pool=True, shuffle=True), Block(128, 4, pool=False, shuffle=True),
+     Block(128, 2, pool=False)),
+    # three groups of one word each, with the lanes' column list (96 outputs per group)
+    (Block(96, 1, pool=False), Block(288, 3, pool=True, shuffle=True), Block(96, 3, pool=False)),
+], ids=["pool", "three-groups"])
+def test_shuffled_blocks_bit_exact(blocks, tmp_path):
+    """Shuffled blocks (larq_glt.shuffle): LCE's float conv, float max pool,
+    GATHER and LceQuantize run on bits (conv with bit output, binary pool, word
+    copy); random batch norm with negative gammas exercises the inverted filters."""
+    cfg = ModelConfig(input_size=48, stem_kernel=4, stem_stride=4, stem_filters=32, blocks=blocks, num_classes=3)
+    model = randomize(models.compact(cfg), seed=31)
+    path = export.export_keras(model, tmp_path / "export", n_check=4).out_dir / "model.tflite"
+    fb = flatbuffer.read_model(path)
+    shuffles = opset.word_shuffles(fb)
+    assert len(shuffles) == sum(b.shuffle for b in blocks) and opset.unsupported_ops(fb) == []
+    assert any(s.pool is not None for s in shuffles)
+    gen = check_exact(path, tmp_path, seed=9)
+    gathers = [c for c in gen.calls if c.op_name == "GATHER+LceQuantize"]
+    assert len(gathers) == len(shuffles)
+    assert not any(c.op_name == "LceQuantize" for c in gen.calls[1:])  # no float tensor is stored
+    check_exact(path, tmp_path, seed=10, reference=True, n=12)

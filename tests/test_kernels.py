@@ -619,6 +619,20 @@ def test_bmaxpool_opt_equals_ref_equals_numpy(lib):
             assert np.array_equal(out, expected), f"{fn} case {case}"
 
 
+# ------------------------------------------------------------------ word gather (shuffled blocks)
+
+
+@pytest.mark.parametrize("pixels, words", [(1, 2), (9, 16), (36, 8), (5, 9)])
+def test_word_gather_equals_numpy(lib, pixels, words):
+    rng = np.random.default_rng(pixels * words)
+    x = rng.integers(0, 2**32, size=(pixels, words), dtype=np.uint32)
+    order = rng.permutation(words).astype(np.uint16)
+    out = np.zeros_like(x)
+    params = hostlib.Params("glt_word_gather_params", dict(pixels=pixels, words=words), {"order": order})
+    hostlib.call(lib, "glt_word_gather_ref", params, x, out)
+    np.testing.assert_array_equal(out, x[:, order])
+
+
 # ------------------------------------------------------------------ quantize / dequantize
 
 

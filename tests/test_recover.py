@@ -157,3 +157,20 @@ def test_shortcut_blocks_are_recovered(tmp_path):
     x = images()
     want = lce_logits(out / "model.tflite", x)
     np.testing.assert_allclose(recover.from_flatbuffer(out).predict(x, verbose=0), want, rtol=1e-5, atol=1e-4)
+
+
+def test_shuffled_blocks_are_recovered(tmp_path):
+    """A shuffled block converts to a float-output conv, a float pool, GATHER and
+    LceQuantize: the rebuilt model has the block's shuffle and computes the
+    flatbuffer's logits."""
+    cfg = models.ModelConfig(input_size=32, levels=4, stem_filters=32, blocks=(
+        models.Block(64, 1, pool=True), models.Block(128, 2, pool=True, shuffle=True),
+        models.Block(128, 4, pool=False, shuffle=True), models.Block(64, 2, pool=False)))
+    model = testing.randomize(models.compact(cfg), seed=6)
+    out = export.export_keras(model, tmp_path / "export").out_dir
+    got_cfg = recover.config_from_flatbuffer(out / "model.tflite")
+    assert [b.shuffle for b in got_cfg.blocks] == [False, True, True, False]
+    assert [b.pool for b in got_cfg.blocks] == [True, True, False, False]
+    x = images()
+    want = lce_logits(out / "model.tflite", x)
+    np.testing.assert_allclose(recover.from_flatbuffer(out).predict(x, verbose=0), want, rtol=1e-5, atol=1e-4)

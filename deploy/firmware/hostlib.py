@@ -92,6 +92,10 @@ class Copy(C.Structure):
     _fields_ = [("bytes", i32)]
 
 
+class WordGather(C.Structure):
+    _fields_ = [("pixels", i32), ("words", i32), ("order", P)]
+
+
 STRUCTS = {
     "glt_bconv2d_params": BConv2D,
     "glt_shortcut_params": Shortcut,
@@ -106,6 +110,7 @@ STRUCTS = {
     "glt_softmax_params": Softmax,
     "glt_argmax_params": ArgMax,
     "glt_copy_params": Copy,
+    "glt_word_gather_params": WordGather,
 }
 
 
@@ -175,7 +180,10 @@ def run_call(lib: C.CDLL, kcall, tensors, inp: np.ndarray, reference: bool = Fal
     inp = np.ascontiguousarray(inp)
     if inp.nbytes != kcall.input_bytes[0]:
         raise ValueError(f"{kcall.op_name}: input has {inp.nbytes} bytes, expected {kcall.input_bytes[0]}")
-    out = np.zeros(out_t.shape, dtype=out_t.dtype)
+    if out_t.nbytes == kcall.output_bytes[0]:
+        out = np.zeros(out_t.shape, dtype=out_t.dtype)
+    else:  # a fused call stores a float tensor of the flatbuffer as bits
+        out = np.zeros(kcall.output_bytes[0] // 4, dtype=np.uint32)
     params = Params(kcall.params_type, kcall.params, kcall.arrays, kcall.scratch_bytes)
     call(lib, kcall.reference_function if reference else kcall.function, params, inp, out)
     return out

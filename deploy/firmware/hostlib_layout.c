@@ -14,6 +14,7 @@
 #include "glt_shortcut.h"
 #include "glt_softmax.h"
 #include "glt_stem.h"
+#include "glt_word_gather.h"
 
 #define STRUCTS(X)                  \
     X(glt_bconv2d_params, scratch)  \
@@ -28,7 +29,8 @@
     X(glt_fully_connected_params, bias) \
     X(glt_softmax_params, beta)     \
     X(glt_argmax_params, output_int64) \
-    X(glt_copy_params, bytes)
+    X(glt_copy_params, bytes)      \
+    X(glt_word_gather_params, order)
 
 #define DEFINE(name, last)                                                   \
     size_t glt_test_sizeof_##name(void) { return sizeof(name); }             \

@@ -40,7 +40,8 @@ and ``glt_bconv2d_opt(&p4, arena + off_in, arena + off_out);``.
 """
 
 # calls.py      KernelCall, UnsupportedOpError, the operand helpers
-# lce_ops.py    LceBconv2d, LceBMaxPool2d, LceQuantize, LceDequantize (+ bit-sliced lane tables, binary shortcuts)
+# lce_ops.py    LceBconv2d, LceBMaxPool2d, LceQuantize, LceDequantize (+ bit-sliced lane tables, binary shortcuts,
+#               shuffled blocks)
 # builtin_ops.py  reshapes, MEAN, AVERAGE_POOL_2D, FULLY_CONNECTED, SOFTMAX, ARG_MAX
 # frontend.py   the uint8 input encoder as one look-up-table call
 # stem.py       the front end fused with the first binary convolution
@@ -48,7 +49,8 @@ and ``glt_bconv2d_opt(&p4, arena + off_in, arena + off_out);``.
 from deploy.lower.calls import C_TYPES, LANES_ACC_MAX, MAX_TAPS, OUT_BITS, OUT_FLOAT, OUT_INT8, KernelCall, UnsupportedOpError
 from deploy.lower.frontend import find_frontend, frontend_lut
 from deploy.lower.lce_ops import (LANE_THRESHOLD_WORDS, bconv_is_dense, bconv_scratch_bytes, bitpack, lane_planes, lane_tables,
-                                  lower_shortcut, shortcut_scratch_bytes, shortcut_thresholds)
+                                  lower_shortcut, lower_word_shuffle, shortcut_scratch_bytes, shortcut_thresholds,
+                                  sign_thresholds)
 from deploy.lower.schedule import LOWERINGS, lower_model, lower_operator
 from deploy.lower.stem import (STEM_COMPARE_WORDS, STEM_LANES, STEM_TABLE_MAX_BYTES, fuse_stem_calls, stem_level_tables,
                                stem_params)
@@ -65,6 +67,8 @@ __all__ = [
     "lane_tables",
     "lane_planes",
     "lower_shortcut",
+    "lower_word_shuffle",
+    "sign_thresholds",
     "shortcut_scratch_bytes",
     "shortcut_thresholds",
     "bconv_scratch_bytes",

@@ -279,24 +279,24 @@ def lower_dequantize(model: Model, op: Operator) -> KernelCall:
                  arrays={}, inputs=[inp.index], outputs=[out.index])
 
 
-def shortcut_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int, clamp_max: int,
-                        acc_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thresholds of a binary shortcut block (larq_glt.opset.Shortcut).
+def sign_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int, clamp_max: int,
+                    acc_max: int, offsets=(0.0,)) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Thresholds that give a bit-output conv the sign LCE computes in float.
 
-    LCE computes, per channel, y = (float)clamp(2 * acc) * multiplier + bias (two
-    float roundings), z = y + s with s = +1 for an input bit 0 and -1 for a bit 1
-    (LceDequantize, ADD), and the output bit z < 0 (LceQuantize). Evaluated here in
-    float32 for every acc in [0, acc_max]: a step in acc, rising or falling with
-    the multiplier's sign. Returns (flip [out_c] bool: count the channel's
-    mismatches against its inverted filter, acc' = acc_max - acc, so that the bit
-    rises; thresholds for bit 0; thresholds for bit 1), with bit = acc' > threshold.
-    Raises ValueError if a channel's bit is not a step (it always is: float
-    rounding is monotone)."""
+    LCE's float-output conv computes, per channel, y = (float)clamp(2 * acc) *
+    multiplier + bias (two float roundings); the bit is y + s < 0 (LceQuantize),
+    for each offset s (0: a plain sign; +1 and -1: a shortcut's dequantized input
+    bit added first). Evaluated here in float32 for every acc in [0, acc_max]: a
+    step in acc, rising or falling with the multiplier's sign. Returns (flip
+    [out_c] bool: count the channel's mismatches against its inverted filter,
+    acc' = acc_max - acc, so that the bit rises; one threshold array per offset),
+    with bit = acc' > threshold. Raises ValueError if a channel's bit is not a
+    step (it always is: float rounding is monotone)."""
     acc = np.arange(acc_max + 1, dtype=np.int64)
     x = np.clip(2 * acc, clamp_min, clamp_max).astype(np.float32)
     y = (x[None, :] * multiplier.astype(np.float32)[:, None]).astype(np.float32) + \
         bias.astype(np.float32)[:, None]
-    bits = [(y + np.float32(s)).astype(np.float32) < np.float32(0) for s in (1.0, -1.0)]
+    bits = [(y + np.float32(s)).astype(np.float32) < np.float32(0) for s in offsets]
     rising = np.all([np.all(b[:, 1:] >= b[:, :-1], axis=1) for b in bits], axis=0)
     falling = np.all([np.all(b[:, 1:] <= b[:, :-1], axis=1) for b in bits], axis=0)
     if not np.all(rising | falling):
@@ -308,7 +308,110 @@ def shortcut_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int
         # bit = acc > t: t = (number of clear bits) - 1; never set -> THRESHOLD_MAX
         clear = (~b).sum(axis=1)
         out.append(np.where(clear > acc_max, THRESHOLD_MAX, clear - 1).astype(np.int64))
-    return flip, out[0], out[1]
+    return flip, out
+
+
+def shortcut_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int, clamp_max: int,
+                        acc_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds of a binary shortcut block (larq_glt.opset.Shortcut): the sign of
+    y + s, s = +1 for an input bit 0 and -1 for a bit 1 (LceDequantize, ADD; see
+    :func:`sign_thresholds`). Returns (flip, thresholds for bit 0, for bit 1)."""
+    flip, (thr, thr_set) = sign_thresholds(multiplier, bias, clamp_min, clamp_max, acc_max, (1.0, -1.0))
+    return flip, thr, thr_set
+
+
+def _bits_conv(model: Model, bconv: Operator, thresholds_for) -> tuple[dict, dict, tuple, np.ndarray]:
+    """A float-output LceBconv2d re-lowered to write bits: its params with
+    output_type OUT_BITS, its filter rows inverted where the sign falls with the
+    count, and the threshold arrays ``thresholds_for(call, acc_max)`` gives
+    (flip, [thresholds, ...]). Returns (params, arrays: filter and the thresholds
+    as ``thresholds``, ``thresholds_1``, ...; lane tables when the count fits),
+    the float call, and the filter as [out_c, N] words."""
+    call = lower_bconv2d(model, bconv)
+    p = call.params
+    if p["output_type"] != OUT_FLOAT or p["zero_padding"]:
+        fail(bconv, "a fused conv needs float output and one-padding (or VALID)")
+    cin_group = p["group_words"] * 32
+    acc_max = p["filter_h"] * p["filter_w"] * cin_group
+    try:
+        flip, thresholds = thresholds_for(call, acc_max)
+    except ValueError as e:
+        fail(bconv, str(e))
+    out_c = p["out_c"]
+    filter_words = call.arrays["filter"].reshape(out_c, -1).copy()
+    filter_words[flip] = ~filter_words[flip]
+    conv = dict(p, output_type=OUT_BITS, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0)
+    arrays = {"filter": filter_words.reshape(-1)}
+    for k, thr in enumerate(thresholds):
+        arrays["thresholds" if k == 0 else f"thresholds_{k}"] = thr
+    if acc_max <= LANES_ACC_MAX:
+        lanes = [lane_tables(filter_words, thr, p["groups"], acc_max) for thr in thresholds]
+        arrays["lane_filter"] = lanes[0][0]
+        for k, (_, lane_thr) in enumerate(lanes):
+            arrays["lane_thresholds" if k == 0 else f"lane_thresholds_{k}"] = lane_thr
+        conv["lane_groups"] = lanes[0][1].size // (p["groups"] * LANE_THRESHOLD_WORDS)
+        conv["lane_planes"] = lane_planes(acc_max)
+    return conv, arrays, call, filter_words
+
+
+def lower_word_shuffle(model: Model, shuffle) -> list[KernelCall]:
+    """The calls of a shuffled block (larq_glt.opset.WordShuffle): the conv with
+    bit-packed output (bit: its float output < 0, thresholds by
+    :func:`sign_thresholds`), the max pool on bits (the max of floats is negative
+    exactly when all are: the AND of their bits), and the word copy of the gather.
+    The flatbuffer's float tensors between them hold bits here (their
+    ``output_bytes`` say so)."""
+    ops = model.operators
+    bconv = ops[shuffle.bconv]
+
+    def thresholds(call, acc_max):
+        flip, (thr,) = sign_thresholds(call.arrays["multiplier"], call.arrays["bias"],
+                                       call.params["clamp_min"], call.params["clamp_max"], acc_max)
+        return flip, [thr]
+
+    conv, arrays, call, _ = _bits_conv(model, bconv, thresholds)
+    arrays["thresholds"] = arrays["thresholds"].astype(np.int32)
+    h, w, words = conv["out_h"], conv["out_w"], words_for(conv["out_c"])
+    taps = conv["filter_h"] * conv["filter_w"]
+    calls = [KernelCall(
+        op_indices=(bconv.index,), op_name="LceBconv2d", function="glt_bconv2d_opt",
+        reference_function="glt_bconv2d_ref", header="glt_bconv2d.h", params_type="glt_bconv2d_params",
+        params=conv, arrays=arrays, inputs=call.inputs, outputs=call.outputs, input_bytes=call.input_bytes,
+        output_bytes=(h * w * words * 4,),
+        scratch_bytes=bconv_scratch_bytes(taps * conv["group_words"], taps, conv["lane_groups"]),
+        binary_macs=call.binary_macs,
+        notes=call.notes + ["shuffled block: float output and its sign fused (bit-packed output)"],
+        reference_arrays=("filter", "thresholds") if "lane_filter" in arrays else (),
+    )]
+    if shuffle.pool is not None:
+        pool = ops[shuffle.pool]
+        o = pool.builtin_options
+        fh, fw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
+        out_h, pad_top = same_valid(pool, o["padding"], h, fh, sh, 1)
+        out_w, pad_left = same_valid(pool, o["padding"], w, fw, sw, 1)
+        if hwc(pool, output_tensor(model, pool), "output")[:2] != (out_h, out_w):
+            fail(pool, "output shape differs from the computed pool")
+        calls.append(KernelCall(
+            op_indices=(pool.index,), op_name="MAX_POOL_2D", function="glt_bmaxpool_opt",
+            reference_function="glt_bmaxpool_ref", header="glt_bmaxpool.h", params_type="glt_bmaxpool_params",
+            params=dict(in_h=h, in_w=w, words=words, out_h=out_h, out_w=out_w, filter_h=fh, filter_w=fw,
+                        stride_h=sh, stride_w=sw, pad_top=pad_top, pad_left=pad_left),
+            arrays={}, inputs=calls[-1].outputs, outputs=tuple(pool.outputs),
+            input_bytes=calls[-1].output_bytes, output_bytes=(out_h * out_w * words * 4,),
+            notes=["on bits: the max of floats is negative exactly when all are"]))
+        h, w = out_h, out_w
+    gather, quantize = ops[shuffle.gather], ops[shuffle.quantize]
+    out = output_tensor(model, quantize)
+    if hwc(quantize, out, "output") != (h, w, words) or len(shuffle.order) != words:
+        fail(gather, f"shuffle of {len(shuffle.order)} words on a [{h}, {w}, {words}-word] map")
+    calls.append(KernelCall(
+        op_indices=(gather.index, quantize.index), op_name="GATHER+LceQuantize", function="glt_word_gather_ref",
+        reference_function="glt_word_gather_ref", header="glt_word_gather.h",
+        params_type="glt_word_gather_params", params=dict(pixels=h * w, words=words),
+        arrays={"order": np.asarray(shuffle.order, dtype=np.uint16)}, inputs=calls[-1].outputs,
+        outputs=(out.index,), input_bytes=calls[-1].output_bytes, output_bytes=(out.nbytes,),
+        notes=["channel shuffle of whole words (a copy), then the sign already taken"]))
+    return calls
 
 
 def lower_shortcut(model: Model, shortcut) -> KernelCall:
@@ -318,44 +421,35 @@ def lower_shortcut(model: Model, shortcut) -> KernelCall:
     params are glt_shortcut_params: the conv's fields under ``conv.``."""
     ops = model.operators
     bconv = ops[shortcut.bconv]
-    call = lower_bconv2d(model, bconv)
-    p = call.params
-    cin_group = p["group_words"] * 32
-    if not (p["out_c"] == p["in_words"] * 32 == p["groups"] * cin_group and (p["out_h"], p["out_w"]) ==
-            (p["in_h"], p["in_w"]) and p["stride_h"] == p["stride_w"] == 1 and not p["zero_padding"]):
-        fail(bconv, "a shortcut needs a one-padded stride-1 conv with as many output channels as input "
-                    "channels, a multiple of 32 per group")
-    acc_max = p["filter_h"] * p["filter_w"] * cin_group
-    try:
+
+    def thresholds(call, acc_max):
+        p = call.params
+        if not (p["out_c"] == p["in_words"] * 32 == p["groups"] * p["group_words"] * 32 and
+                (p["out_h"], p["out_w"]) == (p["in_h"], p["in_w"]) and p["stride_h"] == p["stride_w"] == 1):
+            fail(bconv, "a shortcut needs a one-padded stride-1 conv with as many output channels as input "
+                        "channels, a multiple of 32 per group")
         flip, thr, thr_set = shortcut_thresholds(call.arrays["multiplier"], call.arrays["bias"],
                                                  p["clamp_min"], p["clamp_max"], acc_max)
-    except ValueError as e:
-        fail(bconv, f"shortcut: {e}")
-    out_c = p["out_c"]
-    filter_words = call.arrays["filter"].reshape(out_c, -1).copy()
-    filter_words[flip] = ~filter_words[flip]
-    filter_words = filter_words.reshape(-1)
-    conv = dict(p, output_type=OUT_BITS, clamp_min=0, clamp_max=0, lane_groups=0, lane_planes=0)
-    arrays = {"conv.filter": filter_words, "conv.thresholds": thr.astype(np.int32),
-              "shortcut_thresholds": thr_set.astype(np.int32)}
+        return flip, [thr, thr_set]
+
+    conv, bits, call, _ = _bits_conv(model, bconv, thresholds)
+    arrays = {"conv.filter": bits["filter"], "conv.thresholds": bits["thresholds"].astype(np.int32),
+              "shortcut_thresholds": bits["thresholds_1"].astype(np.int32)}
     reference = ()
-    if acc_max <= LANES_ACC_MAX:
-        lane_filter, lane_thr = lane_tables(filter_words.reshape(out_c, -1), thr, p["groups"], acc_max)
-        _, lane_thr_set = lane_tables(filter_words.reshape(out_c, -1), thr_set, p["groups"], acc_max)
-        arrays.update({"conv.lane_filter": lane_filter, "conv.lane_thresholds": lane_thr,
-                       "lane_shortcut_thresholds": lane_thr_set})
-        conv["lane_groups"] = lane_thr.size // (p["groups"] * LANE_THRESHOLD_WORDS)
-        conv["lane_planes"] = lane_planes(acc_max)
+    if "lane_filter" in bits:
+        arrays.update({"conv.lane_filter": bits["lane_filter"], "conv.lane_thresholds": bits["lane_thresholds"],
+                       "lane_shortcut_thresholds": bits["lane_thresholds_1"]})
         reference = ("conv.filter", "conv.thresholds", "shortcut_thresholds")
     out = output_tensor(model, ops[shortcut.quantize])
-    taps = p["filter_h"] * p["filter_w"]
+    taps = conv["filter_h"] * conv["filter_w"]
     return KernelCall(
         op_indices=(shortcut.bconv, shortcut.dequantize, shortcut.add, shortcut.quantize),
         op_name="LceBconv2d+shortcut", function="glt_shortcut_opt", reference_function="glt_shortcut_ref",
         header="glt_shortcut.h", params_type="glt_shortcut_params",
         params={f"conv.{k}": v for k, v in conv.items()}, arrays=arrays, inputs=call.inputs,
         outputs=(out.index,), input_bytes=call.input_bytes, output_bytes=(out.nbytes,),
-        scratch_bytes=shortcut_scratch_bytes(taps * p["group_words"], taps, conv["lane_groups"], p["groups"], out_c),
+        scratch_bytes=shortcut_scratch_bytes(taps * conv["group_words"], taps, conv["lane_groups"],
+                                             conv["groups"], conv["out_c"]),
         binary_macs=call.binary_macs,
         notes=call.notes + ["binary shortcut: LceDequantize + ADD + LceQuantize fused (two thresholds per channel)"],
         reference_arrays=reference,

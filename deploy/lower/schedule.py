@@ -1,7 +1,8 @@
 """The model's kernel calls in execution order: one call per operator (the
 table :data:`LOWERINGS`), the input encoder fused into a front end, each binary
 shortcut block (:func:`larq_glt.opset.shortcuts`) fused into one binary
-convolution, and the front end fused with the first binary convolution where it
+convolution, each shuffled block (:func:`larq_glt.opset.word_shuffles`) run on
+bits (conv, pool, word copy), and the front end fused with the first binary convolution where it
 can be.
 """
 from __future__ import annotations
@@ -12,10 +13,11 @@ from deploy.lower.builtin_ops import (lower_argmax, lower_avgpool, lower_copy, l
                                       lower_mean, lower_softmax)
 from deploy.lower.calls import KernelCall, UnsupportedOpError
 from deploy.lower.frontend import find_frontend
-from deploy.lower.lce_ops import lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize, lower_shortcut
+from deploy.lower.lce_ops import (lower_bconv2d, lower_bmaxpool, lower_dequantize, lower_quantize, lower_shortcut,
+                                  lower_word_shuffle)
 from deploy.lower.stem import fuse_stem_calls
 from larq_glt.flatbuffer import Model, Operator
-from larq_glt.opset import ENCODER_OPS, parameter_problem, shortcuts
+from larq_glt.opset import ENCODER_OPS, parameter_problem, shortcuts, word_shuffles
 
 def lower_model(model: Model, fuse_stem: bool = True,
                 stem_table_max_bytes: int | None = None) -> list[KernelCall]:
@@ -34,9 +36,14 @@ def lower_model(model: Model, fuse_stem: bool = True,
     blocks = {s.bconv: s for s in shortcuts(model)}
     for s in blocks.values():
         fused.update((s.dequantize, s.add, s.quantize))
+    shuffled = {s.bconv: s for s in word_shuffles(model)}
+    for s in shuffled.values():
+        fused.update(i for i in (s.pool, s.gather, s.quantize) if i is not None)
     for op in model.operators:
         if op.index in blocks:
             calls.append(lower_shortcut(model, blocks[op.index]))
+        elif op.index in shuffled:
+            calls.extend(lower_word_shuffle(model, shuffled[op.index]))
         elif op.index not in fused:
             calls.append(lower_operator(model, op))
     return fuse_stem_calls(model, calls, stem_table_max_bytes) if fuse_stem else calls
