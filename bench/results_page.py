@@ -332,6 +332,8 @@ SECTIONS = (
             "float_twin_probe.md"),
     Section("Float twins: no pool after the stem, or 16 GLT levels (probe)", "input_probe.json",
             "input_probe.md"),
+    Section("Person detector with its groups' words shuffled between blocks (probe)", "shuffle_probe.json",
+            "shuffle_probe.md"),
     Section("Person detector trained in two stages, float then binary (probe)", "two_stage_probe.json",
             "two_stage_probe.md"),
     Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),
