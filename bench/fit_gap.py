@@ -116,17 +116,18 @@ def render(result: dict) -> str:
         "# Fit or domain: where a distilled person detector loses accuracy", "",
         f"Produced by `{result['command']}`. Agreement is with the model's own teachers (their averaged "
         "probabilities' argmax); balanced is the mean of the per-class agreements. Training images: "
-        f"{result['train_sample']:,} of the model's training pool images, plain (no augmentation). The model is "
+        f"up to {result['train_sample']:,} of the model's training pool images (all of them when it trained on "
+        "fewer), plain (no augmentation). The model is "
         "scored as it is (an export carries its person-logit offset, a run directory none). vww96 labels are used "
         "only in the last four columns, to describe models already chosen.", "",
-        "| model | training agreement (balanced) | held-out agreement (balanced) | vww96 agreement (balanced) "
-        "| teachers on vww96 | model on vww96 | model where teachers right / wrong |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | training images | training agreement (balanced) | held-out agreement (balanced) "
+        "| vww96 agreement (balanced) | teachers on vww96 | model on vww96 | model where teachers right / wrong |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["rows"]:
         tr, he, v = r["training"], r["heldout"], r["vww96"]
         lines.append(
-            f"| `{r['model']}` | {pct(tr['agreement'])} ({pct(tr['balanced'])}) | {pct(he['agreement'])} "
+            f"| `{r['model']}` | {tr['images']:,} | {pct(tr['agreement'])} ({pct(tr['balanced'])}) | {pct(he['agreement'])} "
             f"({pct(he['balanced'])}) | {pct(v['agreement'])} ({pct(v['balanced'])}) | {pct(v['teacher_accuracy'])} "
             f"| {pct(v['accuracy'])} | {pct(v['accuracy_where_teacher_right'])} / "
             f"{pct(v['accuracy_where_teacher_wrong'])} ({v['teacher_wrong']} images) |")

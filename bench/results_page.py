@@ -328,6 +328,8 @@ SECTIONS = (
     Section("Person detector with binary shortcut blocks (probe)", "shortcut_probe.json", "shortcut_probe.md"),
     Section("Person detector distilled from two teachers (probe)", "ensemble_probe.json", "ensemble_probe.md"),
     Section("Fit or domain: where the distilled person detector loses accuracy", "fit_gap.json", "fit_gap.md"),
+    Section("Fit on 1,000 pool images: the same topology memorises a small set (probe)", "memorize_probe.json",
+            "memorize_probe.md"),
     Section("Float twins: what three topologies fit without binarization (probe)", "float_twin_probe.json",
             "float_twin_probe.md"),
     Section("Float twins: no pool after the stem, or 16 GLT levels (probe)", "input_probe.json",
