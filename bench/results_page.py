@@ -325,6 +325,8 @@ SECTIONS = (
     Section("Grown and continued person detectors on the microcontroller", "grow_probe.json", "grow_probe.md"),
     Section("Person detector continued with blended images (function matching), against continuing it",
             "person_fm20.json", "person_fm20.md"),
+    Section("Person detector continued 60 epochs with its GLT thresholds fixed, against the shipped one",
+            "person_patient.json", "person_patient.md"),
     Section("Person detector with binary shortcut blocks (probe)", "shortcut_probe.json", "shortcut_probe.md"),
     Section("Person detector distilled from two teachers (probe)", "ensemble_probe.json", "ensemble_probe.md"),
     Section("Fit or domain: where the distilled person detector loses accuracy", "fit_gap.json", "fit_gap.md"),
