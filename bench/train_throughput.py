@@ -4,7 +4,9 @@ Measures ``model.fit`` steps on in-memory uint8 batches (so data decoding is not
 part of the number), after warm-up steps that absorb tracing. Every encoding
 trains the same compact topology and recipe; only the encoder differs, so the
 ratio glt / thermo is GLT's training overhead (learned, rounded thresholds and
-the surrogate gradient) over a fixed thermometer.
+the surrogate gradient) over a fixed thermometer. ``glt/K`` is GLT with its
+thresholds' gradient taken from K images of each batch
+(``ModelConfig.glt_grad_images``, :mod:`larq_glt.sampled_gradient`).
 
 A second table trains the GLT model at widths 1 and 2 with keras' grouped
 convolutions on TensorFlow's own kernel (``larq_glt.grouped_conv``, the default)
@@ -44,7 +46,9 @@ def measure(encoding: str, steps: int, warmup: int, batch_size: int, image_size:
     if grouped == "xla-held" and grouped_conv.installed():
         raise RuntimeError("keras' XLA path was asked for, the native one is installed")
     keras.utils.set_random_seed(seed)
-    model = models.compact(encoding=encoding, num_classes=10, input_size=image_size, width=width)
+    encoding, _, sample = encoding.partition("/")  # "glt/8": the thresholds' gradient from 8 images
+    model = models.compact(encoding=encoding, num_classes=10, input_size=image_size, width=width,
+                           glt_grad_images=int(sample or 0))
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -61,7 +65,8 @@ def measure(encoding: str, steps: int, warmup: int, batch_size: int, image_size:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--encodings", nargs="+", default=["glt", "thermo", "nbc", "float"])
+    p.add_argument("--encodings", nargs="+", default=["glt", "glt/8", "thermo", "nbc", "float"],
+                   help="input encodings; glt/K: GLT with its thresholds' gradient from K images of each batch")
     p.add_argument("--steps", type=int, default=60)  # 30 steps fell inside the machine's throttling bursts
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
@@ -96,6 +101,9 @@ def main(argv=None) -> int:
     med = {e: result["images_per_second"][e]["median"] for e in samples}
     if "glt" in med and "thermo" in med:
         result["glt_overhead_vs_thermo"] = med["thermo"] / med["glt"] - 1.0
+    sampled = [e for e in med if e.startswith("glt/")]
+    if sampled and "thermo" in med:
+        result["glt_sampled_overhead_vs_thermo"] = {e: med["thermo"] / med[e] - 1.0 for e in sampled}
     atomic.write_json(args.out + ".json", result)
     text = render(result)
     atomic.write_text(args.out + ".md", text)
@@ -127,6 +135,12 @@ def render(result: dict) -> str:
                   f"({'within' if overhead < 0.15 else 'over'} the target of 15%). "
                   "GLT learns its thresholds, so its step also carries the stem's gradient with respect to its "
                   "input planes and the surrogate over every plane; thermo's step has neither."]
+    for e, overhead in result.get("glt_sampled_overhead_vs_thermo", {}).items():
+        k = e.split("/")[1]
+        lines += ["", f"GLT with its thresholds' gradient from {k} of {settings['batch_size']} images ({e}): "
+                  f"{100 * overhead:.1f}% over thermo ({'within' if overhead < 0.15 else 'over'} the target of 15%). "
+                  "The stem's input gradient and the surrogate run on those images only "
+                  "(`ModelConfig.glt_grad_images`)."]
     lines += ["", "Single runs on this shared 2-core machine vary widely (the runs column): only large "
               "differences between medians mean something."]
     if grouped:

@@ -107,17 +107,24 @@ def _thermometer_planes(x, t):
     return tf.reshape(tf.where(tf.expand_dims(x, -1) >= t, 1.0, -1.0), tf.concat([tf.shape(x)[:-1], [c * k]], 0))
 
 
-def _learned_thermometer_planes(width, input_gradient: bool):
+def _learned_thermometer_planes(width, input_gradient: bool, grad_images: int = 0):
     """:func:`_thermometer_planes` of (x, t) with :func:`_surrogate_sign`'s
     gradient, ``x - t`` recomputed in the backward pass. The same values and
     gradients as ``_surrogate_sign(width)(_planes(x, t))``; the planes are the
     largest tensor of a training step's input side, and writing them once
-    instead of four times roughly halves the encoder's share of a step."""
+    instead of four times roughly halves the encoder's share of a step.
+    grad_images k > 0 (integer input only): the backward pass reads the first
+    k images alone, the others' planes being known to receive no gradient
+    (:mod:`larq_glt.sampled_gradient`)."""
+    if grad_images and input_gradient:
+        raise ValueError("grad_images needs an integer image: a float one has a gradient of its own")
 
     @tf.custom_gradient
     def planes(x, t):
         def grad(dy):
-            z = tf.expand_dims(x, -1) - t
+            xs = x[:grad_images] if grad_images else x
+            z = tf.expand_dims(xs, -1) - t
+            dy = dy[:grad_images] if grad_images else dy
             dz = tf.reshape(dy, tf.shape(z)) * (tf.nn.relu(1.0 - tf.abs(z) / width) / width)
             dt = -tf.reduce_sum(dz, axis=tf.range(tf.rank(dz) - 2))
             # An integer image (the encoders' input) has no gradient to take.
@@ -298,6 +305,10 @@ class GLT(ThermometerBase):
         short run (≈0.08 ADC codes per Adam step at 2e-3 with K = 4), at 10
         they reach the dark codes of linear-sensor data within ~100 steps.
         A saved layer without this key (older than the option) loads with 1.
+    grad_images: 0, or k > 0 when the stem is a
+        :class:`~larq_glt.sampled_gradient.SampledInputGradConv2D` with the same
+        k: the planes of images past the first k then receive no gradient, and
+        the backward pass skips them (see :mod:`larq_glt.sampled_gradient`).
 
     # References
     - Nguyen & Guicquero, arXiv:2505.13462 (2025).
@@ -310,9 +321,13 @@ class GLT(ThermometerBase):
         init: str = "uniform",
         surrogate_width: float | None = None,
         logit_scale: float = None,
+        grad_images: int = 0,
         **kwargs,
     ):
         super().__init__(levels=levels, **kwargs)
+        if int(grad_images) < 0:
+            raise ValueError(f"grad_images must be 0 or more, got {grad_images}")
+        self.grad_images = int(grad_images)
         if init not in ("uniform", "quantile"):
             raise ValueError(f"init must be 'uniform' or 'quantile', got {init!r}")
         logit_scale = DEFAULT_LOGIT_SCALE if logit_scale is None else logit_scale
@@ -354,7 +369,8 @@ class GLT(ThermometerBase):
     def call(self, inputs):
         if self.output_mode == "preactivation":
             return super().call(inputs)
-        planes = _learned_thermometer_planes(self.surrogate_width, tf.as_dtype(inputs.dtype).is_floating)
+        planes = _learned_thermometer_planes(self.surrogate_width, tf.as_dtype(inputs.dtype).is_floating,
+                                             self.grad_images)
         return planes(tf.cast(inputs, tf.float32), self._integer_thresholds())
 
     def init_from_data(self, images) -> None:
@@ -391,6 +407,7 @@ class GLT(ThermometerBase):
             "init": self.init,
             "surrogate_width": self.surrogate_width,
             "logit_scale": self.logit_scale,
+            "grad_images": self.grad_images,
         }
 
 
@@ -481,4 +498,5 @@ def get(encoding: str, **kwargs) -> Encoder:
         kwargs.pop("per_channel", None)
         kwargs.pop("init", None)
         kwargs.pop("logit_scale", None)
+        kwargs.pop("grad_images", None)
     return cls(**kwargs)

@@ -33,7 +33,7 @@ import larq_glt  # noqa: F401
 import larq as lq
 import tf_keras as keras
 
-from larq_glt import encoders, grouped_conv, shuffle
+from larq_glt import encoders, grouped_conv, sampled_gradient, shuffle
 
 __all__ = ["ModelConfig", "ModelConfigError", "Block", "compact", "check_binary_groups", "scaled_filters"]
 
@@ -94,7 +94,11 @@ class ModelConfig:
         CLI record ``encoders.DEFAULT_LOGIT_SCALE`` (10) explicitly.
     glt_trainable: False freezes the GLT thresholds at their initialisation
         (with ``glt_init="quantile"``: a fixed thermometer at the training
-        data's quantiles).
+        data's quantiles), or at the weights ``--init-from`` gives them.
+    glt_grad_images: 0, or k > 0: the GLT thresholds' gradient from the first
+        k images of each training batch only, scaled to the batch (an unbiased
+        estimate; :mod:`larq_glt.sampled_gradient`). Training only: the model
+        computes the same function and exports the same flatbuffer.
     stem_filters, stem_kernel, stem_stride: the first binary conv; the default
         4×4 stride-4 "patchify" stem reads every pixel once, which keeps the
         costliest layer (full resolution) cheap on a microcontroller.
@@ -117,6 +121,7 @@ class ModelConfig:
     per_channel: bool = True
     glt_lr_multiplier: float = 1.0
     glt_trainable: bool = True
+    glt_grad_images: int = 0
     stem_filters: int = 32
     stem_kernel: int = 4
     stem_stride: int = 4
@@ -149,8 +154,12 @@ def scaled_filters(filters: int, width: float) -> int:
     return max(1, int(round(filters * width)))
 
 
-def _bconv(filters, kernel, name, pad_values, strides=1, groups=1, padding="same"):
-    return lq.layers.QuantConv2D(
+def _bconv(filters, kernel, name, pad_values, strides=1, groups=1, padding="same", grad_images=0):
+    if grad_images:
+        layer, extra = sampled_gradient.SampledInputGradConv2D, {"grad_images": grad_images}
+    else:
+        layer, extra = lq.layers.QuantConv2D, {}
+    return layer(
         filters,
         kernel,
         strides=strides,
@@ -162,6 +171,7 @@ def _bconv(filters, kernel, name, pad_values, strides=1, groups=1, padding="same
         kernel_constraint="weight_clip",
         use_bias=False,
         name=name,
+        **extra,
     )
 
 
@@ -272,16 +282,21 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
         raise ModelConfigError(f"input_size {config.input_size} is smaller than the stem stride")
 
     inputs = keras.Input((config.input_size, config.input_size, config.channels), dtype="uint8", name="image")
+    if config.glt_grad_images and (config.encoding != "glt" or config.precision != "binary"
+                                   or config.glt_grad_images < 0):
+        raise ModelConfigError(f"glt_grad_images {config.glt_grad_images}: needs a positive count, "
+                               "a GLT encoder and a binary stem")
     encoder = encoders.get(
         config.encoding, levels=config.levels, per_channel=config.per_channel,
-        logit_scale=config.glt_lr_multiplier, name="encoder",
+        logit_scale=config.glt_lr_multiplier, name="encoder", grad_images=config.glt_grad_images,
         **({} if config.glt_trainable or config.encoding != "glt" else {"trainable": False}),
     )
     x = encoder(inputs)
 
     stem_filters = scaled_filters(config.stem_filters, config.width)
     if encoder.binary and config.precision == "binary":
-        stem = _bconv(stem_filters, config.stem_kernel, "stem_conv", config.pad_values, strides=config.stem_stride)
+        stem = _bconv(stem_filters, config.stem_kernel, "stem_conv", config.pad_values, strides=config.stem_stride,
+                      grad_images=config.glt_grad_images)
     else:
         # The accuracy reference: a full-precision first conv on the float image
         # (binary weights elsewhere), as in conventional BNNs.

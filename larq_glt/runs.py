@@ -114,7 +114,7 @@ class RunDir:
 def load_model(run_dir_or_file):
     """Load a trained model from a run directory, a ``.keras`` file, or an
     export (its folder or ``model.tflite``: rebuilt by :mod:`larq_glt.recover`)."""
-    from larq_glt import encoders, shuffle  # noqa: F401  registers the custom layers
+    from larq_glt import encoders, sampled_gradient, shuffle  # noqa: F401  registers the custom layers
     from larq_glt import grouped_conv, recover
     import larq  # noqa: F401  registers larq's layers and quantizers
     import tf_keras as keras

@@ -40,3 +40,13 @@ def test_the_page_says_whether_glt_overhead_meets_its_target():
 
     assert "GLT overhead over thermo: 10.0% (within the target of 15%)" in train_throughput.render(result(100.0, 110.0))
     assert "GLT overhead over thermo: 80.0% (over the target of 15%)" in train_throughput.render(result(100.0, 180.0))
+
+
+def test_a_sampled_glt_is_timed_and_its_overhead_stated(tmp_path):
+    out = tmp_path / "tt"
+    assert train_throughput.main(["--encodings", "glt/2", "thermo", "--steps", "1", "--warmup", "1", "--repeats",
+                                  "1", "--image-size", "32", "--batch-size", "8", "--grouped-widths",
+                                  "--out", str(out)]) == 0
+    result = json.loads(Path(f"{out}.json").read_text())
+    assert set(result["glt_sampled_overhead_vs_thermo"]) == {"glt/2"}
+    assert "GLT with its thresholds' gradient from 2 of 8 images (glt/2): " in Path(f"{out}.md").read_text()
