@@ -18,11 +18,11 @@ CFG = ModelConfig(input_size=32, stem_filters=32, levels=4, blocks=(Block(64, 1)
 BATCH, K = 8, 2
 
 
-def _pair():
+def _pair(k=K, seed=0):
     plain = models.compact(CFG)
-    sampled = models.compact(CFG, glt_grad_images=K)
+    sampled = models.compact(CFG, glt_grad_images=k)
     sampled.set_weights(plain.get_weights())
-    x = np.random.default_rng(0).integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
+    x = np.random.default_rng(seed).integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
     y = np.arange(BATCH) % 3
     return plain, sampled, x, y
 
@@ -60,11 +60,7 @@ def test_same_function_and_weight_gradients_and_a_scaled_sample_of_the_threshold
 
 
 def test_a_sample_of_the_whole_batch_is_the_plain_gradient():
-    plain = models.compact(CFG)
-    sampled = models.compact(CFG, glt_grad_images=BATCH)
-    sampled.set_weights(plain.get_weights())
-    x = np.random.default_rng(1).integers(0, 256, (BATCH, 32, 32, 3), dtype=np.uint8)
-    y = np.arange(BATCH) % 3
+    plain, sampled, x, y = _pair(k=BATCH, seed=1)
     (_, want), (_, got) = _grads(plain, x, y), _grads(sampled, x, y)
     for name in want:
         np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
