@@ -71,7 +71,10 @@ def _input_text(config: dict) -> str:
     """The input coding: a thermometer's level count matters as much as a filter count."""
     encoding = config.get("encoding", "glt")
     if encoding in ("glt", "thermo"):
-        return f"{encoding.upper()} {config.get('levels', 8)} levels"
+        text = f"{encoding.upper()} {config.get('levels', 8)} levels"
+        if config.get("glt_grad_images"):  # a training detail, named because rows are compared on it
+            text += f" (thresholds' gradient from {config['glt_grad_images']} images per batch)"
+        return text
     return encoding.upper()
 
 

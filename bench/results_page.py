@@ -338,6 +338,8 @@ SECTIONS = (
             "input_probe.md"),
     Section("Person detector with its groups' words shuffled between blocks (probe)", "shuffle_probe.json",
             "shuffle_probe.md"),
+    Section("GLT thresholds' gradient from 8 images of each batch (probe)", "sampled_gradient_probe.json",
+            "sampled_gradient_probe.md"),
     Section("Person detector trained in two stages, float then binary (probe)", "two_stage_probe.json",
             "two_stage_probe.md"),
     Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),

@@ -36,6 +36,8 @@ def test_topology_names_width_stem_and_blocks():
     assert t["input"] == "GLT 8 levels"
     assert capacity_sweep._topology_text(t).startswith("GLT 8 levels, stem 4×4/4, 4 blocks")
     assert capacity_sweep.topology(ModelConfig(levels=16).to_dict())["input"] == "GLT 16 levels"
+    assert capacity_sweep.topology(ModelConfig(glt_grad_images=8).to_dict())["input"] == \
+        "GLT 8 levels (thresholds' gradient from 8 images per batch)"
 
 
 def test_topology_names_pools_shortcuts_and_shuffles():
