@@ -585,6 +585,21 @@ def test_tflm_firmware_reports_a_too_small_arena(exported_default, tmp_path, tfl
                for line in run.lines), run.lines
 
 
+def _tflm_and_generated_equal_lce(t, model, frames, tmp_path):
+    """The TFLM firmware ``t`` and the generated runtime's, on the M7 in QEMU, give LCE's logits bit for bit."""
+    from deploy import emulators
+    from deploy.emulators import protocol
+    from deploy.firmware import image as firmware
+
+    g = firmware.build("mps2-an500", model=model, out=tmp_path / "gen", frames=frames, max_frames=len(frames))
+    want = _lce(model, frames).view(np.uint32)
+    for elf in (t.elf, g.elf):
+        run = emulators.run("mps2-an500", elf, timeout=180)
+        assert run.status == "exited" and run.exit_code == 0, run.describe()
+        results = [r for r in map(protocol.parse_result, run.lines) if r]
+        np.testing.assert_array_equal(np.array([r.logit_bits for r in results], dtype=np.uint32), want)
+
+
 @pytest.mark.tflm
 @pytest.mark.qemu
 @pytest.mark.slow
@@ -592,9 +607,6 @@ def test_tflm_runs_shortcut_blocks_as_lce_ops(tmp_path, tflm_dir):
     """A model with binary shortcut blocks: TFLM runs LCE's four ops of each block
     (LceDequantize, LceBconv2d to float, builtin ADD, LceQuantize) unfused; its
     logits equal LCE's and the generated runtime's (which fuses them)."""
-    from deploy import emulators
-    from deploy.emulators import protocol
-    from deploy.firmware import image as firmware
     from larq_glt import export, models, testing
 
     cfg = models.ModelConfig(input_size=48, stem_filters=32, blocks=(
@@ -604,13 +616,7 @@ def test_tflm_runs_shortcut_blocks_as_lce_ops(tmp_path, tflm_dir):
     frames = np.random.default_rng(3).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
     t = tflm.build("mps2-an500", model=model, out=tmp_path / "tflm", tflm_dir=tflm_dir, frames=frames, max_frames=3)
     assert any(op["name"] == "ADD" for op in t.resolver)
-    g = firmware.build("mps2-an500", model=model, out=tmp_path / "gen", frames=frames, max_frames=3)
-    want = _lce(model, frames).view(np.uint32)
-    for elf in (t.elf, g.elf):
-        run = emulators.run("mps2-an500", elf, timeout=180)
-        assert run.status == "exited" and run.exit_code == 0, run.describe()
-        results = [r for r in map(protocol.parse_result, run.lines) if r]
-        np.testing.assert_array_equal(np.array([r.logit_bits for r in results], dtype=np.uint32), want)
+    _tflm_and_generated_equal_lce(t, model, frames, tmp_path)
 
 
 @pytest.mark.tflm
@@ -620,9 +626,6 @@ def test_tflm_runs_shuffled_blocks_as_lce_and_builtin_ops(tmp_path, tflm_dir):
     """A model with shuffled blocks: TFLM runs LCE's float-output LceBconv2d, the
     builtin MAX_POOL_2D and GATHER on float maps and LceQuantize, unfused; its
     logits equal LCE's and the generated runtime's (which runs them on bits)."""
-    from deploy import emulators
-    from deploy.emulators import protocol
-    from deploy.firmware import image as firmware
     from larq_glt import export, models, testing
 
     cfg = models.ModelConfig(input_size=48, stem_filters=32, blocks=(
@@ -632,10 +635,4 @@ def test_tflm_runs_shuffled_blocks_as_lce_and_builtin_ops(tmp_path, tflm_dir):
     frames = np.random.default_rng(4).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8)
     t = tflm.build("mps2-an500", model=model, out=tmp_path / "tflm", tflm_dir=tflm_dir, frames=frames, max_frames=3)
     assert {"GATHER", "MAX_POOL_2D"} <= {op["name"] for op in t.resolver}
-    g = firmware.build("mps2-an500", model=model, out=tmp_path / "gen", frames=frames, max_frames=3)
-    want = _lce(model, frames).view(np.uint32)
-    for elf in (t.elf, g.elf):
-        run = emulators.run("mps2-an500", elf, timeout=180)
-        assert run.status == "exited" and run.exit_code == 0, run.describe()
-        results = [r for r in map(protocol.parse_result, run.lines) if r]
-        np.testing.assert_array_equal(np.array([r.logit_bits for r in results], dtype=np.uint32), want)
+    _tflm_and_generated_equal_lce(t, model, frames, tmp_path)
