@@ -216,6 +216,14 @@ def check_binary_groups(in_channels: int, groups: int, layer: str) -> None:
         )
 
 
+def _shuffle_problem(name: str, filters: int, groups: int) -> str | None:
+    """Why a block's output cannot be word-shuffled (None when it can)."""
+    if groups < 2 or filters // groups % shuffle.WORD:
+        return (f"{name}: a shuffle needs 2 or more groups of whole 32-channel words "
+                f"({filters} filters in {groups} groups)")
+    return None
+
+
 def topology_problem(config: ModelConfig) -> str | None:
     """The first reason :func:`compact` would refuse ``config``'s channel
     counts or feature-map sizes (None when it would not), without building it."""
@@ -237,9 +245,8 @@ def topology_problem(config: ModelConfig) -> str | None:
         if block.shortcut and (filters != channels or channels // block.groups % 32):
             return (f"{name}: a shortcut needs as many filters as input channels ({filters} against "
                     f"{channels}), a multiple of 32 per group")
-        if block.shuffle and (block.groups < 2 or filters // block.groups % shuffle.WORD):
-            return (f"{name}: a shuffle needs 2 or more groups of whole 32-channel words "
-                    f"({filters} filters in {block.groups} groups)")
+        if block.shuffle and (problem := _shuffle_problem(name, filters, block.groups)):
+            return problem
         if block.pool:
             if side < 2:
                 return f"{name}: the feature map is already 1×1, cannot pool"
@@ -330,9 +337,8 @@ def compact(config: ModelConfig | None = None, **overrides) -> keras.Model:
                 raise ModelConfigError(f"{name}: the feature map is already 1×1, cannot pool")
             x = keras.layers.MaxPool2D(2, name=f"{name}_pool")(x)
         if block.shuffle:
-            if block.groups < 2 or filters // block.groups % shuffle.WORD:
-                raise ModelConfigError(f"{name}: a shuffle needs 2 or more groups of whole 32-channel words "
-                                       f"({filters} filters in {block.groups} groups)")
+            if problem := _shuffle_problem(name, filters, block.groups):
+                raise ModelConfigError(problem)
             x = shuffle.WordShuffle(block.groups, name=f"{name}_shuffle")(x)
         channels = filters
 

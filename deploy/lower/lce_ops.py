@@ -320,13 +320,13 @@ def shortcut_thresholds(multiplier: np.ndarray, bias: np.ndarray, clamp_min: int
     return flip, thr, thr_set
 
 
-def _bits_conv(model: Model, bconv: Operator, thresholds_for) -> tuple[dict, dict, tuple, np.ndarray]:
+def _bits_conv(model: Model, bconv: Operator, thresholds_for) -> tuple[dict, dict, KernelCall]:
     """A float-output LceBconv2d re-lowered to write bits: its params with
     output_type OUT_BITS, its filter rows inverted where the sign falls with the
     count, and the threshold arrays ``thresholds_for(call, acc_max)`` gives
     (flip, [thresholds, ...]). Returns (params, arrays: filter and the thresholds
-    as ``thresholds``, ``thresholds_1``, ...; lane tables when the count fits),
-    the float call, and the filter as [out_c, N] words."""
+    as ``thresholds``, ``thresholds_1``, ...; lane tables when the count fits)
+    and the float call."""
     call = lower_bconv2d(model, bconv)
     p = call.params
     if p["output_type"] != OUT_FLOAT or p["zero_padding"]:
@@ -351,7 +351,7 @@ def _bits_conv(model: Model, bconv: Operator, thresholds_for) -> tuple[dict, dic
             arrays["lane_thresholds" if k == 0 else f"lane_thresholds_{k}"] = lane_thr
         conv["lane_groups"] = lanes[0][1].size // (p["groups"] * LANE_THRESHOLD_WORDS)
         conv["lane_planes"] = lane_planes(acc_max)
-    return conv, arrays, call, filter_words
+    return conv, arrays, call
 
 
 def lower_word_shuffle(model: Model, shuffle) -> list[KernelCall]:
@@ -369,7 +369,7 @@ def lower_word_shuffle(model: Model, shuffle) -> list[KernelCall]:
                                        call.params["clamp_min"], call.params["clamp_max"], acc_max)
         return flip, [thr]
 
-    conv, arrays, call, _ = _bits_conv(model, bconv, thresholds)
+    conv, arrays, call = _bits_conv(model, bconv, thresholds)
     arrays["thresholds"] = arrays["thresholds"].astype(np.int32)
     h, w, words = conv["out_h"], conv["out_w"], words_for(conv["out_c"])
     taps = conv["filter_h"] * conv["filter_w"]
@@ -432,7 +432,7 @@ def lower_shortcut(model: Model, shortcut) -> KernelCall:
                                                  p["clamp_min"], p["clamp_max"], acc_max)
         return flip, [thr, thr_set]
 
-    conv, bits, call, _ = _bits_conv(model, bconv, thresholds)
+    conv, bits, call = _bits_conv(model, bconv, thresholds)
     arrays = {"conv.filter": bits["filter"], "conv.thresholds": bits["thresholds"].astype(np.int32),
               "shortcut_thresholds": bits["thresholds_1"].astype(np.int32)}
     reference = ()
