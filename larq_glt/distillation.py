@@ -109,11 +109,16 @@ class Distiller(keras.Model):
     metrics on the student's logits, against the label where there is one and
     the teacher's choice for :data:`UNLABELLED` examples; ``evaluate`` reports
     the student's plain cross-entropy as ``loss``. Checkpoint and save the
-    student itself.
+    student itself (and a hint's head, to resume: see :mod:`larq_glt.hints`).
+
+    ``hint``: a :class:`larq_glt.hints.Hint` built on ``student`` and
+    ``teacher``; its weighted term is added to the loss (``fit`` also reports
+    it as ``hint``) and its head trained with the student.
     """
 
     def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = 0.5,
-                 temperature: float = 4.0, mixup: float = 0.0, class_balance: bool = False, **kwargs):
+                 temperature: float = 4.0, mixup: float = 0.0, class_balance: bool = False, hint=None,
+                 **kwargs):
         super().__init__(**kwargs)
         check_options(alpha, temperature)
         if not 0.0 <= mixup <= 1.0:
@@ -130,11 +135,15 @@ class Distiller(keras.Model):
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.hint = hint
+        self.hint_head = hint.head if hint is not None else None  # tracked: the optimizer's slots follow it
+        self.hint_tracker = keras.metrics.Mean(name="hint") if hint is not None else None
 
     @property
     def metrics(self):
         compiled = self.compiled_metrics.metrics if self.compiled_metrics is not None else []
-        return [self.loss_tracker, *compiled]
+        hint = [self.hint_tracker] if self.hint_tracker is not None else []
+        return [self.loss_tracker, *hint, *compiled]
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
@@ -161,13 +170,25 @@ class Distiller(keras.Model):
         x, y = data
         if self.mixup:
             x, y = self._mix(x, y)
-        teacher_logits = self._teacher_logits(x)
+        if self.hint is not None:
+            teacher_logits, teacher_features = self.hint.teacher_outputs(x)
+        else:
+            teacher_logits = self._teacher_logits(x)
         with tf.GradientTape() as tape:
-            logits = self.student(x, training=True)
+            if self.hint is not None:
+                logits, features = self.hint.student_outputs(x, training=True)
+            else:
+                logits = self.student(x, training=True)
             loss = kd_loss(y, logits, teacher_logits, self.alpha, self.temperature, self.class_balance)
+            if self.hint is not None:
+                hint_loss = self.hint.loss(features, teacher_features)
+                loss += hint_loss
             if self.student.losses:
                 loss += tf.add_n(self.student.losses)
         variables = self.student.trainable_variables
+        if self.hint is not None:
+            variables = variables + self.hint_head.trainable_variables
+            self.hint_tracker.update_state(hint_loss)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.loss_tracker.update_state(loss)
         y = tf.cast(tf.reshape(y, [-1]), tf.int32)

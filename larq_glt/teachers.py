@@ -119,13 +119,30 @@ class KerasTeacher(Teacher):
         self.model.trainable = False
         self._uint8 = model.input.dtype == tf.uint8
 
-    def __call__(self, images):
+    def _model_input(self, images):
         if self._uint8 and images.shape[1] == self.side:
-            return self._log_probs(self.model(images, training=False))
+            return images
         x = self._real_input(images)
         if self._uint8:
             x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-        return self._log_probs(self.model(x, training=False))
+        return x
+
+    def __call__(self, images):
+        return self._log_probs(self.model(self._model_input(images), training=False))
+
+    def with_layer(self, name: str):
+        """``images -> (log-probabilities, output of layer name)`` in one pass
+        (for :mod:`larq_glt.hints`)."""
+        import tf_keras as keras
+
+        both = keras.Model(self.model.inputs, [self.model.output, self.model.get_layer(name).output])
+        both.trainable = False
+
+        def outputs(images):
+            out, features = both(self._model_input(images), training=False)
+            return self._log_probs(out), tf.stop_gradient(tf.cast(features, tf.float32))
+
+        return outputs
 
 
 class TFLiteTeacher(Teacher):

@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--kd-class-balance", action="store_true",
                    help="weigh each example so that the classes the teacher sees weigh alike in every batch "
                         "(a pool with few persons teaches persons as much as the rest)")
+    k.add_argument("--kd-hint", metavar="STUDENT_LAYER:TEACHER_LAYER",
+                   help="the student also learns this Keras teacher layer's feature map (FitNets hint: a 1x1 "
+                        "head on the student layer, cosine per position, same spatial size; training only), "
+                        "e.g. block4_bn:activation_26 for the MLPerf VWW teacher")
+    k.add_argument("--kd-hint-weight", type=float,
+                   help="weight of the hint term (default 0.25: larq_glt.hints.DEFAULT_WEIGHT)")
     k.add_argument("--kd-teacher-epochs", type=int, help="epochs of the 'auto' teacher; unset: --epochs")
     return p
 
@@ -199,6 +205,8 @@ def config_from_args(args, out=None):
         mosaic_grid=args.mosaic_grid,
         kd_mixup=args.kd_mixup,
         kd_class_balance=args.kd_class_balance,
+        kd_hint=args.kd_hint,
+        kd_hint_weight=args.kd_hint_weight,
         unlabelled_classes=args.class_names.split(",") if args.class_names else None,
         kd_alpha=args.kd_alpha,
         kd_temperature=args.kd_temperature,

@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from larq_glt import data, distillation, encoders, models, pruning, teachers
+from larq_glt import data, distillation, encoders, hints, models, pruning, teachers
 from larq_glt.runs import RunDir
 
 __all__ = ["TrainingError", "TrainConfig", "Phase", "phases", "model_config_for", "teacher_specs", "dataset_class_names",
@@ -60,6 +60,9 @@ class TrainConfig:
     images, labelled by the teacher only (see :class:`distillation.Distiller`).
     ``kd_class_balance``: weight each example so that the classes the teacher
     sees weigh alike in every batch (see :func:`distillation.kd_loss`).
+    ``kd_hint``: ``"STUDENT_LAYER:TEACHER_LAYER"``, the student also learns that
+    teacher layer's feature map, with weight ``kd_hint_weight`` (default
+    :data:`hints.DEFAULT_WEIGHT`; see :mod:`larq_glt.hints`).
     ``unlabelled``: image folders added to the training set, labelled by the
     teacher only. ``unlabelled_classes``: the classes of the ``unlabelled`` dataset
     (default: the first teacher's ``classes=``).
@@ -101,6 +104,8 @@ class TrainConfig:
     mosaic_grid: int = 2
     kd_mixup: float = 0.0
     kd_class_balance: bool = False
+    kd_hint: str | None = None
+    kd_hint_weight: float | None = None  # None: hints.DEFAULT_WEIGHT
     sensor: str = "srgb"  # srgb: the images as stored; linear: a linear sensor's ADC codes (data/sensor.py)
     sensor_params: dict = dataclasses.field(default_factory=dict)  # data.sensor.SensorConfig overrides
 
@@ -109,7 +114,7 @@ class TrainConfig:
                  "seed", "model", "batch_size",
                  "prune_ratio", "prune_block", "kd_teacher", "kd_alpha", "kd_temperature", "kd_teacher_epochs",
                  "init_from", "unlabelled", "unlabelled_classes", "zoom", "mosaic", "mosaic_grid", "kd_mixup",
-                 "kd_class_balance", "sensor",
+                 "kd_class_balance", "kd_hint", "kd_hint_weight", "sensor",
                  "sensor_params")
     # ... and a pruning run on these too (they place the phase boundaries).
     _PHASE_IDENTITY = ("epochs", "prune_epochs")
@@ -269,6 +274,17 @@ def check_options(cfg: TrainConfig) -> None:
         raise TrainingError("--kd-mixup blends images for the teacher to label: give --kd-teacher")
     if cfg.kd_class_balance and not specs:
         raise TrainingError("--kd-class-balance weighs examples by the teacher's classes: give --kd-teacher")
+    if cfg.kd_hint_weight is not None and cfg.kd_hint is None:
+        raise TrainingError("--kd-hint-weight weighs a hint: give --kd-hint too")
+    if cfg.kd_hint is not None:
+        if not specs or "auto" in specs:
+            raise TrainingError("--kd-hint pairs a student layer with a layer of a given Keras teacher: "
+                                "give --kd-teacher PATH")
+        try:
+            hints.parse(cfg.kd_hint)
+            hints.check_weight(hint_weight(cfg))
+        except hints.HintError as e:
+            raise TrainingError(str(e)) from None
     if specs:
         try:
             distillation.check_options(cfg.kd_alpha, cfg.kd_temperature)
@@ -285,6 +301,10 @@ def check_options(cfg: TrainConfig) -> None:
             raise TrainingError(f"{what} are labelled by a teacher only: give --kd-teacher")
         if "auto" in specs:
             raise TrainingError(f"{what} need a trained teacher: --kd-teacher auto would learn from labels they lack")
+
+
+def hint_weight(cfg: TrainConfig) -> float:
+    return hints.DEFAULT_WEIGHT if cfg.kd_hint_weight is None else float(cfg.kd_hint_weight)
 
 
 def check_prunes_something(cfg: TrainConfig) -> None:

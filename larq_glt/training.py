@@ -61,11 +61,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from larq_glt import atomic, data, distillation, encoders, grow, models, plots, pruning, summary, teachers
+from larq_glt import atomic, data, distillation, encoders, grow, hints, models, plots, pruning, summary, teachers
 from larq_glt.runs import RunDir, RunError
 from larq_glt.train_config import (Phase, TrainConfig, TrainingError, check_budget, check_options, check_resume,
-                                   dataset_class_names, model_config_for, phases as run_phases, sensor_config,
-                                   teacher_config, teacher_specs)
+                                   dataset_class_names, hint_weight, model_config_for, phases as run_phases,
+                                   sensor_config, teacher_config, teacher_specs)
 
 __all__ = ["TrainConfig", "train", "TrainingError", "teacher_config", "load_data"]
 
@@ -248,10 +248,24 @@ def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     )
     if teacher is None:
         return model
+    hint = None
+    if cfg.kd_hint is not None:
+        try:
+            hint = hints.Hint(model, teacher, cfg.kd_hint, hint_weight(cfg))
+        except hints.HintError as e:
+            raise TrainingError(str(e)) from None
     distiller = distillation.Distiller(model, teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature,
-                                       mixup=cfg.kd_mixup, class_balance=cfg.kd_class_balance)
+                                       mixup=cfg.kd_mixup, class_balance=cfg.kd_class_balance, hint=hint)
     distiller.compile(optimizer=optimizer, metrics=["accuracy"])
     return distiller
+
+
+def _checkpoint(model, optimizer, fitter) -> tf.train.Checkpoint:
+    """What a checkpoint holds: the model, its optimizer and a hint's head
+    (trained beside the model; ``--resume`` needs it, the export does not)."""
+    head = getattr(fitter, "hint_head", None)
+    extra = {"hint_head": head} if head is not None else {}
+    return tf.train.Checkpoint(model=model, optimizer=optimizer, **extra)
 
 
 def _teacher(cfg: TrainConfig, run: RunDir, splits):
@@ -271,6 +285,8 @@ def _teacher(cfg: TrainConfig, run: RunDir, splits):
         raise TrainingError(str(e)) from None
     info = {"teachers": ensemble.describe(), "alpha": cfg.kd_alpha, "temperature": cfg.kd_temperature,
             "path": specs[0] if len(specs) == 1 else specs}
+    if cfg.kd_hint is not None:
+        info["hint"] = {"layers": cfg.kd_hint, "weight": hint_weight(cfg)}
     if cfg.dataset == "unlabelled":
         # The held-out pool's labels are the teacher's choices: validation
         # accuracy is then agreement with the teacher.
@@ -448,10 +464,10 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
             fitter = _compile(model, optimizer, teacher, cfg)
         if at != first:
             if first > phase.begin:  # inside a phase: its optimizer state too
-                _restore_checkpoint(run, tf.train.Checkpoint(model=model, optimizer=optimizer), first)
-            elif first > 0:  # a phase starts: the weights, and a fresh optimizer
+                _restore_checkpoint(run, _checkpoint(model, optimizer, fitter), first)
+            elif first > 0:  # a phase starts: the weights, and a fresh optimizer (and hint head)
                 _load_weights(run, model, first)
-        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        ckpt = _checkpoint(model, optimizer, fitter)
         for epoch in range(first, phase.end):
             t0 = time.time()
             row = {"epoch": epoch + 1, "phase": phase.name} if plan else {"epoch": epoch + 1}
@@ -476,6 +492,8 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
             val_loss, val_acc = model.evaluate(splits.val, verbose=0) if math.isfinite(loss) else (loss, 0.0)
             if not (math.isfinite(loss) and math.isfinite(val_loss)):
                 raise TrainingError(_diverged(run, epoch, loss, val_loss))  # before this epoch is saved
+            if "hint" in hist.history:
+                row["hint_loss"] = float(hist.history["hint"][-1])
             row.update(
                 {
                     "loss": loss,
