@@ -33,6 +33,8 @@ import larq_glt  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from larq_glt import teachers
+
 __all__ = ["HintError", "Hint", "DEFAULT_WEIGHT", "parse", "cosine_loss"]
 
 #: Weight ``w`` of the hint term. The KD term of a distilled person detector
@@ -67,7 +69,12 @@ def cosine_loss(student_features, teacher_features):
 
 def _layer(model, name: str, whose: str):
     try:
-        return model.get_layer(name)
+        layer = model.get_layer(name)
+        layer.output_shape  # noqa: B018  (a layer used twice has no single output: AttributeError)
+        return layer
+    except AttributeError:
+        raise HintError(f"the {whose}'s layer {name!r} is used more than once; it has no single feature map "
+                        f"to learn") from None
     except ValueError:
         last = ", ".join(layer.name for layer in model.layers[-6:])
         raise HintError(f"the {whose} has no layer {name!r} (its last layers: {last})") from None
@@ -90,9 +97,7 @@ class Hint:
     weighted hint term (the head applied to ``s``).
     """
 
-    def __init__(self, student: keras.Model, ensemble, spec: str, weight: float = DEFAULT_WEIGHT):
-        from larq_glt import teachers
-
+    def __init__(self, student: keras.Model, ensemble, spec: str, weight: float = DEFAULT_WEIGHT, seed: int = 0):
         check_weight(weight)
         self.spec, self.weight = str(spec), float(weight)
         s_name, t_name = parse(spec)
@@ -102,8 +107,9 @@ class Hint:
                             f"different models cannot be averaged")
         teacher = members[0]
         if not isinstance(teacher, teachers.KerasTeacher):
-            raise HintError(f"--kd-hint needs a Keras teacher (.h5, .keras or a larq-glt run); {teacher.path} is "
-                            f"a {teacher.kind} model, whose intermediate tensors cannot be trained against")
+            what = getattr(teacher, "path", type(teacher).__name__)
+            raise HintError(f"--kd-hint needs a Keras teacher (.h5, .keras or a larq-glt run); {what} is not one: "
+                            f"its intermediate tensors cannot be trained against")
         s_layer = _layer(student, s_name, "student")
         t_layer = _layer(teacher.model, t_name, f"teacher {teacher.path}")
         s_shape = _spatial_map(s_layer, "student")
@@ -113,7 +119,9 @@ class Hint:
                             f"{t_shape[1]}x{t_shape[2]}: a hint pairs layers of the same spatial size")
         self.student_model = keras.Model(student.inputs, [student.output, s_layer.output])
         self.teacher_outputs = teacher.with_layer(t_name)
-        self.head = keras.layers.Conv2D(t_shape[3], 1, name="hint_head")
+        # Seeded: a resumed run rebuilds the same head whatever else the process built first.
+        self.head = keras.layers.Conv2D(t_shape[3], 1, name="hint_head",
+                                        kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
         self.head.build(s_shape)
 
     def student_outputs(self, x, training: bool):
@@ -121,6 +129,3 @@ class Hint:
 
     def loss(self, student_features, teacher_features):
         return self.weight * cosine_loss(self.head(student_features), teacher_features)
-
-    def describe(self) -> dict:
-        return {"layers": self.spec, "weight": self.weight, "head_channels": int(self.head.filters)}

@@ -276,15 +276,6 @@ def check_options(cfg: TrainConfig) -> None:
         raise TrainingError("--kd-class-balance weighs examples by the teacher's classes: give --kd-teacher")
     if cfg.kd_hint_weight is not None and cfg.kd_hint is None:
         raise TrainingError("--kd-hint-weight weighs a hint: give --kd-hint too")
-    if cfg.kd_hint is not None:
-        if not specs or "auto" in specs:
-            raise TrainingError("--kd-hint pairs a student layer with a layer of a given Keras teacher: "
-                                "give --kd-teacher PATH")
-        try:
-            hints.parse(cfg.kd_hint)
-            hints.check_weight(hint_weight(cfg))
-        except hints.HintError as e:
-            raise TrainingError(str(e)) from None
     if specs:
         try:
             distillation.check_options(cfg.kd_alpha, cfg.kd_temperature)
@@ -295,6 +286,23 @@ def check_options(cfg: TrainConfig) -> None:
             raise TrainingError(str(e)) from None
         if "auto" in specs and len(specs) > 1:
             raise TrainingError("--kd-teacher auto trains its own teacher and cannot be combined with others")
+    if cfg.kd_hint is not None:
+        if not specs or "auto" in specs:
+            raise TrainingError("--kd-hint pairs a student layer with a layer of a given Keras teacher: "
+                                "give --kd-teacher PATH")
+        if len(specs) != 1 or teachers.parse_spec(specs[0])[0].endswith(".tflite"):
+            raise TrainingError("--kd-hint needs exactly one Keras teacher (.h5, .keras or a larq-glt run): a "
+                                "TFLite model exposes no feature map to train against, and several teachers' maps "
+                                "cannot be averaged")
+        if cfg.pruning:
+            # Each phase would start a new head, and the ramp's masks act after the hinted layer.
+            raise TrainingError("--kd-hint is not supported with pruning: prune first, then continue the pruned "
+                                "run with --init-from and --kd-hint")
+        try:
+            hints.parse(cfg.kd_hint)
+            hints.check_weight(hint_weight(cfg))
+        except hints.HintError as e:
+            raise TrainingError(str(e)) from None
     if cfg.unlabelled or cfg.dataset == "unlabelled":
         what = "--unlabelled images" if cfg.unlabelled else "--dataset unlabelled"
         if not specs:

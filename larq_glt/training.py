@@ -251,7 +251,7 @@ def _compile(model: keras.Model, optimizer, teacher, cfg: TrainConfig):
     hint = None
     if cfg.kd_hint is not None:
         try:
-            hint = hints.Hint(model, teacher, cfg.kd_hint, hint_weight(cfg))
+            hint = hints.Hint(model, teacher, cfg.kd_hint, hint_weight(cfg), seed=cfg.seed)
         except hints.HintError as e:
             raise TrainingError(str(e)) from None
     distiller = distillation.Distiller(model, teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature,
@@ -493,7 +493,7 @@ def _train(run: RunDir, cfg: TrainConfig, resume: bool, splits, _interrupt_after
             if not (math.isfinite(loss) and math.isfinite(val_loss)):
                 raise TrainingError(_diverged(run, epoch, loss, val_loss))  # before this epoch is saved
             if "hint" in hist.history:
-                row["hint_loss"] = float(hist.history["hint"][-1])
+                row["hint_term"] = float(hist.history["hint"][-1])  # weighted, as added to the loss
             row.update(
                 {
                     "loss": loss,
