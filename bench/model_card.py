@@ -27,6 +27,10 @@ def train_command(cfg: TrainConfig) -> str:
         parts.append(f"--kd-mixup {cfg.kd_mixup:g}")
     if cfg.kd_class_balance:
         parts.append("--kd-class-balance")
+    if cfg.kd_hint:
+        parts.append(f"--kd-hint {cfg.kd_hint}")
+        if cfg.kd_hint_weight is not None:
+            parts.append(f"--kd-hint-weight {cfg.kd_hint_weight:g}")
     # Spelled out: the defaults of the GLT options may change between versions.
     parts.append(f"--glt-init {cfg.glt_init}")
     model = dict(cfg.model)

@@ -54,6 +54,7 @@ import numpy as np
 
 from larq_glt import atomic, data, export, runs, summary, teachers
 from larq_glt.data import augment
+from larq_glt.train_config import hint_weight
 from larq_glt.training import TrainConfig, dataset_class_names, teacher_specs
 
 from bench.model_card import render_card, train_command
@@ -160,6 +161,7 @@ def score_candidate(run_dir: Path, choices: dict | None = None) -> dict:
         "recipe": {"kd_temperature": cfg.kd_temperature, "zoom": cfg.zoom, "mosaic": cfg.mosaic,
                    "mosaic_grid": cfg.mosaic_grid, "kd_mixup": cfg.kd_mixup,
                    "kd_class_balance": cfg.kd_class_balance,
+                   "kd_hint": ({"layers": cfg.kd_hint, "weight": hint_weight(cfg)} if cfg.kd_hint else None),
                    "prune": ({"ratio": cfg.prune_ratio, "block": cfg.prune_block, "ramp_epochs": cfg.prune_epochs,
                               "finetune_epochs": cfg.finetune} if cfg.pruning else None),
                    "learning_rate": cfg.learning_rate, "augment": cfg.augment, "init_from": cfg.init_from},
@@ -288,6 +290,8 @@ def _recipe(r: dict) -> str:
         parts.append(f"mosaic {r['mosaic']:g}" + (f" up to {largest}×{largest}" if largest != 2 else ""))
     parts += [f"mixup {r['kd_mixup']:g}"] if r.get("kd_mixup") else []
     parts += ["class-balanced KD"] if r.get("kd_class_balance") else []
+    if r.get("kd_hint"):
+        parts.append(f"hint {r['kd_hint']['layers']} ×{r['kd_hint']['weight']:g}")
     if r.get("prune"):
         pr = r["prune"]
         parts.append(f"pruned {pr['ratio']:g} in {pr['block']}-channel blocks "

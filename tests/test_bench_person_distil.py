@@ -37,6 +37,16 @@ def test_the_card_command_of_a_pruned_run_rebuilds_its_pruning_phases():
     assert "pruned 0.3333 in 32-channel blocks (8 ramp + 16 fine-tune epochs)" in person_distil._recipe(row)
 
 
+def test_the_card_command_and_the_recipe_name_a_hint():
+    cfg = TrainConfig(dataset="unlabelled", data_dir="pool", kd_teacher="t.h5:input=unit,classes=a+b",
+                      kd_hint="block4_bn:activation_26", kd_hint_weight=0.5, epochs=16, out="runs/h")
+    argv = shlex.split(model_card.train_command(cfg))[3:]
+    rebuilt = train.config_from_args(train.build_parser().parse_args(argv))
+    assert (rebuilt.kd_hint, rebuilt.kd_hint_weight) == ("block4_bn:activation_26", 0.5)
+    row = {"kd_temperature": 1.0, "learning_rate": 2e-3, "kd_hint": {"layers": "block4_bn:activation_26", "weight": 0.25}}
+    assert "hint block4_bn:activation_26 ×0.25" in person_distil._recipe(row)
+
+
 def test_heldout_scenes_are_mosaics_of_the_heldout_images_in_their_fixed_order():
     import numpy as np
 
