@@ -340,6 +340,8 @@ SECTIONS = (
             "shuffle_probe.md"),
     Section("GLT thresholds' gradient from 8 images of each batch (probe)", "sampled_gradient_probe.json",
             "sampled_gradient_probe.md"),
+    Section("Person detector with a FitNets hint from the teacher's feature maps (probe)", "hint_probe.json",
+            "hint_probe.md"),
     Section("Person detector trained in two stages, float then binary (probe)", "two_stage_probe.json",
             "two_stage_probe.md"),
     Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),
