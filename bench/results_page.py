@@ -338,7 +338,7 @@ SECTIONS = (
             "input_probe.md"),
     Section("Person detector with its groups' words shuffled between blocks (probe)", "shuffle_probe.json",
             "shuffle_probe.md"),
-    Section("GLT thresholds' gradient from 8 images of each batch (probe)", "sampled_gradient_probe.json",
+    Section("GLT thresholds' gradient from 8 images of each batch (probe, two seeds)", "sampled_gradient_probe.json",
             "sampled_gradient_probe.md"),
     Section("Person detector with a FitNets hint from the teacher's feature maps (probe)", "hint_probe.json",
             "hint_probe.md"),
