@@ -4,6 +4,7 @@ deterministic instruction counts, exit codes, crash and hang reports)."""
 import random
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,22 @@ def test_lockup_and_emulator_errors_are_classified(tmp_path):
     fw = build(tmp_path, "mps2-an500", "fw", frame_source="uart")
     res = run_qemu(fw, "mps2-an500", timeout=10, extra_args=["-no-such-option"])
     assert res.status == "error" and res.exit_code != 0 and "no-such-option" in res.stderr
+
+
+@needs_qemu
+def test_a_refusal_is_classified_when_its_stderr_arrives_late(tmp_path, monkeypatch):
+    # On a loaded machine QEMU's stderr can reach its reader after the process has
+    # ended; the status is decided only once both readers have drained their pipes.
+    from deploy.emulators import qemu
+
+    slow = qemu.QemuSession._read_stderr
+
+    def late(self):
+        time.sleep(0.5)
+        slow(self)
+
+    monkeypatch.setattr(qemu.QemuSession, "_read_stderr", late)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\0" * 64)
+    res = run_qemu(junk, "mps2-an500", timeout=10, extra_args=["-no-such-option"])
+    assert res.status == "error" and "no-such-option" in res.stderr

@@ -72,8 +72,9 @@ class QemuSession:
             raise EmulatorError(f"cannot start QEMU: {exc}") from None
         self._t0 = time.monotonic()
         self._deadline = self._t0 + self.timeout
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._readers = [threading.Thread(target=f, daemon=True) for f in (self._read_stdout, self._read_stderr)]
+        for reader in self._readers:
+            reader.start()
         return self
 
     def __enter__(self) -> "QemuSession":
@@ -184,10 +185,11 @@ class QemuSession:
                 stream.close()
             except OSError:
                 pass
-        # let the reader drain what QEMU wrote before it ended
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end and (not self._queue.queue or self._queue.queue[-1] is not None):
-            time.sleep(0.01)
+        # Let the readers drain what QEMU wrote before it ended: the status below
+        # reads stderr, which a loaded machine may not have delivered yet.
+        end = time.monotonic() + 5.0
+        for reader in self._readers:
+            reader.join(timeout=max(0.0, end - time.monotonic()))
         rc = self._proc.returncode
         stderr = b"".join(self._stderr).decode(errors="replace")
         fatal = any(l.startswith(FATAL_PREFIX) for l in self.lines)
