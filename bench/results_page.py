@@ -342,6 +342,8 @@ SECTIONS = (
             "sampled_gradient_probe.md"),
     Section("Person detector with a FitNets hint from the teacher's feature maps (probe)", "hint_probe.json",
             "hint_probe.md"),
+    Section("Held-out agreement against vww96 accuracy, over every scored detector", "agreement_transfer.json",
+            "agreement_transfer.md"),
     Section("Person detector trained in two stages, float then binary (probe)", "two_stage_probe.json",
             "two_stage_probe.md"),
     Section("Person detector adapted to VWW, cross-validated", "person_adapt.json", "person_adapt.md"),
