@@ -342,6 +342,8 @@ SECTIONS = (
             "sampled_gradient_probe.md"),
     Section("Person detector with a FitNets hint from the teacher's feature maps (probe)", "hint_probe.json",
             "hint_probe.md"),
+    Section("The shipped detector continued with a hint from the teacher's 6×6 map", "person_hint.json",
+            "person_hint.md"),
     Section("Held-out agreement against vww96 accuracy, over every scored detector", "agreement_transfer.json",
             "agreement_transfer.md"),
     Section("Person detector trained in two stages, float then binary (probe)", "two_stage_probe.json",
